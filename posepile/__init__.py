@@ -1,0 +1,1 @@
+"""posepile: ingest 3D human pose datasets into person-centred crops and sharded TFRecords."""
