@@ -1,0 +1,182 @@
+"""Joint registry: every skeleton format by name, and the unions of their joints.
+
+Union joint names are '<joint>_<tag>' ('<joint>' alone for the empty SMPL tag); formats that share
+a tag share union joints. Three unions exist:
+    'real':      all real-dataset formats, incl. 2D (COCO, MPII) and test-set formats (the
+                 paper's union);
+    'synthetic': the synthetic world's formats (`posepile.synthetic.formats`);
+    'all':       'real' followed by 'synthetic'.
+Union order is registry order (`skeletons.REAL_FORMATS`, then the synthetic table), each format
+appending the union joints not seen before. Union bones are the formats' bones.
+
+All lookups are cached; returned JointInfo objects are shared, treat them as read-only.
+"""
+from __future__ import annotations
+
+import functools
+import re
+
+import numpy as np
+
+from posepile.joints.joint_info import JointInfo, parse_edges
+from posepile.joints.skeletons import REAL_FORMATS, SkeletonFormat
+
+__all__ = [
+    'JointInfo', 'SkeletonFormat', 'UNIONS', 'get_format', 'get_skeleton', 'get_union',
+    'is_synthetic', 'skeleton_names', 'skeleton_tag', 'split_union_name', 'union_indices',
+    'union_name', 'union_names',
+]
+
+UNIONS = ('real', 'synthetic', 'all')
+_BASE_NAME = re.compile(r'^[a-z0-9]+$')
+
+
+def union_name(joint: str, tag: str) -> str:
+    """'<joint>_<tag>', or `joint` itself for the empty (SMPL) tag."""
+    return f'{joint}_{tag}' if tag else joint
+
+
+def split_union_name(name: str) -> tuple[str, str]:
+    """Inverse of `union_name`: (base joint name, tag); the tag is '' for plain names."""
+    joint, _, tag = name.partition('_')
+    return joint, tag
+
+
+@functools.cache
+def _synthetic_formats() -> dict[str, SkeletonFormat]:
+    # Imported lazily: the synthetic package belongs to another module and real-format lookups
+    # must not depend on it.
+    from posepile.synthetic.formats import SYNTHETIC_SKELETONS
+    result = {}
+    for name, (joints, edges) in SYNTHETIC_SKELETONS.items():
+        if name in REAL_FORMATS or name in _real_tags():
+            raise ValueError(
+                f'posepile/synthetic/formats.py: synthetic format {name!r} collides with a real '
+                f'format name or tag')
+        result[name] = SkeletonFormat(name, name, tuple(joints), edges,
+                                      source='posepile.synthetic.formats')
+    for fmt in result.values():
+        _validate(fmt, 'posepile/synthetic/formats.py')
+    return result
+
+
+@functools.cache
+def _real_tags() -> frozenset[str]:
+    return frozenset(fmt.tag for fmt in REAL_FORMATS.values())
+
+
+def _validate(fmt: SkeletonFormat, where: str) -> None:
+    bad = [j for j in fmt.joints if not _BASE_NAME.match(j)]
+    if bad:
+        raise ValueError(f'{where}: format {fmt.name!r} has joint names that are not lowercase '
+                         f'alphanumeric without "_": {bad}')
+    if '_' in fmt.tag:
+        raise ValueError(f'{where}: format {fmt.name!r} has a tag with "_": {fmt.tag!r}')
+
+
+@functools.cache
+def _real_formats_checked() -> dict[str, SkeletonFormat]:
+    for fmt in REAL_FORMATS.values():
+        _validate(fmt, 'posepile/joints/skeletons.py')
+        if fmt.parent is not None:
+            parent = REAL_FORMATS[fmt.parent]
+            missing = sorted(set(fmt.joints) - set(parent.joints))
+            if missing or parent.tag != fmt.tag:
+                raise ValueError(
+                    f'posepile/joints/skeletons.py: {fmt.name!r} is declared a subset of '
+                    f'{fmt.parent!r} but differs (joints not in parent: {missing}, '
+                    f'tags {fmt.tag!r} vs {parent.tag!r})')
+    return REAL_FORMATS
+
+
+def skeleton_names(which: str = 'all') -> list[str]:
+    """Registered format names of a union ('real', 'synthetic' or 'all'): real ones in registry
+    order, then the synthetic ones."""
+    return list(_skeleton_names_tuple(which))
+
+
+@functools.cache
+def _skeleton_names_tuple(which: str) -> tuple[str, ...]:
+    _check_which(which)
+    names = []
+    if which in ('real', 'all'):
+        names += list(_real_formats_checked())
+    if which in ('synthetic', 'all'):
+        names += list(_synthetic_formats())
+    return tuple(names)
+
+
+def get_format(name: str) -> SkeletonFormat:
+    """The format's record (tag, joints, edges, parent, is_2d, source); KeyError if unknown."""
+    real = _real_formats_checked()
+    if name in real:
+        return real[name]
+    synthetic = _synthetic_formats()
+    if name in synthetic:
+        return synthetic[name]
+    raise KeyError(f'unknown skeleton {name!r}; known: {", ".join(skeleton_names())}')
+
+
+def is_synthetic(name: str) -> bool:
+    """True for the synthetic world's formats; KeyError if unknown."""
+    get_format(name)
+    return name not in REAL_FORMATS
+
+
+def skeleton_tag(name: str) -> str:
+    """The union tag of the format ('' for plain SMPL names)."""
+    return get_format(name).tag
+
+
+@functools.cache
+def get_skeleton(name: str) -> JointInfo:
+    """JointInfo of the format with its plain (base) joint names, in the dataset's order."""
+    fmt = get_format(name)
+    return JointInfo(fmt.joints, fmt.edges)
+
+
+@functools.cache
+def _union_names_tuple(name: str) -> tuple[str, ...]:
+    fmt = get_format(name)
+    return tuple(union_name(j, fmt.tag) for j in fmt.joints)
+
+
+def union_names(name: str) -> list[str]:
+    """The format's joints as union names ('<joint>_<tag>'), in the format's order."""
+    return list(_union_names_tuple(name))
+
+
+def _check_which(which: str) -> None:
+    if which not in UNIONS:
+        raise ValueError(f'union must be one of {UNIONS}, got {which!r}')
+
+
+@functools.cache
+def get_union(which: str = 'all') -> JointInfo:
+    """The union JointInfo over the 'real', 'synthetic' or 'all' formats (see module doc)."""
+    _check_which(which)
+    names: dict[str, None] = {}  # insertion-ordered set
+    edges: dict[frozenset[str], tuple[str, str]] = {}
+    for skeleton in skeleton_names(which):
+        fmt = get_format(skeleton)
+        names.update(dict.fromkeys(_union_names_tuple(skeleton)))
+        for a, b in parse_edges(fmt.edges):
+            pair = (union_name(a, fmt.tag), union_name(b, fmt.tag))
+            edges.setdefault(frozenset(pair), pair)
+    return JointInfo(list(names), list(edges.values()))
+
+
+@functools.cache
+def union_indices(name: str, which: str = 'all') -> np.ndarray:
+    """Int64 indices [J] of the format's joints (in its order) within the chosen union.
+
+    Raises KeyError if the format is not part of that union (e.g. a real format in 'synthetic').
+    The returned array is read-only (it is cached).
+    """
+    union = get_union(which)
+    try:
+        indices = union.indices_of(_union_names_tuple(name))
+    except KeyError:
+        raise KeyError(f'skeleton {name!r} is not part of the {which!r} union') from None
+    indices.flags.writeable = False
+    return indices
