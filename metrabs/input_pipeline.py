@@ -1,0 +1,408 @@
+"""tf.data input pipeline: posepile TFRecord shards -> MeTRAbs training / evaluation batches.
+
+Output (the batch contract of metrabs.train_step): 'image' float32 [B, P, P, 3] in [0, 1],
+'intrinsics' float32 [B, 3, 3] (augmented crop camera K, px), 'coords3d_cam' float32 [B, J, 3]
+(that camera's frame, mm, 0 where invalid), 'valid3d' bool [B, J], 'coords2d' float32 [B, J, 2]
+(crop px, 0 where invalid), 'valid2d' bool [B, J], 'dataset_index' int32 [B]. J follows
+`InputConfig.joint_names` (union names); P = `InputConfig.proc_side`.
+
+Batch composition: each dataset ("part") has its own endless stream and contributes exactly
+`examples_per_batch` consecutive rows to every batch: the 3D parts first, then the 2D parts, in
+config order. 'dataset_index' is the part's position in that order.
+
+Data order and augmentation are a pure function of the step. Stream position n of a part (the
+n-th example it ever delivers; step s uses positions s*c .. s*c+c-1 for a part with c rows) is
+found without reading what came before: epoch e = n // N (N = records of the part), the shards
+are visited in a seeded permutation per epoch and each shard's records in a seeded permutation
+per (epoch, shard); resuming at a step therefore reads at most one shard's head. The
+augmentation of position n uses `augmentation.example_rng(seed, stream_id, n)`, with the stream
+id a CRC32 of the part's name (adding a part does not change the others' streams).
+Shuffling is at shard granularity plus within shards, so shards should mix sequences (the
+posepile writer assigns examples to shards by a hash of each example's key).
+"""
+from __future__ import annotations
+
+import dataclasses
+import glob
+import zlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+import tqdm
+
+from metrabs import augmentation as aug_lib
+from metrabs import occlusion
+from posepile import shards as shards_lib
+from posepile import tfrecord_schema
+from posepile.camera import Camera
+from posepile.cropping import decode_rle
+from posepile.joints import get_union
+
+_INT64_MAX = np.iinfo(np.int64).max
+# Larger than any shard: batching a whole shard into one tensor lets it be permuted in place.
+_WHOLE_SHARD = 1 << 40
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetPart:
+    """One dataset's share of every batch.
+
+    Attributes:
+        name: dataset name (unique within the config; seeds its stream).
+        shard_patterns: glob patterns of its TFRecord shards (matches are sorted).
+        examples_per_batch: rows of every batch taken from this dataset (> 0).
+    """
+    name: str
+    shard_patterns: tuple[str, ...]
+    examples_per_batch: int
+
+    def __post_init__(self):
+        if isinstance(self.shard_patterns, str):
+            object.__setattr__(self, 'shard_patterns', (self.shard_patterns,))
+        else:
+            object.__setattr__(self, 'shard_patterns', tuple(self.shard_patterns))
+        if self.examples_per_batch < 1:
+            raise ValueError(f'DatasetPart {self.name!r}: examples_per_batch must be >= 1, got '
+                             f'{self.examples_per_batch}')
+
+    def shard_paths(self) -> list[str]:
+        paths = sorted({p for pattern in self.shard_patterns for p in glob.glob(pattern)})
+        if not paths:
+            raise FileNotFoundError(f'dataset part {self.name!r}: no shard matches '
+                                    f'{list(self.shard_patterns)}')
+        return paths
+
+
+@dataclasses.dataclass(frozen=True)
+class InputConfig:
+    """What the input pipeline reads and how it augments.
+
+    Attributes:
+        joint_names: the model's joints J (union names, in output order).
+        parts_3d: datasets with 3D labels (DatasetPart each).
+        parts_2d: 2D-only datasets (their rows come after the 3D ones).
+        proc_side: output crop side P, px (ModelConfig.proc_side).
+        augmentation: AugmentationConfig (ranges and probabilities).
+        seed: global seed of data order and augmentation.
+        union: the posepile union the records' joint names belong to ('real', 'synthetic',
+            'all'); records are densified into it before the model's joints are picked.
+        num_parallel_calls: parallel augmentation calls (tf.data.AUTOTUNE = -1).
+        prefetch_batches: batches prefetched at the end of the pipeline.
+    """
+    joint_names: tuple[str, ...]
+    parts_3d: tuple[DatasetPart, ...]
+    parts_2d: tuple[DatasetPart, ...] = ()
+    proc_side: int = 256
+    augmentation: aug_lib.AugmentationConfig = aug_lib.AugmentationConfig()
+    seed: int = 0
+    union: str = 'all'
+    num_parallel_calls: int = tf.data.AUTOTUNE
+    prefetch_batches: int = 2
+
+    def __post_init__(self):
+        object.__setattr__(self, 'joint_names', tuple(self.joint_names))
+        object.__setattr__(self, 'parts_3d', tuple(self.parts_3d))
+        object.__setattr__(self, 'parts_2d', tuple(self.parts_2d))
+        if not self.joint_names:
+            raise ValueError('InputConfig.joint_names is empty')
+        if not self.parts_3d and not self.parts_2d:
+            raise ValueError('InputConfig: no dataset parts (parts_3d and parts_2d are empty)')
+        names = [p.name for p in self.parts]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f'InputConfig: dataset parts named more than once: {duplicates}')
+        if self.proc_side < 1:
+            raise ValueError(f'InputConfig.proc_side must be >= 1, got {self.proc_side}')
+        unknown = sorted(set(self.joint_names) - set(get_union(self.union).names))
+        if unknown:
+            raise KeyError(f'InputConfig.joint_names: not in the {self.union!r} union: '
+                           f'{unknown[:10]}{" ..." if len(unknown) > 10 else ""}')
+
+    @property
+    def parts(self) -> tuple[DatasetPart, ...]:
+        """All parts in batch order: 3D, then 2D."""
+        return self.parts_3d + self.parts_2d
+
+    @property
+    def batch_size(self) -> int:
+        return sum(p.examples_per_batch for p in self.parts)
+
+    @classmethod
+    def from_mappings(cls, joint_names: Sequence[str], shard_patterns: Mapping[str, Any],
+                      counts_3d: Mapping[str, int], counts_2d: Mapping[str, int] = None,
+                      **kwargs) -> InputConfig:
+        """Builds the parts from {dataset: glob(s)} and {dataset: examples per batch} maps."""
+        counts_2d = dict(counts_2d or {})
+        missing = sorted((set(counts_3d) | set(counts_2d)) - set(shard_patterns))
+        if missing:
+            raise KeyError(f'InputConfig.from_mappings: no shard pattern for datasets {missing}')
+        both = sorted(set(counts_3d) & set(counts_2d))
+        if both:
+            raise ValueError(f'InputConfig.from_mappings: datasets in both the 3D and the 2D '
+                             f'counts: {both}')
+
+        def parts(counts):
+            return tuple(DatasetPart(name, shard_patterns[name], int(n))
+                         for name, n in counts.items())
+        return cls(tuple(joint_names), parts(counts_3d), parts(counts_2d), **kwargs)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], source: str = '<dict>') -> InputConfig:
+        """From plain values (e.g. JSON): parts as lists of {name, shard_patterns,
+        examples_per_batch}, 'augmentation' as a dict of AugmentationConfig fields. Unknown keys
+        raise KeyError naming `source` and the key."""
+        d = dict(d)
+        unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise KeyError(f'{source}: unknown InputConfig fields {unknown}')
+        for key in ('parts_3d', 'parts_2d'):
+            parts = []
+            for i, part in enumerate(d.get(key, ())):
+                bad = sorted(set(part) - {f.name for f in dataclasses.fields(DatasetPart)})
+                if bad:
+                    raise KeyError(f'{source}: {key}[{i}] has unknown fields {bad}')
+                parts.append(DatasetPart(**part))
+            d[key] = tuple(parts)
+        if 'augmentation' in d:
+            fields = {f.name for f in dataclasses.fields(aug_lib.AugmentationConfig)}
+            bad = sorted(set(d['augmentation']) - fields)
+            if bad:
+                raise KeyError(f'{source}: unknown augmentation fields {bad}')
+            values = {k: tuple(v) if isinstance(v, list) else v
+                      for k, v in d['augmentation'].items()}
+            d['augmentation'] = aug_lib.AugmentationConfig(**values)
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def stream_id(name: str) -> int:
+    """Stable id of a dataset part's stream (CRC32 of its name)."""
+    return zlib.crc32(name.encode('utf-8'))
+
+
+def order_key(config: InputConfig, part: DatasetPart) -> int:
+    """Seed of a part's data order: mixes the global seed and the part's stream id, so parts
+    (and seeds) shuffle differently."""
+    state = np.random.SeedSequence([config.seed & 0xFFFFFFFF, stream_id(part.name)])
+    return int(state.generate_state(1, np.uint64)[0] >> 1)
+
+
+# ------------------------------------------------------------------------------ the streams
+class _StreamOrder:
+    """The seeded visiting order of one part's records (see module docstring)."""
+
+    def __init__(self, paths: Sequence[str], counts: Sequence[int], key: int):
+        self.paths = list(paths)
+        self.counts = np.asarray(counts, np.int64)
+        self.total = int(self.counts.sum())
+        if self.total == 0:
+            raise ValueError(f'shards {self.paths[:3]}{" ..." if len(self.paths) > 3 else ""} '
+                             f'hold no records')
+        self.key = tf.constant(key, tf.int64)
+        self.n_shards = len(self.paths)
+
+    def shard_order(self, epoch) -> tf.Tensor:
+        """[n_shards] int32 shard indices in the order epoch `epoch` visits them."""
+        noise = tf.random.stateless_uniform(
+            [self.n_shards], seed=tf.stack([self.key, 2 * tf.cast(epoch, tf.int64)]))
+        return tf.argsort(noise, stable=True)
+
+    def record_order(self, epoch, shard, count) -> tf.Tensor:
+        """[count] int32 permutation of a shard's records in epoch `epoch`."""
+        visit = tf.cast(epoch, tf.int64) * self.n_shards + tf.cast(shard, tf.int64)
+        noise = tf.random.stateless_uniform([count], seed=tf.stack([self.key, 2 * visit + 1]))
+        return tf.argsort(noise, stable=True)
+
+    def locate(self, position: int) -> tuple[int, int]:
+        """Stream position -> (shard visit q = epoch * n_shards + rank, records to skip in it)."""
+        epoch, offset = divmod(int(position), self.total)
+        order = self.shard_order(epoch).numpy()
+        ends = np.cumsum(self.counts[order])
+        rank = int(np.searchsorted(ends, offset, side='right'))
+        skip = offset - (int(ends[rank - 1]) if rank else 0)
+        return epoch * self.n_shards + rank, skip
+
+
+def example_stream(paths: Sequence[str], key: int, start_position: int = 0,
+                   counts: Sequence[int] | None = None) -> tf.data.Dataset:
+    """Endless seeded stream of (serialized record, int64 stream position) from `start_position`.
+
+    Every epoch visits every record once. The first element is exactly the one an identical
+    stream started at 0 yields at `start_position`.
+
+    Args:
+        paths: shard files. key: seed of the order (e.g. combines the global seed and part id).
+        counts: records per shard if known; otherwise counted from the files' framing (which
+            also rejects truncated shards, naming the file).
+    """
+    if counts is None:
+        counts = [shards_lib.check_shard_framing(p) for p in tqdm.tqdm(
+            paths, desc='counting records', unit='shard', disable=len(paths) < 100)]
+    order = _StreamOrder(paths, counts, key)
+    first_visit, skip = order.locate(start_position)
+    paths_t = tf.constant(order.paths)
+    counts_t = tf.constant(order.counts)
+    n_shards = order.n_shards
+
+    def records_of_visit(visit):
+        epoch, rank = visit // n_shards, visit % n_shards
+        shard_order = order.shard_order(epoch)
+        shard = shard_order[rank]
+        base = epoch * order.total + tf.reduce_sum(tf.gather(counts_t, shard_order[:rank]))
+
+        def permute(records):
+            count = tf.shape(records)[0]
+            positions = base + tf.range(tf.cast(count, tf.int64), dtype=tf.int64)
+            return tf.gather(records, order.record_order(epoch, shard, count)), positions
+
+        return (tf.data.TFRecordDataset(paths_t[shard]).batch(_WHOLE_SHARD).map(permute)
+                .unbatch())
+
+    return (tf.data.Dataset.range(first_visit, _INT64_MAX).flat_map(records_of_visit)
+            .skip(skip))
+
+
+# --------------------------------------------------------------------------- one example
+_OUTPUT_DTYPES = (tf.float32, tf.float32, tf.float32, tf.bool, tf.float32, tf.bool)
+
+
+def _make_example_fn(config: InputConfig, training: bool,
+                     occluder_source: occlusion.OccluderSource | None,
+                     background_source: aug_lib.BackgroundSource | None):
+    """(parsed record dict, seed [3] int64) -> the contract's per-example tensors."""
+    union = get_union(config.union)
+    model_indices = tf.constant(union.indices_of(config.joint_names))
+    mirror_perm = aug_lib.mirror_perm_for(config.joint_names)
+    side = config.proc_side
+    n_joints = len(config.joint_names)
+
+    def numpy_augment(image, intrinsics, rotation, center, world_up, world_coords, valid3d,
+                      coords2d, is_2d_only, box, has_mask, mask_counts, mask_size, seed):
+        camera = Camera(center, rotation, intrinsics, None, world_up)
+        mask = (decode_rle({'size': mask_size.tolist(), 'counts': bytes(mask_counts)}).astype(bool)
+                if has_mask else None)
+        rng = aug_lib.example_rng(*seed.tolist()) if training else None
+        out = aug_lib.augment(image, camera, world_coords, valid3d, coords2d, bool(is_2d_only),
+                              box, mask, mirror_perm, rng, config.augmentation, side, training,
+                              occluder_source, background_source)
+        return (out['image'], out['intrinsics'], out['coords3d_cam'], out['valid3d'],
+                out['coords2d'], out['valid2d'])
+
+    def example_fn(parsed, seed):
+        inputs = [
+            parsed['image'], parsed['intrinsic_matrix'], parsed['rot_world_to_cam'],
+            parsed['optical_center'], parsed['world_up'],
+            tf.gather(parsed['world_coords'], model_indices),
+            tf.gather(parsed['joint_valid'], model_indices),
+            tf.gather(parsed['coords2d'], model_indices),
+            parsed['is_2d_only'], parsed['box'], parsed['has_mask'], parsed['mask_counts'],
+            parsed['mask_size'], seed]
+        outputs = tf.numpy_function(numpy_augment, inputs, _OUTPUT_DTYPES, stateful=False)
+        shapes = ([side, side, 3], [3, 3], [n_joints, 3], [n_joints], [n_joints, 2], [n_joints])
+        keys = ('image', 'intrinsics', 'coords3d_cam', 'valid3d', 'coords2d', 'valid2d')
+        return {k: tf.ensure_shape(v, s) for k, v, s in zip(keys, outputs, shapes)}
+
+    return example_fn
+
+
+def _part_training_dataset(config: InputConfig, part: DatasetPart, dataset_index: int,
+                           start_step: int, parse_fn, example_fn) -> tf.data.Dataset:
+    sid = stream_id(part.name)
+    stream = example_stream(part.shard_paths(), order_key(config, part),
+                            start_position=start_step * part.examples_per_batch)
+    seed_prefix = tf.constant([config.seed & 0xFFFFFFFF, sid], tf.int64)
+
+    def load(serialized, position):
+        example = example_fn(parse_fn(serialized), tf.concat([seed_prefix, [position]], 0))
+        example['dataset_index'] = tf.constant(dataset_index, tf.int32)
+        return example
+
+    return (stream.map(load, num_parallel_calls=config.num_parallel_calls, deterministic=True)
+            .batch(part.examples_per_batch, drop_remainder=True))
+
+
+def _concat_parts(*batches):
+    return {key: tf.concat([b[key] for b in batches], axis=0) for key in batches[0]}
+
+
+def _union_parse_fn(config: InputConfig):
+    return tfrecord_schema.make_parse_fn(union_names=get_union(config.union).names)
+
+
+def make_training_dataset(config: InputConfig, start_step: int = 0,
+                          occluder_source: occlusion.OccluderSource | None = None,
+                          background_source: aug_lib.BackgroundSource | None = None
+                          ) -> tf.data.Dataset:
+    """Endless dataset of augmented training batches for steps start_step, start_step + 1, ...
+
+    The batch of step s is the same whether the dataset starts at 0 or at s (module
+    docstring). Rows: per part, `examples_per_batch` rows in config order (3D parts, then 2D).
+    Hooks: `occluder_source` (e.g. occlusion.CutoutOccluderSource over real object cut-outs)
+    and `background_source` replace the random-shape occluders / random-texture backgrounds.
+    """
+    if start_step < 0:
+        raise ValueError(f'make_training_dataset: start_step must be >= 0, got {start_step}')
+    parse_fn = _union_parse_fn(config)
+    example_fn = _make_example_fn(config, True, occluder_source, background_source)
+    parts = [_part_training_dataset(config, part, index, int(start_step), parse_fn, example_fn)
+             for index, part in enumerate(config.parts)]
+    dataset = tf.data.Dataset.zip(tuple(parts)).map(_concat_parts)
+    return dataset.with_options(_deterministic_options()).prefetch(config.prefetch_batches)
+
+
+def make_eval_dataset(config: InputConfig, batch_size: int,
+                      parts: Sequence[DatasetPart] | None = None) -> tf.data.Dataset:
+    """Finite dataset of unaugmented batches (the stored crops resized to proc_side), in fixed
+    order: parts in order, shards sorted, records in file order; the last batch may be smaller.
+
+    Args:
+        parts: what to read (e.g. validation shards); default all of the config's parts. A
+            part's 'dataset_index' is its position in config.parts if its name is there, else
+            its position in `parts`.
+    """
+    if batch_size < 1:
+        raise ValueError(f'make_eval_dataset: batch_size must be >= 1, got {batch_size}')
+    parts = list(config.parts if parts is None else parts)
+    if not parts:
+        raise ValueError('make_eval_dataset: no parts given')
+    config_index = {p.name: i for i, p in enumerate(config.parts)}
+    parse_fn = _union_parse_fn(config)
+    example_fn = _make_example_fn(config, False, None, None)
+    no_seed = tf.zeros([3], tf.int64)
+    datasets = []
+    for position, part in enumerate(parts):
+        paths = part.shard_paths()
+        for path in paths:
+            shards_lib.check_shard_framing(path)
+        index = config_index.get(part.name, position)
+
+        def load(serialized, index=index):
+            example = example_fn(parse_fn(serialized), no_seed)
+            example['dataset_index'] = tf.constant(index, tf.int32)
+            return example
+
+        datasets.append(tf.data.TFRecordDataset(paths).map(
+            load, num_parallel_calls=config.num_parallel_calls, deterministic=True))
+    dataset = datasets[0]
+    for other in datasets[1:]:
+        dataset = dataset.concatenate(other)
+    return (dataset.batch(batch_size).with_options(_deterministic_options())
+            .prefetch(config.prefetch_batches))
+
+
+def _deterministic_options() -> tf.data.Options:
+    options = tf.data.Options()
+    options.deterministic = True
+    return options
+
+
+def make_dataset_fn(config: InputConfig, **hooks):
+    """`metrabs.train`'s DatasetFn: start_step -> make_training_dataset(config, start_step)."""
+    def dataset_fn(start_step: int) -> tf.data.Dataset:
+        return make_training_dataset(config, start_step, **hooks)
+    return dataset_fn
+

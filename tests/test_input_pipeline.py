@@ -1,0 +1,190 @@
+"""Tests of metrabs.input_pipeline on tiny hand-made TFRecord shards."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from metrabs import augmentation as aug
+from metrabs import input_pipeline as ip
+from posepile import tfrecord_schema
+from posepile.camera import Camera, make_crop_camera
+from posepile.cropping import CroppedExample, box_to_crop, decode_rle, encode_jpeg, encode_rle
+from posepile.shards import ShardWriter
+
+SIDE = 64
+JOINTS = ('head_h36m', 'lsho_h36m', 'rsho_h36m', 'lhip_h36m', 'rhip_h36m', 'lank_h36m',
+          'rank_h36m')
+# The records also hold a joint the model does not use, to test picking from the union.
+STORED_JOINTS = JOINTS + ('neck_h36m',)
+OFFSETS = np.array([[0, -750, 0], [180, -500, 30], [-180, -500, -30], [110, 0, 20],
+                    [-110, 0, -20], [120, 800, 60], [-120, 790, -50], [0, -550, 0]], np.float64)
+SIZES = {'alpha': (4, 3), 'beta': (5,), 'gamma2d': (2, 2)}  # records per shard
+COUNTS_3D = {'alpha': 2, 'beta': 1}
+COUNTS_2D = {'gamma2d': 1}
+
+
+def make_example(dataset, index, rng, is_2d):
+    original = Camera(optical_center=rng.uniform(-500, 500, 3) + [0, -1000, -4000],
+                      intrinsic_matrix=[[1000, 0, 960], [0, 1000, 540], [0, 0, 1]])
+    person = np.array([0, -900, 0]) + rng.uniform(-300, 300, 3)
+    original.turn_towards(target_world_point=person + rng.uniform(-200, 200, 3))
+    world = (person + OFFSETS).astype(np.float32)
+    world[rng.integers(len(world))] = np.nan  # one unlabelled joint per example
+    valid = np.all(np.isfinite(world), axis=1)
+    points = original.world_to_image(world[valid].astype(np.float64))
+    lo, hi = points.min(0), points.max(0)
+    box = np.concatenate([lo - 0.1 * (hi - lo), 1.2 * (hi - lo)])
+    camera = make_crop_camera(original, box, SIDE, scale=1.25)
+    image = rng.integers(0, 255, (SIDE, SIDE, 3), dtype=np.uint8)
+    mask = np.zeros((SIDE, SIDE), bool)
+    mask[16:48, 20:44] = True
+    coords2d = camera.world_to_image(world.astype(np.float64)).astype(np.float32)
+    return CroppedExample(
+        image_jpeg=encode_jpeg(image, 95), camera=camera,
+        world_coords=np.full_like(world, np.nan) if is_2d else world,
+        joint_names=STORED_JOINTS, box=box_to_crop(box, original, camera), crop_size=SIDE,
+        dataset=dataset, sequence=f'seq{index}', frame=index,
+        mask=encode_rle(mask) if dataset == 'beta' else None,
+        coords2d=coords2d if is_2d else None)
+
+
+@pytest.fixture(scope='module')
+def shard_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp('shards')
+    rng = np.random.default_rng(0)
+    for dataset, sizes in SIZES.items():
+        writer = ShardWriter(root / dataset, len(sizes))
+        index = 0
+        for shard, size in enumerate(sizes):
+            records = []
+            for _ in range(size):
+                records.append(tfrecord_schema.encode_example(
+                    make_example(dataset, index, rng, dataset.endswith('2d'))))
+                index += 1
+            writer.write_shard(shard, records)
+    return root
+
+
+@pytest.fixture(scope='module')
+def config(shard_dir):
+    patterns = {name: str(shard_dir / name / '*.tfrecord') for name in SIZES}
+    return ip.InputConfig.from_mappings(JOINTS, patterns, COUNTS_3D, COUNTS_2D, proc_side=48,
+                                        seed=3, num_parallel_calls=2)
+
+
+@pytest.fixture(scope='module')
+def first_batches(config):
+    return list(ip.make_training_dataset(config, 0).take(6).as_numpy_iterator())
+
+
+def test_batch_contract_and_composition(config, first_batches):
+    from metrabs.train_step import check_batch_spec
+    check_batch_spec(ip.make_training_dataset(config).element_spec)
+    for batch in first_batches:
+        assert batch['image'].shape == (4, 48, 48, 3) and batch['image'].dtype == np.float32
+        assert batch['coords3d_cam'].shape == (4, len(JOINTS), 3)
+        assert 0 <= batch['image'].min() and batch['image'].max() <= 1
+        # Fixed rows per dataset, 3D parts first: alpha x2, beta x1, then the 2D part.
+        np.testing.assert_array_equal(batch['dataset_index'], [0, 0, 1, 2])
+        assert not batch['valid3d'][3].any() and batch['valid2d'][3].sum() >= len(JOINTS) - 1
+        assert batch['valid3d'][:3].sum(axis=1).min() >= len(JOINTS) - 1
+        assert (batch['coords3d_cam'][~batch['valid3d']] == 0).all()
+        assert (batch['coords2d'][~batch['valid2d']] == 0).all()
+
+
+def test_coords2d_is_the_projection_of_coords3d(first_batches):
+    for batch in first_batches:
+        cam3d = batch['coords3d_cam'].astype(np.float64)
+        K = batch['intrinsics'].astype(np.float64)
+        projected = np.einsum('bij,bkj->bki', K, cam3d)
+        valid = batch['valid3d']
+        projected = projected[..., :2] / np.where(valid, projected[..., 2], 1)[..., None]
+        np.testing.assert_allclose(batch['coords2d'][valid], projected[valid], atol=2e-3)
+        assert (cam3d[valid][:, 2] > 1000).all()  # in front, metres away
+
+
+def test_same_batches_from_step_k_whether_started_at_0_or_k(config, first_batches):
+    # Steps 3..5 cross an epoch boundary of every part (7, 5 and 4 records).
+    resumed = list(ip.make_training_dataset(config, 3).take(3).as_numpy_iterator())
+    for expected, got in zip(first_batches[3:], resumed):
+        for key in expected:
+            np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
+    # Different steps do differ.
+    assert not np.array_equal(first_batches[0]['image'], first_batches[1]['image'])
+
+
+def test_stream_visits_every_record_once_per_epoch_and_resumes_exactly(config):
+    paths = config.parts[0].shard_paths()
+    stream = list(ip.example_stream(paths, key=5).take(14).as_numpy_iterator())
+    records = [r for r, _ in stream]
+    np.testing.assert_array_equal([p for _, p in stream], np.arange(14))
+    all_records = [r.numpy() for r in tf.data.TFRecordDataset(paths)]
+    assert sorted(records[:7]) == sorted(all_records)
+    assert sorted(records[7:]) == sorted(all_records)
+    assert records[:7] != records[7:]  # each epoch has its own order
+    for start in (3, 4, 9):
+        tail = list(ip.example_stream(paths, key=5, start_position=start).take(14 - start)
+                    .as_numpy_iterator())
+        assert tail == stream[start:]
+
+
+def test_eval_dataset_is_fixed_and_unaugmented(config, shard_dir):
+    same_side = ip.InputConfig.from_mappings(
+        JOINTS, {'alpha': str(shard_dir / 'alpha' / '*.tfrecord')}, {'alpha': 1}, proc_side=SIDE)
+    batches = list(ip.make_eval_dataset(same_side, batch_size=3).as_numpy_iterator())
+    again = list(ip.make_eval_dataset(same_side, batch_size=3).as_numpy_iterator())
+    assert [len(b['image']) for b in batches] == [3, 3, 1]
+    records = [r.numpy() for r in tf.data.TFRecordDataset(same_side.parts[0].shard_paths())]
+    images = np.concatenate([b['image'] for b in batches])
+    coords2d = np.concatenate([b['coords2d'] for b in batches])
+    for i, record in enumerate(records):
+        parsed = tfrecord_schema.decode_example(record, union_names=STORED_JOINTS)
+        np.testing.assert_allclose(images[i], parsed['image'] / 255.0, atol=1e-6)
+        camera = tfrecord_schema.camera_from_parsed(parsed)
+        expected = camera.world_to_image(parsed['world_coords'][:len(JOINTS)].astype(np.float64))
+        valid = parsed['joint_valid'][:len(JOINTS)]
+        np.testing.assert_allclose(coords2d[i][valid], expected[valid], atol=1e-3)
+    for a, b in zip(batches, again):
+        np.testing.assert_array_equal(a['image'], b['image'])
+    np.testing.assert_array_equal(np.concatenate([b['dataset_index'] for b in batches]), 0)
+
+
+def test_geometry_survives_the_pipeline_in_the_image(shard_dir):
+    """Without appearance changes, the augmented image equals warping the decoded crop into the
+    returned camera (so the pixels and the labels describe the same view)."""
+    quiet = aug.AugmentationConfig(brightness=0, contrast=0, saturation=0, hue_deg=0,
+                                   occlusion_prob=0, background_prob=0)
+    config = ip.InputConfig.from_mappings(
+        JOINTS, {'beta': str(shard_dir / 'beta' / '*.tfrecord')}, {'beta': 1}, proc_side=SIDE,
+        augmentation=quiet)
+    batch = next(ip.make_training_dataset(config, 2).as_numpy_iterator())
+    paths = config.parts[0].shard_paths()
+    key = ip.order_key(config, config.parts[0])
+    record, position = next(ip.example_stream(paths, key, start_position=2).as_numpy_iterator())
+    parsed = tfrecord_schema.decode_example(record, union_names=STORED_JOINTS)
+    rng = aug.example_rng(config.seed, ip.stream_id('beta'), position)
+    n = len(JOINTS)
+    mask = decode_rle({'size': parsed['mask_size'].tolist(), 'counts': parsed['mask_counts']})
+    expected = aug.augment(parsed['image'], tfrecord_schema.camera_from_parsed(parsed),
+                           parsed['world_coords'][:n], parsed['joint_valid'][:n],
+                           parsed['coords2d'][:n], False, parsed['box'], mask.astype(bool),
+                           aug.mirror_perm_for(JOINTS), rng, quiet, SIDE)
+    np.testing.assert_allclose(batch['image'][0], expected['image'], atol=1e-6)
+    np.testing.assert_allclose(batch['coords2d'][0], expected['coords2d'], atol=1e-4)
+
+
+def test_config_errors_name_the_problem(shard_dir):
+    with pytest.raises(KeyError, match='not in the'):
+        ip.InputConfig.from_mappings(('nosuchjoint_h36m',), {'a': 'x'}, {'a': 1})
+    with pytest.raises(KeyError, match='no shard pattern'):
+        ip.InputConfig.from_mappings(JOINTS, {}, {'a': 1})
+    config = ip.InputConfig.from_mappings(JOINTS, {'a': str(shard_dir / 'none*')}, {'a': 1})
+    with pytest.raises(FileNotFoundError, match="'a'"):
+        ip.make_training_dataset(config)
+
+
+def test_config_dict_round_trip(config):
+    import json
+    restored = ip.InputConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert restored == config
+    with pytest.raises(KeyError, match='unknown augmentation fields'):
+        ip.InputConfig.from_dict({**config.to_dict(), 'augmentation': {'spin': 1}})
