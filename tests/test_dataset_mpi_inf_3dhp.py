@@ -1,0 +1,133 @@
+"""MPI-INF-3DHP training-set converter on a tiny fixture in the real format.
+
+The real videos are 2048x2048; the fixture's are 160x120 with intrinsics to match ('size' in
+camera.calibration says so), which the projection check does not care about.
+"""
+import json
+import shutil
+
+import numpy as np
+import pytest
+import scipy.io
+
+from fixture_media import write_video
+from fixture_people import default_camera, make_people_sequence
+from posepile import build, joints
+from posepile.datasets import common, mpi_inf_3dhp, mpi_inf_3dhp_full
+
+IMSHAPE = (120, 160)
+FRAME_OF_ROW = [0, 0, 1]  # the repeated row is a duplicate for the 100 mm rule
+
+
+def fixture_cameras():
+    return [default_camera(IMSHAPE, distance_mm=4000 + 50 * i, height_mm=800 + 100 * (i % 3),
+                           yaw_deg=25.7 * i) for i in range(14)]
+
+
+def write_calibration(path, cams):
+    lines = ['Skeletool Camera Calibration File V1.0']
+    for i, cam in enumerate(cams):
+        intrinsic = np.eye(4)
+        intrinsic[:3, :3] = cam.intrinsic_matrix
+        extrinsic = np.eye(4)
+        extrinsic[:3, :3] = cam.R
+        extrinsic[:3, 3] = -cam.R @ cam.t
+        lines += [f'name          {i}', '  sensor      10 10',
+                  f'  size        {IMSHAPE[1]} {IMSHAPE[0]}', '  animated    0',
+                  '  intrinsic   ' + ' '.join(f'{v:.10g}' for v in intrinsic.ravel()) + ' ',
+                  '  extrinsic   ' + ' '.join(f'{v:.10g}' for v in extrinsic.ravel()) + ' ',
+                  '  radial      0']
+    path.write_text('\n'.join(lines) + '\n')
+
+
+def write_annot(path, world, cams):
+    """annot.mat as distributed: 14x1 cells of [T, 84] camera-frame mm (and [T, 56] pixels)."""
+    annot3 = np.empty((14, 1), object)
+    annot2 = np.empty((14, 1), object)
+    for i, cam in enumerate(cams):
+        annot3[i, 0] = cam.world_to_camera(world).reshape(len(world), -1)
+        annot2[i, 0] = cam.world_to_image(world).reshape(len(world), -1)
+    scipy.io.savemat(str(path), {
+        'annot3': annot3, 'annot2': annot2, 'univ_annot3': annot3,
+        'cameras': np.arange(14)[None], 'frames': np.arange(len(world))[:, None]})
+
+
+@pytest.fixture(scope='module')
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp('3dhp')
+    cams = fixture_cameras()
+    truth = {}
+    for seed, seq in enumerate(mpi_inf_3dhp.SEQUENCES):
+        seq_dir = root / 'S1' / seq
+        (seq_dir / 'imageSequence').mkdir(parents=True)
+        people = make_people_sequence(cams, IMSHAPE, n_frames=2, n_joints=28, seed=seed,
+                                      step_mm_per_frame=300.0)
+        world = people[0].joints[FRAME_OF_ROW].astype(np.float64)
+        write_annot(seq_dir / 'annot.mat', world, cams)
+        write_calibration(seq_dir / 'camera.calibration', cams)
+        for i, p in enumerate(people):
+            write_video(seq_dir / f'imageSequence/video_{i}.avi', p.images[FRAME_OF_ROW],
+                        fourcc='MJPG')
+        truth[seq] = (world, [p.masks[FRAME_OF_ROW] for p in people])
+    return root, cams, truth
+
+
+def test_standard_cameras(dataset):
+    root, cams, truth = dataset
+    examples = list(mpi_inf_3dhp.convert(root))
+    assert len(examples) == 2 * 8 * 3
+    assert sorted({int(ex.camera_id) for ex in examples}) == [0, 1, 2, 4, 5, 6, 7, 8]
+    assert examples[0].joint_names == tuple(joints.union_names('3dhp'))
+    assert examples[0].joint_names[4] == 'pelv_3dhp'
+    assert {ex.split for ex in examples} == {'train'}
+    for ex in examples:
+        world, masks = truth[ex.sequence.split('/')[1]]
+        cam = cams[int(ex.camera_id)]
+        np.testing.assert_allclose(ex.world_coords, world[ex.frame], atol=0.05)
+        projected = ex.camera.world_to_image(world[ex.frame])
+        assert np.max(np.abs(projected - cam.world_to_image(world[ex.frame]))) < 1.0
+        x, y = np.round(projected[4]).astype(int)  # pelvis on the rendered body
+        assert masks[int(ex.camera_id)][ex.frame][y, x]
+    assert examples[0].image().shape == (*IMSHAPE, 3)
+
+
+def test_full_variant_and_build(dataset, tmp_path):
+    root = dataset[0]
+    examples = list(mpi_inf_3dhp_full.convert(root))
+    assert len(examples) == 2 * 14 * 3
+    assert {ex.dataset for ex in examples} == {'mpi_inf_3dhp_full'}
+    out = tmp_path / 'out'
+    assert build.main(['--dataset=mpi_inf_3dhp', f'--root={root}', f'--out={out}',
+                       '--crop-size=32', '--num-shards=2']) == 0
+    info = json.loads((out / 'manifest.json').read_text())['datasets']['mpi_inf_3dhp']
+    assert info['num_before_dedup'] == 48 and info['num_after_dedup'] == 32
+
+
+def test_bad_inputs(dataset, tmp_path):
+    root, cams, _ = dataset
+    bad = tmp_path / 'bad'
+    shutil.copytree(root, bad)
+    seq_dir = bad / 'S1/Seq1'
+    (seq_dir / 'camera.calibration').unlink()
+    with pytest.raises(common.DatasetFormatError, match=r'missing file .*camera\.calibration'):
+        next(mpi_inf_3dhp.convert(bad))
+    write_calibration(seq_dir / 'camera.calibration', cams[:3])
+    with pytest.raises(common.DatasetFormatError, match=r'camera\.calibration: no block "name 4"'):
+        list(mpi_inf_3dhp.convert(bad))
+    write_calibration(seq_dir / 'camera.calibration', cams)
+
+    annot3 = np.empty((14, 1), object)
+    for i in range(14):
+        annot3[i, 0] = np.zeros((3, 51))
+    scipy.io.savemat(str(seq_dir / 'annot.mat'), {'annot3': annot3})
+    with pytest.raises(common.DatasetFormatError,
+                       match=r"annot\.mat \[cell 0\]: field 'annot3' has shape \(3, 51\)"):
+        next(mpi_inf_3dhp.convert(bad))
+    scipy.io.savemat(str(seq_dir / 'annot.mat'), {'annot2': annot3})
+    with pytest.raises(common.DatasetFormatError, match=r"annot\.mat: missing field 'annot3'"):
+        next(mpi_inf_3dhp.convert(bad))
+    shutil.copy(root / 'S1/Seq1/annot.mat', seq_dir / 'annot.mat')
+
+    (seq_dir / 'imageSequence/video_0.avi').write_bytes(b'garbage' * 100)
+    with pytest.raises(common.DatasetFormatError, match=r'video_0\.avi'):
+        next(mpi_inf_3dhp.convert(bad))

@@ -1,0 +1,125 @@
+"""3DPW converter on a tiny fixture in the real format (protocol-2 .pkl dicts, metres, JPEGs).
+
+Real 3DPW frames are 1080x1920; the fixture's are 160x120 with intrinsics to match.
+"""
+import json
+import pickle
+import shutil
+
+import numpy as np
+import pytest
+
+from fixture_media import read_image, write_jpeg
+from fixture_people import default_camera, make_people_sequence
+from posepile import build, joints
+from posepile.datasets import common, tdpw
+from posepile.safe_unpickle import UnsafePickleError
+
+IMSHAPE = (120, 160)
+N_FRAMES = 4
+
+
+def moving_cameras(yaw0):
+    return [default_camera(IMSHAPE, distance_mm=4000 - 100 * i, yaw_deg=yaw0 + 8 * i)
+            for i in range(N_FRAMES)]
+
+
+def pkl_dict(name, cams, actor_joints_mm, valid):
+    poses = np.stack([np.block([[c.R, (-c.R @ c.t)[:, None] / 1000], [np.zeros((1, 3)), 1]])
+                      for c in cams])
+    return {
+        'sequence': name, 'genders': ['m'] * len(actor_joints_mm),
+        'jointPositions': [j.reshape(N_FRAMES, 72) / 1000 for j in actor_joints_mm],
+        'cam_poses': poses, 'cam_intrinsics': cams[0].intrinsic_matrix.copy(),
+        'campose_valid': [np.asarray(v, np.int64) for v in valid],
+        'img_frame_ids': np.arange(N_FRAMES), 'poses2d': [np.zeros((N_FRAMES, 3, 18))]}
+
+
+def write_pkl(path, data):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps(data, protocol=2))
+
+
+@pytest.fixture(scope='module')
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp('3dpw')
+    truth = {}
+    for seed, (split, name, n_actors) in enumerate((('train', 'courtyard_fixture_00', 2),
+                                                    ('test', 'downtown_fixture_00', 1))):
+        cams = moving_cameras(15 * seed)
+        # The camera moves: frame i is what camera i sees of the person at frame i.
+        people = make_people_sequence(cams, IMSHAPE, n_frames=N_FRAMES, n_joints=24, seed=seed,
+                                      step_mm_per_frame=150.0)
+        images = np.stack([people[i].images[i] for i in range(N_FRAMES)])
+        masks = np.stack([people[i].masks[i] for i in range(N_FRAMES)])
+        actors = [people[0].joints.astype(np.float64)]
+        if n_actors == 2:  # a second actor 800 mm to the side (not drawn in the images)
+            actors.append(actors[0] + [800.0, 0, 0])
+        valid = [[1, 1, 0, 1]] + [[1, 1, 1, 1]] * (n_actors - 1)
+        write_pkl(root / 'sequenceFiles' / split / f'{name}.pkl',
+                  pkl_dict(name, cams, actors, valid))
+        for i, image in enumerate(images):
+            write_jpeg(root / 'imageFiles' / name / f'image_{i:05d}.jpg', image)
+        truth[name] = (cams, actors, images, masks, split)
+    (root / 'sequenceFiles/validation').mkdir()
+    return root, truth, list(tdpw.convert(root))
+
+
+def test_examples(dataset):
+    root, truth, examples = dataset
+    assert len(examples) == 3 + 4 + 3  # campose_valid drops frame 2 of actor 0
+    assert examples[0].joint_names == tuple(joints.union_names('smpl_24'))
+    assert examples[0].joint_names[:3] == ('pelv', 'lhip', 'rhip')
+    assert [(ex.person, ex.frame) for ex in examples if ex.sequence == 'courtyard_fixture_00'] \
+        == [(0, 0), (0, 1), (0, 3), (1, 0), (1, 1), (1, 2), (1, 3)]
+    for ex in examples:
+        cams, actors, images, masks, split = truth[ex.sequence]
+        assert ex.split == split
+        np.testing.assert_allclose(ex.world_coords, actors[ex.person][ex.frame], atol=1e-2)
+        projected = ex.camera.world_to_image(actors[ex.person][ex.frame])
+        expected = cams[ex.frame].world_to_image(actors[ex.person][ex.frame])
+        assert np.max(np.abs(projected - expected)) < 1.0
+        if ex.person == 0:
+            x, y = np.round(projected[0]).astype(int)
+            assert masks[ex.frame][y, x]
+            assert np.mean(np.abs(read_image(ex.image).astype(float) - images[ex.frame])) < 10
+
+
+def test_build_cli(dataset, tmp_path):
+    root = dataset[0]
+    out = tmp_path / 'out'
+    assert build.main(['--dataset=tdpw', f'--root={root}', f'--out={out}', '--crop-size=32',
+                       '--num-shards=1']) == 0
+    info = json.loads((out / 'manifest.json').read_text())['datasets']['tdpw']
+    # 150 mm/frame walk: every frame moves the pelvis more than 100 mm, so all are kept.
+    assert info['before_dedup'] == {'train': 7, 'test': 3}
+    assert info['num_after_dedup'] == 10
+
+
+def test_bad_inputs(dataset, tmp_path):
+    root, truth = dataset[:2]
+    bad = tmp_path / 'bad'
+    shutil.copytree(root, bad)
+    pkl = bad / 'sequenceFiles/test/downtown_fixture_00.pkl'
+    cams, actors = truth['downtown_fixture_00'][:2]
+    data = pkl_dict('downtown_fixture_00', cams, actors, [[1] * N_FRAMES])
+    data['jointPositions'] = [actors[0].reshape(N_FRAMES, 72)[:, :69]]
+    write_pkl(pkl, data)
+    with pytest.raises(common.DatasetFormatError,
+                       match=r"downtown_fixture_00\.pkl \[actor 0\]: field 'jointPositions' has "
+                             r"shape \(4, 69\)"):
+        list(tdpw.convert(bad, splits=['test']))
+    del data['cam_poses']
+    write_pkl(pkl, data)
+    with pytest.raises(common.DatasetFormatError, match=r"\.pkl: missing field 'cam_poses'"):
+        list(tdpw.convert(bad, splits=['test']))
+    pkl.write_bytes(pickle.dumps(shutil.copytree, protocol=2))  # a global: must not unpickle
+    with pytest.raises(UnsafePickleError, match='downtown_fixture_00.pkl'):
+        list(tdpw.convert(bad, splits=['test']))
+    pkl.write_bytes(b'\x80\x02}q\x00')  # truncated
+    with pytest.raises(common.DatasetFormatError, match=r'\.pkl: not a readable pickle'):
+        list(tdpw.convert(bad, splits=['test']))
+    pkl.unlink()
+    (bad / 'imageFiles/courtyard_fixture_00/image_00001.jpg').unlink()
+    with pytest.raises(common.DatasetFormatError, match=r'missing file .*image_00001\.jpg'):
+        list(tdpw.convert(bad))
