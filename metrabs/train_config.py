@@ -1,0 +1,164 @@
+"""TrainConfig: hyper-parameters of the MeTRAbs training loop, with the reference defaults.
+
+The model's own hyper-parameters live in `metrabs.config.ModelConfig`, the loss weights in
+`metrabs.config.LossConfig`; a TrainConfig holds both plus everything the loop needs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from typing import Any
+
+from metrabs.config import LossConfig, ModelConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Training-loop settings (steps count optimizer updates; batch sizes count examples).
+
+    Attributes:
+        model: architecture (see ModelConfig).
+        loss: loss weights and the L_abs start step (see LossConfig).
+        training_steps: total optimizer steps T (reference: 400k; fine-tuning 40k).
+        global_batch_size: examples per step summed over all replicas and workers; must be
+            divisible by the number of replicas (reference: 128).
+        base_learning_rate: LR at step 0 (reference 2.121e-4).
+        lr_schedule: 'constant_then_decay' (default; the design notes and the issue: constant
+            for 92 %, then a smooth decay by x1/3 over the last 8 %) or 'reference' (our reading
+            of the released MeTRAbs code, unconfirmed: decay by x1/3 over the first 92 %, then
+            restart at base/30 and decay by x0.3 over the last 8 %). See metrabs.lr_schedule.
+        lr_decay_start_fraction: where the last phase starts, fraction of training_steps (0.92).
+        weight_decay: decoupled weight decay as the reference's flag value (3e-3).
+        normalize_weight_decay: if True (reference), the AdamW coefficient is
+            weight_decay / sqrt(training_steps) / base_learning_rate, because Keras multiplies the
+            decay by the current LR; if False, `weight_decay` is passed to AdamW unchanged.
+        adam_epsilon: AdamW epsilon.
+        backbone_lr_factor: LR multiplier for backbone variables (fine-tuning uses < 1); 1.0 uses
+            a single optimizer. With a factor != 1, two AdamW optimizers are used (backbone and
+            the rest), each with the same schedule times its factor.
+        grad_clip_norm: clip the global-batch gradient to this global L2 norm; None disables.
+        bn_inference_steps: the last N steps run the model with training=False, so batch norm
+            uses (and no longer updates) its moving statistics (reference: 1000).
+        loss_scale_initial: initial dynamic loss scale, used only under 'mixed_float16'.
+        seed: seeds weight initialisation and the synthetic data.
+        deterministic: enable TF op determinism (needed for bit-reproducible resume).
+        checkpoint_every: save a checkpoint every N steps (and at the end).
+        checkpoints_to_keep: how many checkpoints CheckpointManager keeps.
+        log_every: write scalar summaries and a log line every N steps.
+        image_summary_every: write prediction image summaries every N steps (0: never).
+        validate_every: run validation every N steps when a validation dataset_fn is given
+            (0: never).
+        validation_steps: batches per validation run (None: until the dataset ends).
+    """
+
+    model: ModelConfig = ModelConfig()
+    loss: LossConfig = LossConfig()
+    training_steps: int = 400_000
+    global_batch_size: int = 128
+    base_learning_rate: float = 2.121e-4
+    lr_schedule: str = 'constant_then_decay'
+    lr_decay_start_fraction: float = 0.92
+    weight_decay: float = 3e-3
+    normalize_weight_decay: bool = True
+    adam_epsilon: float = 1e-8
+    backbone_lr_factor: float = 1.0
+    grad_clip_norm: float | None = None
+    bn_inference_steps: int = 1000
+    loss_scale_initial: float = 2.0 ** 15
+    seed: int = 0
+    deterministic: bool = True
+    checkpoint_every: int = 2000
+    checkpoints_to_keep: int = 3
+    log_every: int = 100
+    image_summary_every: int = 5000
+    validate_every: int = 0
+    validation_steps: int | None = None
+
+    def __post_init__(self):
+        def fail(field, message):
+            raise ValueError(f'TrainConfig.{field}: {message}')
+
+        if self.training_steps < 1:
+            fail('training_steps', f'must be >= 1, got {self.training_steps}')
+        if self.global_batch_size < 1:
+            fail('global_batch_size', f'must be >= 1, got {self.global_batch_size}')
+        if not self.base_learning_rate > 0:
+            fail('base_learning_rate', f'must be > 0, got {self.base_learning_rate}')
+        if self.lr_schedule not in ('reference', 'constant_then_decay'):
+            fail('lr_schedule', f"must be 'reference' or 'constant_then_decay', "
+                                f'got {self.lr_schedule!r}')
+        if not 0.0 < self.lr_decay_start_fraction < 1.0:
+            fail('lr_decay_start_fraction',
+                 f'must be in (0, 1), got {self.lr_decay_start_fraction}')
+        if self.weight_decay < 0:
+            fail('weight_decay', f'must be >= 0, got {self.weight_decay}')
+        if not self.backbone_lr_factor > 0:
+            fail('backbone_lr_factor', f'must be > 0, got {self.backbone_lr_factor}')
+        if self.grad_clip_norm is not None and not self.grad_clip_norm > 0:
+            fail('grad_clip_norm', f'must be > 0 or None, got {self.grad_clip_norm}')
+        if self.backbone_lr_factor != 1.0 and self.model.dtype_policy == 'mixed_float16':
+            # One dynamic loss scale cannot be shared consistently by two Keras optimizers.
+            fail('backbone_lr_factor', 'a separate backbone LR is not supported together with '
+                                       "model.dtype_policy='mixed_float16'")
+        for field in ('bn_inference_steps', 'image_summary_every', 'validate_every'):
+            if getattr(self, field) < 0:
+                fail(field, f'must be >= 0, got {getattr(self, field)}')
+        for field in ('checkpoint_every', 'checkpoints_to_keep', 'log_every'):
+            if getattr(self, field) < 1:
+                fail(field, f'must be >= 1, got {getattr(self, field)}')
+
+    @property
+    def keras_weight_decay(self) -> float:
+        """The coefficient handed to keras.optimizers.AdamW (see normalize_weight_decay)."""
+        if not self.normalize_weight_decay:
+            return self.weight_decay
+        return self.weight_decay / math.sqrt(self.training_steps) / self.base_learning_rate
+
+    @property
+    def bn_inference_start_step(self) -> int:
+        """First step run with training=False (batch norm in inference mode)."""
+        return max(self.training_steps - self.bn_inference_steps, 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: str = '<dict>') -> TrainConfig:
+        """Builds a config from plain values; unknown keys raise naming `source` and the key."""
+        d = dict(d)
+        nested = {'model': ModelConfig, 'loss': LossConfig}
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise KeyError(f'{source}: unknown TrainConfig fields {unknown}')
+        for key, sub_cls in nested.items():
+            if key in d:
+                if not isinstance(d[key], dict):
+                    raise ValueError(f'{source}: field {key!r} must be an object')
+                sub_known = {f.name for f in dataclasses.fields(sub_cls)}
+                sub_unknown = sorted(set(d[key]) - sub_known)
+                if sub_unknown:
+                    raise KeyError(f'{source}: unknown {key}.* fields {sub_unknown}')
+                d[key] = sub_cls(**d[key])
+        return cls(**d)
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike) -> TrainConfig:
+        """Reads a JSON file holding (a subset of) the fields; missing ones keep their default."""
+        try:
+            with open(path) as f:
+                d = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f'{path}: not valid JSON: {e}') from e
+        if not isinstance(d, dict):
+            raise ValueError(f'{path}: the top level must be a JSON object')
+        return cls.from_dict(d, source=str(path))
+
+    def save_json(self, path: str | os.PathLike):
+        """Writes the config atomically (temporary name, then rename)."""
+        tmp = f'{path}.tmp{os.getpid()}'
+        with open(tmp, 'w') as f:
+            json.dump(self.to_dict(), f, indent=2)
+        os.replace(tmp, path)

@@ -1,0 +1,139 @@
+"""Distributed training equals single-device training on the same global batch.
+
+Each configuration runs in its own subprocess (logical CPU devices and multi-worker clusters
+must be set up before TensorFlow initialises): one device; MirroredStrategy over 2 logical CPUs;
+MultiWorkerMirroredStrategy with 2 worker processes on 127.0.0.1 (ports picked free here).
+Every process trains the tiny model for a few steps from the same seed and dumps its weights.
+"""
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+N_JOINTS = 5
+TIMEOUT_S = 300
+
+CONFIG = {
+    'model': {'backbone': 'tiny', 'proc_side': 64, 'ghost_bn_group_size': 4},
+    'training_steps': 6, 'global_batch_size': 8, 'base_learning_rate': 1e-3,
+    'checkpoint_every': 3, 'image_summary_every': 0, 'bn_inference_steps': 2,
+    'loss': {'abs_loss_start_step': 2}, 'grad_clip_norm': 1.0, 'deterministic': False}
+
+DRIVER = textwrap.dedent('''
+    import json, os, sys
+    mode, out_path, logdir = sys.argv[1:4]
+    from metrabs import distribution  # device set-up must precede any TF op
+    if mode == 'mirrored2':
+        distribution.make_logical_cpus(2)
+        strategy = distribution.make_strategy('mirrored', ['/cpu:0', '/cpu:1'])
+    elif mode == 'multiworker':
+        strategy = distribution.make_strategy('multiworker')
+    else:
+        strategy = distribution.make_strategy('default')
+    import numpy as np
+    from metrabs.train import make_synthetic_dataset_fn, train
+    from metrabs.train_config import TrainConfig
+    config = TrainConfig.from_dict(json.loads(os.environ['TRAIN_CONFIG_JSON']))
+    dataset_fn = make_synthetic_dataset_fn(N_JOINTS, config.model.proc_side,
+                                           config.global_batch_size, n_examples=24, seed=7)
+    result = train(config, dataset_fn, logdir, [f'j{i}' for i in range(N_JOINTS)],
+                   strategy=strategy, show_progress=False)
+    arrays = {w.path: w.numpy() for w in result.model.weights}
+    arrays['losses'] = np.array([result.last_losses[k] for k in sorted(result.last_losses)])
+    arrays['replicas'] = np.array(strategy.num_replicas_in_sync)
+    np.savez(out_path + '.tmp.npz', **arrays)
+    os.replace(out_path + '.tmp.npz', out_path)
+''').replace('N_JOINTS', str(N_JOINTS))
+
+
+def _free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(('127.0.0.1', 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def _start(driver, mode, out, logdir, tf_config=None):
+    # One thread per op pool: four processes share two cores.
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=REPO,
+               TRAIN_CONFIG_JSON=json.dumps(CONFIG), TF_NUM_INTRAOP_THREADS='1',
+               TF_NUM_INTEROP_THREADS='2')
+    env.pop('TF_CONFIG', None)
+    if tf_config is not None:
+        env['TF_CONFIG'] = json.dumps(tf_config)
+    return subprocess.Popen([sys.executable, str(driver), mode, str(out), str(logdir)], cwd=REPO,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _finish(processes):
+    try:
+        outputs = [p.communicate(timeout=TIMEOUT_S)[0] for p in processes]
+    finally:
+        for p in processes:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for p, out in zip(processes, outputs):
+        assert p.returncode == 0, out[-4000:]
+
+
+@pytest.fixture(scope='module')
+def runs(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('dist')
+    driver = tmp / 'driver.py'
+    driver.write_text(DRIVER)
+    ports = _free_ports(2)
+    cluster = {'worker': [f'127.0.0.1:{p}' for p in ports]}
+    processes = [_start(driver, 'single', tmp / 'single.npz', tmp / 'log_single'),
+                 _start(driver, 'mirrored2', tmp / 'mirrored.npz', tmp / 'log_mirrored')]
+    processes += [_start(driver, 'multiworker', tmp / f'worker{i}.npz', tmp / 'log_workers',
+                         {'cluster': cluster, 'task': {'type': 'worker', 'index': i}})
+                  for i in range(2)]
+    _finish(processes)
+    names = ['single', 'mirrored', 'worker0', 'worker1']
+    return {n: dict(np.load(tmp / f'{n}.npz')) for n in names}, tmp
+
+
+def _assert_same_update(got, want):
+    """Same weights to 1e-5. The 2D-heatmap biases of the head (its last J outputs) shift a
+    spatial softmax uniformly, so their gradient is zero in exact arithmetic; Adam normalises the
+    rounding noise to steps of up to ~lr, hence the looser bound there."""
+    weight_names = [k for k in want if k not in ('losses', 'replicas')]
+    assert sorted(weight_names) == sorted(k for k in got if k not in ('losses', 'replicas'))
+    for name in weight_names:
+        if name == 'metrabs_head/heatmap_conv/bias':
+            np.testing.assert_allclose(got[name][:-N_JOINTS], want[name][:-N_JOINTS], atol=1e-5)
+            np.testing.assert_allclose(got[name][-N_JOINTS:], want[name][-N_JOINTS:], atol=2e-4)
+        else:
+            np.testing.assert_allclose(got[name], want[name], atol=1e-5, err_msg=name)
+    np.testing.assert_allclose(got['losses'], want['losses'], rtol=1e-5)
+
+
+def test_mirrored_two_logical_cpus_matches_single_device(runs):
+    results, _ = runs
+    assert int(results['single']['replicas']) == 1
+    assert int(results['mirrored']['replicas']) == 2
+    _assert_same_update(results['mirrored'], results['single'])
+    # Batch-norm moving statistics are averaged over replicas, as one device would compute them.
+    assert np.any(results['single']['tiny_bn0/moving_mean'] != 0)
+
+
+def test_two_workers_hold_identical_weights(runs):
+    results, tmp = runs
+    assert int(results['worker0']['replicas']) == 2
+    for name, value in results['worker0'].items():
+        np.testing.assert_array_equal(results['worker1'][name], value, err_msg=name)
+    _assert_same_update(results['worker0'], results['single'])
+    # Only the chief's checkpoints remain; the other worker's scratch copy is deleted.
+    files = sorted(os.listdir(tmp / 'log_workers' / 'checkpoints'))
+    assert files == ['checkpoint', 'ckpt-3.data-00000-of-00001', 'ckpt-3.index',
+                     'ckpt-6.data-00000-of-00001', 'ckpt-6.index']
