@@ -16,10 +16,6 @@ ALL_NAMES = joints.skeleton_names()
 REAL_NAMES = joints.skeleton_names('real')
 SYNTHETIC_NAMES = joints.skeleton_names('synthetic')
 
-# Formats from posepile/synthetic/formats.py whose bone graphs were disconnected when this test was
-# written (face / head markers not attached to the body); reported to the lead.
-KNOWN_DISCONNECTED_SYNTHETIC = {'synmarker', 'syncoco'}
-
 
 def n_components(n_joints: int, edges: np.ndarray) -> int:
     graph = scipy.sparse.coo_matrix(
@@ -79,11 +75,7 @@ def test_bones_are_mirror_symmetric(name):
     assert mirrored == edge_set
 
 
-@pytest.mark.parametrize('name', [
-    pytest.param(n, marks=pytest.mark.xfail(reason='synthetic format graph is disconnected',
-                                            strict=False))
-    if n in KNOWN_DISCONNECTED_SYNTHETIC else n
-    for n in ALL_NAMES])
+@pytest.mark.parametrize('name', ALL_NAMES)
 def test_bone_graph_connected(name):
     skeleton = joints.get_skeleton(name)
     assert n_components(len(skeleton), skeleton.edges) == 1
