@@ -1,0 +1,361 @@
+"""Build a dataset's TFRecords: converter -> 100 mm dedup -> perspective crops -> shards + manifest.
+
+Library: `build_dataset(examples, out_dir, BuildConfig(...)) -> manifest dict`.
+CLI:     python -m posepile.build --dataset=NAME --root=RAW_DIR --out=OUT_DIR
+                 [--crop-size=256 --num-shards=N --workers=N --jpeg-quality=95 ...]
+
+Steps: (1) collect the converter's examples (metadata only; images stay lazy); (2) map joint names
+into the union; (3) dedup each (dataset, sequence, person, camera_id) track with the 100 mm rule;
+(4) assign survivors to shards by a hash of (dataset, sequence, person, camera_id, frame);
+(5) for each shard not yet on disk, crop its examples (in `workers` processes) and write it
+atomically; (6) write manifest.json atomically.
+
+Resuming: rerunning with the same arguments after an interruption keeps the complete shards,
+rebuilds the rest, and checks that every kept shard holds exactly the examples it should.
+`build_config.json` records the settings; a rerun with different ones is refused.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import multiprocessing
+import os
+import pathlib
+import pickle
+import sys
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from posepile import joints
+from posepile.cropping import CropConfig, crop_task, init_crop_worker
+from posepile.dedup import dedup_mask
+from posepile.example import Pose3DExample
+from posepile.shards import ShardWriter, assign_shards
+from posepile.tfrecord_schema import SCHEMA_VERSION, encode_example
+
+MANIFEST_NAME = 'manifest.json'
+CONFIG_NAME = 'build_config.json'
+SPLITS = ('train', 'validation', 'test')
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildConfig:
+    """Settings of one build.
+
+    Attributes:
+        crop_size: crop side, px.
+        num_shards: number of TFRecord files.
+        workers: processes that crop (1 = in this process).
+        jpeg_quality: JPEG quality of the crops (0..100).
+        dedup_threshold_mm: the dedup rule's threshold, mm (0 keeps everything that moved at all).
+        box_scale: the person box's larger side times this spans the crop (margin; see cropping).
+        skeleton: the converter's skeleton name; examples whose joint names are this skeleton's
+            plain names are renamed to its union names. None: names must already be union names.
+        dataset_index: stored in every record (position of the dataset in a multi-dataset mix).
+        shard_prefix: file name prefix of the shards.
+    """
+    crop_size: int = 256
+    num_shards: int = 16
+    workers: int = 1
+    jpeg_quality: int = 95
+    dedup_threshold_mm: float = 100.0
+    box_scale: float = 1.25
+    skeleton: str | None = None
+    dataset_index: int = 0
+    shard_prefix: str = 'examples'
+
+    def __post_init__(self):
+        if self.num_shards < 1:
+            raise ValueError(f'BuildConfig.num_shards must be >= 1, got {self.num_shards}')
+        if self.workers < 1:
+            raise ValueError(f'BuildConfig.workers must be >= 1, got {self.workers}')
+        self.crop_config()  # validates the crop fields
+
+    def crop_config(self) -> CropConfig:
+        return CropConfig(crop_size=self.crop_size, box_scale=self.box_scale,
+                          jpeg_quality=self.jpeg_quality)
+
+
+def build_dataset(examples: Iterable[Pose3DExample], out_dir: str | os.PathLike,
+                  config: BuildConfig = BuildConfig()) -> dict[str, Any]:
+    """Runs the whole build (module docstring) and returns the manifest (also in manifest.json).
+
+    Raises:
+        ValueError if `out_dir` holds a build with other settings, or a complete shard's record
+        count differs from what the examples assign to it (the input changed since that shard).
+    """
+    out_dir = pathlib.Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _check_or_write_config(out_dir, config)
+
+    collected = list(tqdm(examples, desc='collect examples', unit='ex', mininterval=2))
+    union_names_of = _union_renamer(config.skeleton)
+    names_per_example = [union_names_of(ex) for ex in collected]
+
+    kept = _dedup(collected, names_per_example, config.dedup_threshold_mm)
+    survivors = np.flatnonzero(kept)
+    keys = [example_key(collected[i]) for i in survivors]
+    shard_of = assign_shards(keys, config.num_shards)
+    members = [survivors[shard_of == s] for s in range(config.num_shards)]
+
+    writer = ShardWriter(out_dir, config.num_shards, config.shard_prefix)
+    missing = writer.missing_shards()
+    infos = {}
+    for s in range(config.num_shards):
+        if s not in missing:
+            info = writer.shard_info(s)
+            if info.num_records != len(members[s]):
+                raise ValueError(
+                    f'{info.path}: holds {info.num_records} records but the examples assign '
+                    f'{len(members[s])} to it; the input or settings changed since it was '
+                    f'written: delete {out_dir} and rebuild')
+            infos[s] = info
+
+    todo = sum(len(members[s]) for s in missing)
+    with _Cropper(collected, names_per_example, config, todo) as cropper, \
+            tqdm(total=todo, desc='crop + write', unit='ex', mininterval=2) as progress:
+        for s in missing:
+            records = _counting(cropper.records(members[s]), progress)
+            infos[s] = writer.write_shard(s, records)
+
+    manifest = _manifest(collected, names_per_example, kept, infos, config)
+    write_json_atomic(out_dir / MANIFEST_NAME, manifest)
+    return manifest
+
+
+def example_key(example: Pose3DExample) -> str:
+    """Stable identity of an example: decides its shard."""
+    return '\x1f'.join(str(v) for v in (*example.track_key, example.frame))
+
+
+# --------------------------------------------------------------------------------- union names
+def _union_renamer(skeleton: str | None):
+    """A function Pose3DExample -> its joints' union names (cached per distinct name tuple)."""
+    union_ids = joints.get_union('all').ids
+    skeleton_names = skeleton_union = None
+    if skeleton is not None:
+        skeleton_names = tuple(joints.get_skeleton(skeleton).names)
+        skeleton_union = tuple(joints.union_names(skeleton))
+    cache: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+    def rename(example: Pose3DExample) -> tuple[str, ...]:
+        names = example.joint_names
+        if names not in cache:
+            if skeleton_names is not None and names == skeleton_names:
+                cache[names] = skeleton_union
+            else:
+                unknown = [n for n in names if n not in union_ids]
+                if unknown:
+                    raise KeyError(
+                        f'{example.dataset} {example.sequence!r} frame {example.frame}: '
+                        f'joint_names are neither the union names nor the names of skeleton '
+                        f'{skeleton!r}; not in the union: {unknown}')
+                cache[names] = names
+        return cache[names]
+
+    return rename
+
+
+# ---------------------------------------------------------------------------------------- dedup
+def _dedup(examples: Sequence[Pose3DExample], names_per_example: Sequence[tuple[str, ...]],
+           threshold_mm: float) -> np.ndarray:
+    """[N] bool kept mask.
+
+    Tracks are grouped by the joint sets their examples use (usually one per dataset); each
+    group's coordinates go into the union of its joint names (NaN where an example lacks a joint),
+    so a track whose examples label different joints still compares the shared ones, and memory
+    stays [group size, group joints, 3] rather than [N, all joints, 3].
+    """
+    n = len(examples)
+    kept = np.zeros(n, bool)
+    track_numbers: dict[tuple, int] = {}
+    track_ids = np.array([track_numbers.setdefault(ex.track_key, len(track_numbers))
+                          for ex in examples], np.int64)
+    joint_sets_of_track: dict[int, set] = {}
+    for track, names in zip(track_ids.tolist(), names_per_example):
+        joint_sets_of_track.setdefault(track, set()).add(names)
+    group_of_track = {track: frozenset(sets) for track, sets in joint_sets_of_track.items()}
+    rows_of_group: dict[frozenset, list[int]] = {}
+    for i, track in enumerate(track_ids.tolist()):
+        rows_of_group.setdefault(group_of_track[track], []).append(i)
+
+    for joint_sets, rows in rows_of_group.items():
+        rows = np.array(rows)
+        all_names = list(dict.fromkeys(name for names in sorted(joint_sets) for name in names))
+        position = {name: i for i, name in enumerate(all_names)}
+        coords = np.full((len(rows), len(all_names), 3), np.nan, np.float32)
+        for names in joint_sets:
+            local = np.flatnonzero([names_per_example[i] == names for i in rows])
+            columns = np.array([position[name] for name in names], np.int64)
+            coords[local[:, None], columns[None, :]] = np.stack(
+                [examples[rows[k]].world_coords for k in local])
+        frames = np.array([examples[i].frame for i in rows], np.int64)
+        kept[rows] = dedup_mask(coords, track_ids[rows], frames, threshold_mm)
+    return kept
+
+
+# ------------------------------------------------------------------------------------- cropping
+class _Cropper:
+    """Crops examples by index and encodes them, in this process or in a pool of workers.
+
+    Workers are spawned, not forked: forking a process whose TensorFlow / OpenCV threads hold
+    locks can deadlock the children (seen with OpenCV's thread pool after tf.data had run).
+    Spawned workers receive pickled examples and import only the cropping code (no TensorFlow);
+    the records are encoded here.
+    """
+
+    def __init__(self, examples, names_per_example, config: BuildConfig, todo: int):
+        self.todo = todo  # no pool when there is nothing to crop (everything already on disk)
+        self.examples = examples
+        self.names = names_per_example
+        self.crop_config = config.crop_config()
+        self.dataset_index = config.dataset_index
+        self.workers = config.workers
+        self.pool = None
+
+    def __enter__(self):
+        if self.workers > 1 and self.todo:
+            try:
+                pickle.dumps(self.examples[0])
+            except Exception as error:
+                raise ValueError(
+                    f'posepile.build: workers > 1 needs picklable examples (image as a path, '
+                    f'bytes, an array or a picklable callable), but {self.examples[0].dataset} '
+                    f'examples are not ({error}); use --workers=1') from error
+            self.pool = multiprocessing.get_context('spawn').Pool(self.workers, init_crop_worker)
+        return self
+
+    def records(self, indices: np.ndarray) -> Iterator[bytes]:
+        tasks = ((self.examples[i], self.crop_config, self.dataset_index, self.names[i])
+                 for i in indices)
+        cropped = (map(crop_task, tasks) if self.pool is None
+                   else self.pool.imap(crop_task, tasks, chunksize=4))
+        return map(encode_example, cropped)
+
+    def __exit__(self, *exc):
+        if self.pool is not None:
+            if exc[0] is None:
+                self.pool.close()
+            else:
+                self.pool.terminate()
+            self.pool.join()
+        return False
+
+
+def _counting(records: Iterable[bytes], progress: tqdm) -> Iterator[bytes]:
+    for record in records:
+        progress.update(1)
+        yield record
+
+
+# ------------------------------------------------------------------------------------- manifest
+def _counts_by_dataset_split(examples, mask=None) -> dict[str, dict[str, int]]:
+    counter = Counter((ex.dataset, ex.split) for i, ex in enumerate(examples)
+                      if mask is None or mask[i])
+    result: dict[str, dict[str, int]] = {}
+    for (dataset, split), count in sorted(counter.items()):
+        result.setdefault(dataset, {})[split] = count
+    return result
+
+
+def _manifest(examples, names_per_example, kept, infos, config: BuildConfig) -> dict[str, Any]:
+    before = _counts_by_dataset_split(examples)
+    after = _counts_by_dataset_split(examples, kept)
+    joint_sets = Counter((ex.dataset, names_per_example[i])
+                         for i, ex in enumerate(examples) if kept[i])
+    shards = [{'file': infos[s].path.name, 'num_examples': infos[s].num_records,
+               'sha256': infos[s].sha256} for s in sorted(infos)]
+    return {
+        'schema_version': SCHEMA_VERSION,
+        'crop_size': config.crop_size,
+        'config': dataclasses.asdict(config),
+        'datasets': {
+            name: {'before_dedup': before[name], 'after_dedup': after.get(name, {}),
+                   'num_before_dedup': sum(before[name].values()),
+                   'num_after_dedup': sum(after.get(name, {}).values())}
+            for name in before},
+        'skeleton': config.skeleton,
+        'joint_sets': [{'dataset': dataset, 'joint_names': list(names), 'num_examples': count}
+                       for (dataset, names), count in sorted(joint_sets.items())],
+        'num_examples': int(sum(s['num_examples'] for s in shards)),
+        'shards': shards,
+    }
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
+    path = pathlib.Path(path)
+    tmp = path.with_name(path.name + '.tmp')
+    with open(tmp, 'w') as f:
+        json.dump(data, f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _check_or_write_config(out_dir: pathlib.Path, config: BuildConfig) -> None:
+    """Refuses to resume a build made with other settings (its shards would not fit together)."""
+    path = out_dir / CONFIG_NAME
+    wanted = {**dataclasses.asdict(config), 'schema_version': SCHEMA_VERSION}
+    # Workers change speed, not content: resuming with another count is fine.
+    wanted.pop('workers')
+    if path.exists():
+        try:
+            existing = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            raise ValueError(f'{path}: not valid JSON ({error}); delete it to rebuild') from error
+        if existing != wanted:
+            changed = sorted(k for k in set(existing) | set(wanted)
+                             if existing.get(k) != wanted.get(k))
+            raise ValueError(f'{path}: {out_dir} holds a build with other settings (differing: '
+                             f'{changed}); use another --out or delete it')
+    else:
+        write_json_atomic(path, wanted)
+
+
+# ------------------------------------------------------------------------------------------ CLI
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog='python -m posepile.build',
+        description='Convert one dataset into deduplicated perspective crops in sharded '
+                    'TFRecords with a manifest.json.')
+    parser.add_argument('--dataset', required=True,
+                        help='converter name (a module in posepile/datasets)')
+    parser.add_argument('--root', required=True, help='the raw dataset directory')
+    parser.add_argument('--out', required=True, help='output directory for shards + manifest')
+    defaults = BuildConfig()
+    parser.add_argument('--crop-size', type=int, default=defaults.crop_size)
+    parser.add_argument('--num-shards', type=int, default=defaults.num_shards)
+    parser.add_argument('--workers', type=int, default=defaults.workers)
+    parser.add_argument('--jpeg-quality', type=int, default=defaults.jpeg_quality)
+    parser.add_argument('--dedup-threshold-mm', type=float, default=defaults.dedup_threshold_mm)
+    parser.add_argument('--box-scale', type=float, default=defaults.box_scale)
+    parser.add_argument('--dataset-index', type=int, default=defaults.dataset_index)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from posepile import datasets
+    args = parse_args(argv)
+    root = pathlib.Path(args.root)
+    if not root.is_dir():
+        print(f'posepile.build: --root {root} is not a directory', file=sys.stderr)
+        return 2
+    converter = datasets.get_converter(args.dataset)
+    config = BuildConfig(
+        crop_size=args.crop_size, num_shards=args.num_shards, workers=args.workers,
+        jpeg_quality=args.jpeg_quality, dedup_threshold_mm=args.dedup_threshold_mm,
+        box_scale=args.box_scale, skeleton=converter.SKELETON, dataset_index=args.dataset_index)
+    manifest = build_dataset(converter.convert(root), args.out, config)
+    for name, info in manifest['datasets'].items():
+        print(f'{name}: {info["num_before_dedup"]} examples, {info["num_after_dedup"]} after '
+              f'dedup, in {len(manifest["shards"])} shards under {args.out}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
