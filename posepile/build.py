@@ -6,9 +6,12 @@ CLI:     python -m posepile.build --dataset=NAME --root=RAW_DIR --out=OUT_DIR
 
 Steps: (1) collect the converter's examples (metadata only; images stay lazy); (2) map joint names
 into the union; (3) dedup each (dataset, sequence, person, camera_id) track with the 100 mm rule;
-(4) assign survivors to shards by a hash of (dataset, sequence, person, camera_id, frame);
-(5) for each shard not yet on disk, crop its examples (in `workers` processes) and write it
-atomically; (6) write manifest.json atomically.
+(4) group survivors by (dataset, split), each group into its own directory
+`OUT_DIR/<dataset>/<split>/` (so training reads only training examples, per dataset), and
+assign a group's examples to its min(num_shards, group size) shards by a hash of (dataset,
+sequence, person, camera_id, frame); (5) for each shard not yet on disk, crop its examples (in
+`workers` processes) and write it atomically; (6) write manifest.json atomically. The manifest
+lists every shard with its dataset, split and path relative to OUT_DIR.
 
 Resuming: rerunning with the same arguments after an interruption keeps the complete shards,
 rebuilds the rest, and checks that every kept shard holds exactly the examples it should.
@@ -98,34 +101,60 @@ def build_dataset(examples: Iterable[Pose3DExample], out_dir: str | os.PathLike,
     names_per_example = [union_names_of(ex) for ex in collected]
 
     kept = _dedup(collected, names_per_example, config.dedup_threshold_mm)
-    survivors = np.flatnonzero(kept)
-    keys = [example_key(collected[i]) for i in survivors]
-    shard_of = assign_shards(keys, config.num_shards)
-    members = [survivors[shard_of == s] for s in range(config.num_shards)]
+    groups = _shard_groups(collected, np.flatnonzero(kept), out_dir, config)
 
-    writer = ShardWriter(out_dir, config.num_shards, config.shard_prefix)
-    missing = writer.missing_shards()
-    infos = {}
-    for s in range(config.num_shards):
-        if s not in missing:
-            info = writer.shard_info(s)
-            if info.num_records != len(members[s]):
+    todo = 0
+    for group in groups:
+        for s in group.missing:
+            todo += len(group.members[s])
+        for s in set(range(group.writer.num_shards)) - set(group.missing):
+            info = group.writer.shard_info(s)
+            if info.num_records != len(group.members[s]):
                 raise ValueError(
                     f'{info.path}: holds {info.num_records} records but the examples assign '
-                    f'{len(members[s])} to it; the input or settings changed since it was '
+                    f'{len(group.members[s])} to it; the input or settings changed since it was '
                     f'written: delete {out_dir} and rebuild')
-            infos[s] = info
+            group.infos[s] = info
 
-    todo = sum(len(members[s]) for s in missing)
     with _Cropper(collected, names_per_example, config, todo) as cropper, \
             tqdm(total=todo, desc='crop + write', unit='ex', mininterval=2) as progress:
-        for s in missing:
-            records = _counting(cropper.records(members[s]), progress)
-            infos[s] = writer.write_shard(s, records)
+        for group in groups:
+            for s in group.missing:
+                records = _counting(cropper.records(group.members[s]), progress)
+                group.infos[s] = group.writer.write_shard(s, records)
 
-    manifest = _manifest(collected, names_per_example, kept, infos, config)
+    manifest = _manifest(collected, names_per_example, kept, groups, out_dir, config)
     write_json_atomic(out_dir / MANIFEST_NAME, manifest)
     return manifest
+
+
+@dataclasses.dataclass
+class _ShardGroup:
+    """The shards of one (dataset, split): members[s] are indices into the collected examples."""
+    dataset: str
+    split: str
+    writer: ShardWriter
+    members: list[np.ndarray]
+    missing: list[int]
+    infos: dict[int, Any] = dataclasses.field(default_factory=dict)
+
+
+def _shard_groups(examples: Sequence[Pose3DExample], survivors: np.ndarray,
+                  out_dir: pathlib.Path, config: BuildConfig) -> list[_ShardGroup]:
+    by_group: dict[tuple[str, str], list[int]] = {}
+    for i in survivors:
+        by_group.setdefault((examples[i].dataset, examples[i].split), []).append(int(i))
+    groups = []
+    for (dataset, split), indices in sorted(by_group.items()):
+        indices = np.array(indices, np.int64)
+        # Never more shards than examples: empty shards would only be clutter.
+        num_shards = min(config.num_shards, len(indices))
+        shard_of = assign_shards([example_key(examples[i]) for i in indices], num_shards)
+        writer = ShardWriter(out_dir / dataset / split, num_shards, config.shard_prefix)
+        groups.append(_ShardGroup(
+            dataset, split, writer, [indices[shard_of == s] for s in range(num_shards)],
+            writer.missing_shards()))
+    return groups
 
 
 def example_key(example: Pose3DExample) -> str:
@@ -263,13 +292,16 @@ def _counts_by_dataset_split(examples, mask=None) -> dict[str, dict[str, int]]:
     return result
 
 
-def _manifest(examples, names_per_example, kept, infos, config: BuildConfig) -> dict[str, Any]:
+def _manifest(examples, names_per_example, kept, groups: Sequence[_ShardGroup],
+              out_dir: pathlib.Path, config: BuildConfig) -> dict[str, Any]:
     before = _counts_by_dataset_split(examples)
     after = _counts_by_dataset_split(examples, kept)
     joint_sets = Counter((ex.dataset, names_per_example[i])
                          for i, ex in enumerate(examples) if kept[i])
-    shards = [{'file': infos[s].path.name, 'num_examples': infos[s].num_records,
-               'sha256': infos[s].sha256} for s in sorted(infos)]
+    shards = [{'file': g.infos[s].path.relative_to(out_dir).as_posix(), 'dataset': g.dataset,
+               'split': g.split, 'num_examples': g.infos[s].num_records,
+               'sha256': g.infos[s].sha256}
+              for g in groups for s in sorted(g.infos)]
     return {
         'schema_version': SCHEMA_VERSION,
         'crop_size': config.crop_size,

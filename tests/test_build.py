@@ -1,6 +1,7 @@
 """posepile.build end to end on hand-made examples with tiny images."""
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -68,13 +69,21 @@ def test_manifest_counts_and_files(built):
     assert toy['before_dedup'] == {'train': 12, 'validation': 2}
     assert toy['after_dedup'] == {'train': 9, 'validation': 1}
     assert manifest['num_examples'] == 10
-    assert [s['file'] for s in manifest['shards']] == [p.name for p in shards.shard_paths(out, 3)]
+    # One shard set per (dataset, split); never more shards than the group has examples.
+    expected_files = ([p.relative_to(out).as_posix() for p in shards.shard_paths(out / 'toy/train', 3)]
+                      + [p.relative_to(out).as_posix()
+                         for p in shards.shard_paths(out / 'toy/validation', 1)])
+    assert [s['file'] for s in manifest['shards']] == expected_files
+    assert [(s['dataset'], s['split']) for s in manifest['shards']] == (
+        [('toy', 'train')] * 3 + [('toy', 'validation')])
+    assert [s['num_examples'] for s in manifest['shards']][3] == 1
+    assert sum(s['num_examples'] for s in manifest['shards'][:3]) == 9
     for s in manifest['shards']:
         assert shards.file_sha256(out / s['file']) == s['sha256']
         assert shards.check_shard_framing(out / s['file']) == s['num_examples']
     assert manifest['joint_sets'] == [{'dataset': 'toy', 'num_examples': 10,
                                        'joint_names': joints.union_names(SKELETON)}]
-    assert not list(out.glob('*.tmp'))
+    assert not list(out.rglob('*.tmp'))
 
 
 def test_records_are_the_deduplicated_examples(built):
@@ -93,9 +102,7 @@ def test_records_are_the_deduplicated_examples(built):
 def test_resume_after_interruption_rebuilds_only_missing_shards(built, tmp_path):
     out, manifest, survivors = built
     copy = tmp_path / 'resume'
-    copy.mkdir()
-    for f in out.iterdir():
-        (copy / f.name).write_bytes(f.read_bytes())
+    shutil.copytree(out, copy)
     first, second = (copy / s['file'] for s in manifest['shards'][:2])
     # Simulate a kill: shard 0 never renamed (half-written .tmp), manifest not yet written.
     tmp = first.with_name(first.name + '.tmp')
