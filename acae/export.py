@@ -28,26 +28,11 @@ import tensorflow as tf
 from acae import chirality
 from acae import model as acae_model
 from acae.convert import SkeletonConverter
+from posepile.atomic_io import write_npz_atomic
 from posepile.joints.joint_info import JointInfo
 
 WEIGHT_KEYS = ('W_enc', 'W_dec', 'joint_names', 'latent_names')
 ROW_SUM_TOLERANCE = 1e-4
-
-
-def write_npz_atomic(path: str | os.PathLike, **arrays) -> None:
-    """np.savez to a temporary file in the target directory, then an atomic rename."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + '.', suffix='.tmp', dir=path.parent)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            np.savez(f, **arrays)
-        os.chmod(tmp, 0o644)  # mkstemp creates owner-only files; outputs are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def save_weights(path: str | os.PathLike, model: acae_model.AffineCombiningAutoencoder) -> None:

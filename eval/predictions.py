@@ -28,9 +28,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 
 import numpy as np
+
+from posepile.atomic_io import write_npz_atomic
 
 REQUIRED_KEYS = ('poses', 'joint_names', 'sequence', 'frame')
 
@@ -116,12 +117,4 @@ def save_predictions(path: str | os.PathLike, poses: np.ndarray, joint_names, se
         arrays['poses2d'] = np.asarray(poses2d, np.float32)
     Predictions(**{k: (tuple(v) if k == 'joint_names' else v) for k, v in arrays.items()},
                 source=os.fspath(path))
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(suffix='.npz', dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_npz_atomic(path, **arrays)

@@ -2,15 +2,14 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
-import tempfile
 from typing import Any
 
 import numpy as np
 
 from eval.benchmarks import BenchmarkResult, Table
+from posepile.atomic_io import write_json_atomic
 
 
 def _cell(value, decimals: int) -> str:
@@ -63,15 +62,5 @@ def result_to_json(result: BenchmarkResult) -> dict:
 
 
 def write_json(path: str | os.PathLike, data: Any) -> None:
-    """Writes `data` as JSON to a temporary file in the target folder, then renames it."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix='.json.tmp', dir=folder)
-    try:
-        with os.fdopen(fd, 'w') as f:
-            json.dump(_jsonable(data), f, indent=2, allow_nan=False)
-            f.write('\n')
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    """Writes `data` as JSON atomically (NaN becomes null)."""
+    write_json_atomic(path, _jsonable(data), indent=2, allow_nan=False)

@@ -35,6 +35,7 @@ import numpy as np
 from tqdm import tqdm
 
 from posepile import joints
+from posepile.atomic_io import write_json_atomic
 from posepile.cropping import CropConfig, crop_task, init_crop_worker
 from posepile.dedup import dedup_mask
 from posepile.example import Pose3DExample
@@ -317,16 +318,6 @@ def _manifest(examples, names_per_example, kept, groups: Sequence[_ShardGroup],
         'num_examples': int(sum(s['num_examples'] for s in shards)),
         'shards': shards,
     }
-
-
-def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
-    path = pathlib.Path(path)
-    tmp = path.with_name(path.name + '.tmp')
-    with open(tmp, 'w') as f:
-        json.dump(data, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _check_or_write_config(out_dir: pathlib.Path, config: BuildConfig) -> None:

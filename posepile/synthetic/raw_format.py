@@ -34,7 +34,6 @@ files under their final names.
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 from collections.abc import Iterable
 from typing import Any
@@ -43,18 +42,12 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_tools
 
+from posepile.atomic_io import write_bytes_atomic
+
 FORMAT_VERSION = 1
 
 
-def write_bytes_atomic(path: pathlib.Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.tmp{os.getpid()}')
-    with open(tmp, 'wb') as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
-def write_json_atomic(path: pathlib.Path, obj: Any) -> None:
+def write_json_compact(path: pathlib.Path, obj: Any) -> None:
     write_bytes_atomic(path, json.dumps(obj, separators=(',', ':')).encode())
 
 
@@ -108,7 +101,7 @@ def write_track(dataset_dir: pathlib.Path, first, records: list[dict],
                 joint_names: dict[str, list[str]]) -> None:
     """Writes the annotation file of one (sequence, camera) track: `first` is its first
     `world.Frame` (for the track's metadata), `records` its frame records in time order."""
-    write_json_atomic(annotation_path(dataset_dir, first.split, first.sequence, first.camera_id), {
+    write_json_compact(annotation_path(dataset_dir, first.split, first.sequence, first.camera_id), {
         'dataset': first.dataset, 'split': first.split, 'sequence': first.sequence,
         'camera_id': first.camera_id, 'subject': first.subject,
         'image_size': list(first.image.shape[:2]), 'formats': list(first.joints3d),

@@ -5,6 +5,7 @@ import pathlib
 
 from tqdm import tqdm
 
+from posepile.atomic_io import write_bytes_atomic
 from posepile.synthetic import format_weights
 from posepile.synthetic import raw_format
 from posepile.synthetic import world
@@ -22,7 +23,7 @@ def write_world(out_dir: str | pathlib.Path, num: int, seed: int, progress: bool
     total = sum(p.n_images for p in plans)
     joint_names = {f: list(SYNTHETIC_SKELETONS[f][0]) for f in format_weights.FORMAT_NAMES}
     for spec in world.DATASETS:
-        raw_format.write_json_atomic(out / spec.name / 'info.json', {
+        raw_format.write_json_compact(out / spec.name / 'info.json', {
             'name': spec.name, 'description': spec.description,
             'labelled_formats': list(spec.formats),
             'test_formats': list(format_weights.FORMAT_NAMES),
@@ -36,7 +37,7 @@ def write_world(out_dir: str | pathlib.Path, num: int, seed: int, progress: bool
             # Per camera: its first frame (for the track's metadata) and the frame records.
             tracks: dict[str, tuple[object, list]] = {}
             for frame in world.generate_sequence(plan, seed):
-                raw_format.write_bytes_atomic(
+                write_bytes_atomic(
                     dataset_dir / raw_format.image_relpath(
                         frame.split, frame.sequence, frame.camera_id, frame.frame),
                     raw_format.encode_jpeg(frame.image))
@@ -47,7 +48,7 @@ def write_world(out_dir: str | pathlib.Path, num: int, seed: int, progress: bool
             for first, records in tracks.values():
                 raw_format.write_track(dataset_dir, first, records, joint_names)
     # world.json last: its presence marks a complete world.
-    raw_format.write_json_atomic(out / 'world.json', {
+    raw_format.write_json_compact(out / 'world.json', {
         'format_version': raw_format.FORMAT_VERSION, 'seed': seed, 'num': num, 'fps': world.FPS,
         'datasets': [d.name for d in world.DATASETS]})
     return written
