@@ -25,7 +25,7 @@ def n_components(n_joints: int, edges: np.ndarray) -> int:
 
 # Counts from each dataset's documentation / file format.
 KNOWN_COUNTS = {
-    'smpl': 24, 'smplx': 55, 'h36m': 32, 'coco': 19, '3dhp': 28, 'h36m_17': 17,
+    'smpl': 24, 'smplx': 55, 'h36m': 32, 'coco': 19, '3dhp': 28, 'h36m_17': 17, 'h36m_25': 25,
     'mpi_inf_3dhp_17': 17, 'mupots_17': 17, 'smpl_24': 24, 'jta': 22, 'aspset': 17,
     'coco2d': 17, 'coco17': 17, 'mpii': 16, 'totcap': 21, 'umpm': 15, 'mads': 19, 'bmhad': 43,
     'bmlmovi': 87, 'humbi': 25, '3doh': 14, 'ikea': 17, 'gpa': 34, 'human4d': 33, 'ghum': 63,
@@ -93,6 +93,17 @@ def test_subsets_are_subsets_of_parent(name):
     assert joints.skeleton_tag(name) == joints.skeleton_tag(parent)
     assert set(joints.get_skeleton(name).names) <= set(joints.get_skeleton(parent).names)
     assert set(joints.union_indices(name)) <= set(joints.union_indices(parent))
+
+
+def test_h36m_25_subset_rows():
+    # Fit3D/CHI3D/HumanSC3D joints3d_25 rows are these H36M D3_Positions rows.
+    h36m = joints.get_skeleton('h36m')
+    expected = [0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27, 4, 5, 9, 10, 21, 22,
+                29, 30]
+    np.testing.assert_array_equal(
+        h36m.indices_of(joints.get_skeleton('h36m_25').names), expected)
+    from posepile.datasets import _imar
+    np.testing.assert_array_equal(_imar.H36M_INDICES, expected)
 
 
 def test_protocol_subsets_pick_the_published_rows():

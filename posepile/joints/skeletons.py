@@ -115,6 +115,13 @@ _H36M_EDGES = _mirrored('pelv-spin-tors-neck-head-htop,pelv-lhip-lkne-lank-lfoo-
 _H36M_17_JOINTS = _names(
     'pelv rhip rkne rank lhip lkne lank tors neck head htop lsho lelb lwri rsho relb rwri')
 _H36M_17_EDGES = _mirrored('pelv-tors-neck-head-htop,pelv-lhip-lkne-lank,neck-lsho-lelb-lwri')
+# Fit3D / CHI3D / HumanSC3D joints3d_25: the 17-joint protocol, then right toe base and tip, left
+# toe base and tip, left thumb and hand end, right thumb and hand end (H36M rows 0 1 2 3 6 7 8 12
+# 13 14 15 17 18 19 25 26 27 4 5 9 10 21 22 29 30; the pairs' order inferred from H36M's).
+_H36M_25_JOINTS = _names('pelv rhip rkne rank lhip lkne lank tors neck head htop lsho lelb lwri '
+                         'rsho relb rwri rfoo rtoe lfoo ltoe lthu lfin rthu rfin')
+_H36M_25_EDGES = _mirrored('pelv-tors-neck-head-htop,pelv-lhip-lkne-lank-lfoo-ltoe,'
+                           'neck-lsho-lelb-lwri-lthu,lwri-lfin')
 
 # --- MPI-INF-3DHP / MuCo-3DHP / MuPoTS-3D -----------------------------------------------------
 # The 28 'annot3' joints in the dataset's order: spine3, spine4, spine2, spine, pelvis, neck,
@@ -340,6 +347,8 @@ REAL_FORMATS: dict[str, SkeletonFormat] = dict([
     _fmt('mpii', 'mpii', _MPII_JOINTS, _MPII_EDGES, is_2d=True, source='MPII Human Pose'),
     _fmt('h36m_17', 'h36m', _H36M_17_JOINTS, _H36M_17_EDGES, parent='h36m',
          source='H36M 17-joint protocol'),
+    _fmt('h36m_25', 'h36m', _H36M_25_JOINTS, _H36M_25_EDGES, parent='h36m',
+         source='Fit3D/CHI3D/HumanSC3D joints3d_25'),
     _fmt('smpl_24', '', _SMPL_JOINTS, _SMPL_EDGES, parent='smpl', source='3DPW, SMPL 24'),
     _fmt('mpi_inf_3dhp_17', '3dhp', _TDHP_17_JOINTS, _TDHP_17_EDGES, parent='3dhp',
          source='3DHP test univ_annot3'),
@@ -352,12 +361,12 @@ REAL_FORMATS: dict[str, SkeletonFormat] = dict([
 # are missing: they ship a 25-joint subset of the H36M joints whose row order is not verified here.
 DATASET_SKELETONS: dict[str, str] = {
     'surreal': 'smpl', 'agora': 'smpl', 'behave': 'smpl', 'spec': 'smpl', 'rich': 'smplx',
-    'h36m': 'h36m',
+    'h36m': 'h36m', 'fit3d': 'h36m_25', 'chi3d': 'h36m_25', 'humansc3d': 'h36m_25',
     'sailvos': 'sailvos', 'panoptic': 'coco', 'aist': 'coco17', 'humbi': 'humbi',
     'muco': '3dhp', 'mpi_inf_3dhp': '3dhp', 'mpi_inf_3dhp_full': '3dhp', 'gpa': 'gpa', 'aspset': 'aspset',
     'tdpeople': '3dpeople', 'bmlmovi': 'bmlmovi', 'mads': 'mads', 'umpm': 'umpm',
     'bmhad': 'bmhad', 'totcap': 'totcap', 'jta': 'jta', 'ikea': 'ikea',
-    'human4d': 'human4d', 'tdoh50k': '3doh', 'hspace': 'ghum',
+    'human4d': 'human4d', 'tdoh': '3doh', 'hspace': 'ghum',
     'coco': 'coco2d', 'mpii': 'mpii',
     'h36m_test': 'h36m_17', 'tdpw': 'smpl_24', 'mpi_inf_3dhp_test': 'mpi_inf_3dhp_17',
     'mupots': 'mupots_17',
