@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import json
 import multiprocessing
 import os
@@ -358,6 +359,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--dedup-threshold-mm', type=float, default=defaults.dedup_threshold_mm)
     parser.add_argument('--box-scale', type=float, default=defaults.box_scale)
     parser.add_argument('--dataset-index', type=int, default=defaults.dataset_index)
+    parser.add_argument('--body-model-dir', default=None,
+                        help='SMPL-family model files (<dir>/smpl/SMPL_NEUTRAL.npz, ...; see '
+                        'posepile/body_models.py) for converters that run the body model')
     return parser.parse_args(argv)
 
 
@@ -373,10 +377,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         crop_size=args.crop_size, num_shards=args.num_shards, workers=args.workers,
         jpeg_quality=args.jpeg_quality, dedup_threshold_mm=args.dedup_threshold_mm,
         box_scale=args.box_scale, skeleton=converter.SKELETON, dataset_index=args.dataset_index)
-    manifest = build_dataset(converter.convert(root), args.out, config)
+    options = {}
+    if args.body_model_dir is not None:
+        if 'body_model_dir' not in inspect.signature(converter.convert).parameters:
+            print(f'posepile.build: the {args.dataset} converter uses no body model; drop '
+                  f'--body-model-dir', file=sys.stderr)
+            return 2
+        options['body_model_dir'] = args.body_model_dir
+    manifest = build_dataset(converter.convert(root, **options), args.out, config)
+    shard_counts = Counter(s['dataset'] for s in manifest['shards'])
     for name, info in manifest['datasets'].items():
         print(f'{name}: {info["num_before_dedup"]} examples, {info["num_after_dedup"]} after '
-              f'dedup, in {len(manifest["shards"])} shards under {args.out}')
+              f'dedup, in {shard_counts[name]} shards under {args.out}/{name}/<split>/')
     return 0
 
 

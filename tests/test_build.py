@@ -171,3 +171,9 @@ def test_dedup_compares_shared_joints_when_a_track_changes_joint_set():
     ]
     names = [e.joint_names for e in examples]
     assert build._dedup(examples, names, 100.0).tolist() == [True, False, True, False, True]
+
+
+def test_body_model_dir_is_refused_for_converters_without_a_body_model(tmp_path, capsys):
+    assert build.main(['--dataset=h36m', f'--root={tmp_path}', f'--out={tmp_path / "out"}',
+                       f'--body-model-dir={tmp_path}']) == 2
+    assert 'h36m converter uses no body model' in capsys.readouterr().err

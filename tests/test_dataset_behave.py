@@ -184,10 +184,10 @@ def test_distortion_order_matches_opencv(tmp_path):
 
 def test_build_cli(dataset, tmp_path, monkeypatch):
     root, model_dir = dataset[:2]
-    monkeypatch.setenv(body_models.ENV_VAR, str(model_dir))
+    monkeypatch.delenv(body_models.ENV_VAR, raising=False)  # the flag alone must suffice
     out = tmp_path / 'out'
     assert build.main(['--dataset=behave', f'--root={root}', f'--out={out}', '--crop-size=32',
-                       '--num-shards=1']) == 0
+                       '--num-shards=1', f'--body-model-dir={model_dir}']) == 0
     info = json.loads((out / 'manifest.json').read_text())['datasets']['behave']
     assert info['before_dedup'] == {'train': 6, 'test': 6}
     # The walking sequence keeps all 3 frames per Kinect; the frozen one keeps 1 per Kinect.
