@@ -509,6 +509,22 @@ class Camera:
                 f'c=({K[0, 2]:.1f}, {K[1, 2]:.1f}), distortion={self.distortion_coeffs})')
 
 
+def h36m_distortion_to_opencv(k, p) -> np.ndarray:
+    """OpenCV coefficients [12] (k1 k2 p1 p2 k3 k4 k5 k6 s1 s2 s3 s4) equal to the lens model of
+    Human3.6M and the IMAR datasets (Fit3D, CHI3D, HumanSC3D), radial `k` [3], tangential `p` [2].
+
+    That model, on normalised x, y with r2 = x² + y²:
+        radial = 1 + k1 r2 + k2 r2² + k3 r2³,  tan = p[1]·x + p[0]·y,
+        x_d = x (radial + tan) + p[1] r2,      y_d = y (radial + tan) + p[0] r2.
+    OpenCV's tangential terms give x·radial + p[0]xy + p[1](r2 + 2x²)/2 with p1 = p[0]/2,
+    p2 = p[1]/2; the missing p[1]r2/2 (and p[0]r2/2 in y) is exactly thin prism s1 = p[1]/2,
+    s3 = p[0]/2. So the mapping is exact, not an approximation.
+    """
+    k = np.asarray(k, np.float64).reshape(3)
+    p = np.asarray(p, np.float64).reshape(2)
+    return np.array([k[0], k[1], p[0] / 2, p[1] / 2, k[2], 0, 0, 0, p[1] / 2, 0, p[0] / 2, 0])
+
+
 def make_crop_camera(camera: Camera, box_xywh: Sequence[float], output_side: int,
                      scale: float = 1.0, rotation_rad: float = 0.0, flip: bool = False) -> Camera:
     """The camera of a perspective crop around a box (DESIGN.md "Crops").

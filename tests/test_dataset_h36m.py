@@ -10,7 +10,7 @@ from cdflib.cdfwrite import CDF
 from fixture_media import write_video
 from fixture_people import default_camera, make_people_sequence
 from posepile import build, joints
-from posepile.camera import Camera
+from posepile.camera import Camera, h36m_distortion_to_opencv
 from posepile.datasets import common, h36m
 
 IMSHAPE = (120, 160)
@@ -24,7 +24,7 @@ FRAME_OF_ROW = [0, 0, 1, 1]
 def fixture_cameras():
     cams = [default_camera(IMSHAPE, distance_mm=4500, yaw_deg=yaw) for yaw in (20, 110, 200, 290)]
     for cam in cams:
-        cam.distortion_coeffs = np.array([*K_RADIAL[:2], *P_TANGENTIAL, K_RADIAL[2]])
+        cam.distortion_coeffs = h36m_distortion_to_opencv(K_RADIAL, P_TANGENTIAL)
     return cams
 
 
@@ -111,12 +111,14 @@ def test_exclude_videos(dataset):
     assert len(examples) == 3 * len(FRAME_OF_ROW)
 
 
-def test_tangential_mapping_vs_official_formula():
+def test_tangential_mapping_vs_official_formula(dataset):
     """H36M's own projection (radial 1+k1 r²+k2 r⁴+k3 r⁶; tan = p1·y + p2·x;
-    x' = x(radial+tan) + p2·r², y' = y(radial+tan) + p1·r²) at full resolution agrees with the
-    parsed OpenCV camera to well under a pixel for realistic coefficients."""
-    cam = Camera([0, 0, 0], np.eye(3), [[1145.0, 0, 512.5], [0, 1143.8, 515.5], [0, 0, 1]],
-                 [*K_RADIAL[:2], *P_TANGENTIAL, K_RADIAL[2]])
+    x' = x(radial+tan) + p2·r², y' = y(radial+tan) + p1·r²) at full resolution equals the parsed
+    OpenCV camera (the mapping onto OpenCV's 12 coefficients is exact)."""
+    root = dataset[0]
+    cam = h36m.load_cameras(root / 'cameras.h5', 'S1')['54138969']
+    cam.R, cam.t = np.eye(3), np.zeros(3)
+    cam.intrinsic_matrix = np.array([[1145.0, 0, 512.5], [0, 1143.8, 515.5], [0, 0, 1]])
     grid = np.stack(np.meshgrid(np.linspace(-0.42, 0.42, 15), np.linspace(-0.42, 0.42, 15)), -1)
     xy = grid.reshape(-1, 2)
     points = np.concatenate([xy * 4000, np.full((len(xy), 1), 4000.0)], axis=1)
@@ -126,7 +128,7 @@ def test_tangential_mapping_vs_official_formula():
     distorted = xy * (radial + tan)[:, None] + np.outer(r2, P_TANGENTIAL[::-1])
     official = distorted * [1145.0, 1143.8] + [512.5, 515.5]
     error = np.linalg.norm(cam.world_to_image(points) - official, axis=1)
-    assert error.max() < 1.0
+    assert error.max() < 1e-6
 
 
 def test_build_cli_dedups(dataset, tmp_path):

@@ -15,6 +15,7 @@ import pytest
 from fixture_media import write_video
 from fixture_people import default_camera, make_people_sequence
 from posepile import build, joints
+from posepile.camera import h36m_distortion_to_opencv
 from posepile.datasets import _imar, chi3d, common, fit3d, humansc3d
 
 IMSHAPE = (120, 160)
@@ -48,7 +49,7 @@ def imar_projection(points_world_m, R, T, f, c, k, p):
 def fixture_cameras():
     cams = [default_camera(IMSHAPE, distance_mm=4500, yaw_deg=yaw) for yaw in (15, 195)]
     for cam in cams:
-        cam.distortion_coeffs = _imar.distortion_to_opencv(K_RADIAL, P_TANGENTIAL)
+        cam.distortion_coeffs = h36m_distortion_to_opencv(K_RADIAL, P_TANGENTIAL)
     return cams
 
 
@@ -187,7 +188,7 @@ def test_distortion_mapping_is_exact_at_full_resolution():
     from posepile.camera import Camera
     f, c = np.array([1039.0, 1035.0]), np.array([476.4, 449.0])
     cam = Camera([0, 0, 0], np.eye(3), [[f[0], 0, c[0]], [0, f[1], c[1]], [0, 0, 1]],
-                 _imar.distortion_to_opencv(K_RADIAL, P_TANGENTIAL))
+                 h36m_distortion_to_opencv(K_RADIAL, P_TANGENTIAL))
     grid = np.stack(np.meshgrid(np.linspace(-0.45, 0.45, 19), np.linspace(-0.45, 0.45, 19)), -1)
     points = np.concatenate([grid.reshape(-1, 2) * 4.0, np.full((19 * 19, 1), 4.0)], axis=1)
     official = imar_projection(points, np.eye(3), np.zeros(3), f, c, K_RADIAL, P_TANGENTIAL)

@@ -23,12 +23,9 @@ file formats, documented by the authors' `imar_vision_datasets_tools` repository
 Camera convention (from the tools' notebook): p_cam = R @ (p_world - T), i.e. T is the optical
 centre in world coordinates (metres), as `posepile.camera.Camera` takes it (in mm).
 
-Distortion: the tools project with H36M's model (normalised x, y; r2 = x² + y²):
-    radial = 1 + k1 r2 + k2 r2² + k3 r2³,  tan = p[1]·x + p[0]·y,
-    x_d = x (radial + tan) + p[1] r2,      y_d = y (radial + tan) + p[0] r2.
-This is exactly OpenCV's 12-coefficient model with p1 = p[0]/2, p2 = p[1]/2 and thin-prism
-s1 = p[1]/2, s3 = p[0]/2 (expand both: x_d - x·radial = p[0]xy + p[1]x² + p[1]r2 either way), so
-the parsed Camera reproduces the authors' projection to rounding error.
+Distortion: the tools project with H36M's lens model, which maps exactly onto OpenCV's
+12-coefficient model (posepile.camera.h36m_distortion_to_opencv), so the parsed Camera reproduces
+the authors' projection to rounding error.
 
 Joints: 25 of Human3.6M's 32 mocap joints. Rows 0-16 are the common 17-joint H36M protocol
 (pelvis, right hip/knee/ankle, left hip/knee/ankle, spine, neck/thorax, head, head top, left
@@ -54,7 +51,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from posepile import joints
-from posepile.camera import Camera
+from posepile.camera import Camera, h36m_distortion_to_opencv
 from posepile.datasets import common
 from posepile.example import Pose3DExample
 
@@ -72,14 +69,6 @@ _SUBJECT_DIR = re.compile(r'^s\d+$')
 def joint_names() -> tuple[str, ...]:
     """Union names of the 25 rows ('pelv_h36m', ...), the registry's 'h36m_25' subset."""
     return tuple(joints.union_names(SKELETON))
-
-
-def distortion_to_opencv(k, p) -> np.ndarray:
-    """OpenCV coefficients [12] (k1 k2 p1 p2 k3 k4 k5 k6 s1 s2 s3 s4) equal to the IMAR/H36M lens
-    model with radial `k` [3] and tangential `p` [2] (see the module docstring for the algebra)."""
-    k = np.asarray(k, np.float64).reshape(3)
-    p = np.asarray(p, np.float64).reshape(2)
-    return np.array([k[0], k[1], p[0] / 2, p[1] / 2, k[2], 0, 0, 0, p[1] / 2, 0, p[0] / 2, 0])
 
 
 def _vector(mapping, key, path, n) -> np.ndarray:
@@ -112,7 +101,7 @@ def load_camera(path: str | pathlib.Path) -> Camera:
     p = _vector(intrinsics, 'p', where, 2)
     K = np.array([[focal[0], 0, centre[0]], [0, focal[1], centre[1]], [0, 0, 1]])
     try:
-        return Camera(T * METRES_TO_MM, R, K, distortion_to_opencv(k, p), world_up=WORLD_UP)
+        return Camera(T * METRES_TO_MM, R, K, h36m_distortion_to_opencv(k, p), world_up=WORLD_UP)
     except ValueError as e:
         raise common.DatasetFormatError(f'{path}: invalid camera ({e})') from None
 

@@ -38,7 +38,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from posepile import joints
-from posepile.camera import Camera
+from posepile.camera import Camera, h36m_distortion_to_opencv
 from posepile.datasets import common
 from posepile.example import Pose3DExample
 
@@ -97,7 +97,7 @@ def load_cameras(path: str | pathlib.Path, subject: str) -> dict[str, Camera]:
                         f'{path} [{where}]: field "Name" is {name!r}, expected {expected_id!r}')
             K = np.array([[focal[0], 0, centre[0]], [0, focal[1], centre[1]], [0, 0, 1]])
             try:
-                cameras[expected_id] = Camera(T, R, K, [k[0], k[1], p[0], p[1], k[2]],
+                cameras[expected_id] = Camera(T, R, K, h36m_distortion_to_opencv(k, p),
                                               world_up=WORLD_UP)
             except ValueError as e:
                 raise common.DatasetFormatError(f'{path} [{where}]: invalid camera ({e})') from None
