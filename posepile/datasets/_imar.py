@@ -123,24 +123,6 @@ def load_joints(path: str | pathlib.Path, n_persons: int) -> np.ndarray:
     return (arr * METRES_TO_MM).astype(np.float32)
 
 
-def video_shape_and_length(path: pathlib.Path) -> tuple[tuple[int, int], int]:
-    """((height, width), frame count) from the container, without decoding."""
-    import cv2
-    common.require_file(path, 'an mp4 video')
-    cap = cv2.VideoCapture(str(path))
-    try:
-        if not cap.isOpened():
-            raise common.DatasetFormatError(f'{path}: cannot be opened as a video (expected mp4)')
-        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        shape = (int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)))
-    finally:
-        cap.release()
-    if n <= 0 or min(shape) <= 0:
-        raise common.DatasetFormatError(
-            f'{path}: video reports {n} frames of size {shape}; corrupt or truncated?')
-    return shape, n
-
-
 def infer_pose_step(n_pose_rows: int, n_video_frames: int) -> int:
     """Joints rows per video frame: 4 if the joints look like 200 Hz mocap under 50 fps video."""
     return 4 if n_pose_rows >= 3.5 * n_video_frames else 1
@@ -200,7 +182,7 @@ def convert(root, dataset: str, n_persons: int, subjects: Iterable[str] | None =
             for camera_id in cams:
                 camera = load_camera(camera_root / camera_id / f'{action}.json')
                 video = subject_dir / 'videos' / camera_id / f'{action}.mp4'
-                imshape, n_video = video_shape_and_length(video)
+                n_video, imshape = common.video_info(video)
                 step = pose_rows_per_frame or infer_pose_step(poses.shape[1], n_video)
                 n = min(n_video, (poses.shape[1] + step - 1) // step)
                 rows = np.arange(n) * step

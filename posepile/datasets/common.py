@@ -122,16 +122,26 @@ class VideoFrame:
         return np.ascontiguousarray(frame[..., ::-1])
 
 
-def video_frame_count(path: str | os.PathLike) -> int:
+def video_info(path: str | os.PathLike) -> tuple[int, tuple[int, int]]:
+    """(frame count, (height, width)) from the container metadata, without decoding."""
     import cv2
     require_file(path, 'a video file')
     cap = cv2.VideoCapture(str(path))
     try:
         if not cap.isOpened():
             raise DatasetFormatError(f'{path}: cannot be opened as a video')
-        return int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        shape = (int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)))
     finally:
         cap.release()
+    if n <= 0 or min(shape) <= 0:
+        raise DatasetFormatError(
+            f'{path}: video reports {n} frames of size {shape}; corrupt or truncated?')
+    return n, shape
+
+
+def video_frame_count(path: str | os.PathLike) -> int:
+    return video_info(path)[0]
 
 
 def box_around_points(points2d: np.ndarray, margin: float = 0.1,

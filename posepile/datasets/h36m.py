@@ -122,24 +122,6 @@ def load_poses(path: str | pathlib.Path) -> np.ndarray:
     return data[0].reshape(-1, N_JOINTS, 3).astype(np.float32)
 
 
-def _video_info(path: pathlib.Path) -> tuple[int, tuple[int, int]]:
-    """(frame count, (height, width)) from the container metadata, without decoding."""
-    import cv2
-    common.require_file(path, 'an mp4 video')
-    cap = cv2.VideoCapture(str(path))
-    try:
-        if not cap.isOpened():
-            raise common.DatasetFormatError(f'{path}: cannot be opened as a video')
-        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        shape = (int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)))
-    finally:
-        cap.release()
-    if n <= 0 or min(shape) <= 0:
-        raise common.DatasetFormatError(
-            f'{path}: video reports {n} frames of size {shape}; corrupt or truncated?')
-    return n, shape
-
-
 def split_of(subject: str, validation_subjects: Iterable[str] = ()) -> str:
     if subject in TEST_SUBJECTS:
         return 'test'
@@ -191,7 +173,7 @@ def convert(root, subjects: Iterable[str] | None = None,
                     continue
                 camera = cameras[camera_id]
                 video = video_dir / f'{action}.{camera_id}.mp4'
-                n_video, imshape = _video_info(video)
+                n_video, imshape = common.video_info(video)
                 n = min(n_video, len(poses))
                 coords2d = camera.world_to_image(poses[:n].astype(np.float64))
                 for i in range(n):
