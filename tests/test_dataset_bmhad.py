@@ -13,7 +13,7 @@ from scipy.spatial.transform import Rotation
 from fixture_people import default_camera, make_people_sequence
 from posepile import build, joints
 from posepile.datasets import bmhad, common
-from test_datasets_studio import write_c3d
+from fixture_media import write_c3d
 
 IMSHAPE = (120, 160)
 DIST = np.array([-0.25, 0.1, 0.001, -0.0005])

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
+from fixture_media import write_c3d
 from fixture_people import default_camera, make_people_sequence
 from posepile import build, joints
 from posepile.datasets import common, get_converter
@@ -349,56 +350,6 @@ def test_aist_bad_inputs(aist, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------- C3D
-def write_c3d(path: pathlib.Path, points_mm: np.ndarray, labels, units='mm', rate=50.0,
-              use_float=True, invalid=None, n_analog=0):
-    """A C3D file per the c3d.org user guide (Intel): header, POINT parameters, point data.
-
-    points_mm: [T, N, 3] in mm; written in `units`. invalid: [T, N] bool -> residual -1.
-    """
-    import struct
-    T, N, _ = points_mm.shape
-    values = points_mm / {'mm': 1.0, 'cm': 10.0, 'm': 1000.0}[units]
-    scale = -0.01 if use_float else 0.1
-
-    def param(group_id, name, type_code, dims, payload):
-        body = struct.pack('<bB', type_code, len(dims)) + bytes(dims) + payload + b'\x00'
-        return struct.pack('<bb', len(name), group_id) + name.encode() + \
-            struct.pack('<h', 2 + len(body)) + body
-
-    def group(group_id, name):
-        return (struct.pack('<bb', len(name), -group_id) + name.encode() + struct.pack('<h', 3)
-                + b'\x00')
-
-    width = max(len(s) for s in labels)
-    items = [group(1, 'POINT'),
-             param(1, 'USED', 2, [], struct.pack('<h', N)),
-             param(1, 'SCALE', 4, [], struct.pack('<f', scale)),
-             param(1, 'RATE', 4, [], struct.pack('<f', rate)),
-             param(1, 'FRAMES', 2, [], struct.pack('<h', T)),
-             param(1, 'UNITS', -1, [len(units)], units.encode()),
-             param(1, 'LABELS', -1, [width, N], b''.join(s.ljust(width).encode() for s in labels))]
-    params = b''.join(items) + b'\x00\x00'
-    params = struct.pack('<BBBB', 1, 0x50, 1, 84) + params
-    n_param_blocks = -(-len(params) // 512)
-    params = bytearray(params.ljust(512 * n_param_blocks, b'\x00'))
-    params[2] = n_param_blocks
-    data_block = 2 + n_param_blocks
-    header = bytearray(512)
-    header[0], header[1] = 2, 0x50
-    struct.pack_into('<HHHHH', header, 2, N, n_analog, 1, T, 0)
-    struct.pack_into('<f', header, 12, scale)
-    struct.pack_into('<H', header, 16, data_block)
-    struct.pack_into('<f', header, 20, rate)
-    residual = np.zeros((T, N, 1))
-    if invalid is not None:
-        residual[invalid] = -1
-    frame = np.concatenate([values if use_float else values / scale, residual], axis=2)
-    frame = np.concatenate([frame.reshape(T, -1), np.zeros((T, n_analog))], axis=1)
-    data = frame.astype('<f4' if use_float else '<i2').tobytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(bytes(header) + bytes(params) + data)
-
-
 @pytest.mark.parametrize('units,use_float', [('mm', True), ('m', True), ('cm', False)])
 def test_c3d_reader_units_invalid_points_and_analog(tmp_path, units, use_float):
     from posepile.datasets._c3d import read_c3d
