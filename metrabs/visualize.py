@@ -1,0 +1,75 @@
+"""Drawing predicted poses: 2D skeletons on the image and a 3D plot beside it (matplotlib Agg)."""
+from __future__ import annotations
+
+import os
+import pathlib
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _colors(n: int) -> np.ndarray:
+    return plt.get_cmap('tab10')(np.arange(max(n, 1)) % 10)
+
+
+def draw_skeletons_2d(ax, image: np.ndarray, poses2d: np.ndarray, edges: np.ndarray,
+                      boxes: np.ndarray | None = None) -> None:
+    """Image [H, W, 3] with each pose [P, J, 2] (image px) drawn as bones; optional boxes [P, 4+]
+    (xywh px). Pixel centres are at integer coordinates, as matplotlib's imshow places them."""
+    ax.imshow(image)
+    colors = _colors(len(poses2d))
+    for i, pose in enumerate(np.asarray(poses2d)):
+        if len(edges):
+            segments = pose[np.asarray(edges)]  # [E, 2 ends, 2]
+            xs = np.stack([segments[:, 0, 0], segments[:, 1, 0], np.full(len(edges), np.nan)], 1)
+            ys = np.stack([segments[:, 0, 1], segments[:, 1, 1], np.full(len(edges), np.nan)], 1)
+            ax.plot(xs.ravel(), ys.ravel(), color=colors[i], linewidth=2)
+        ax.scatter(pose[:, 0], pose[:, 1], s=6, color=colors[i])
+        if boxes is not None and i < len(boxes):
+            x, y, w, h = np.asarray(boxes[i][:4], np.float64)
+            ax.add_patch(plt.Rectangle((x - 0.5, y - 0.5), w, h, fill=False, color=colors[i]))
+    ax.set_xlim(-0.5, image.shape[1] - 0.5)
+    ax.set_ylim(image.shape[0] - 0.5, -0.5)
+    ax.axis('off')
+
+
+def plot_skeletons_3d(ax, poses3d: np.ndarray, edges: np.ndarray) -> None:
+    """Poses [P, J, 3] in mm, camera frame (x right, y down, z forward), shown with up = -y."""
+    poses = np.asarray(poses3d, np.float64)
+    colors = _colors(len(poses))
+    for i, pose in enumerate(poses):
+        shown = np.stack([pose[:, 0], pose[:, 2], -pose[:, 1]], axis=-1)
+        for a, b in np.asarray(edges).reshape(-1, 2):
+            ax.plot(*shown[[a, b]].T, color=colors[i], linewidth=2)
+        ax.scatter(*shown.T, s=4, color=colors[i])
+    if len(poses) and np.all(np.isfinite(poses)):
+        flat = np.stack([poses[..., 0], poses[..., 2], -poses[..., 1]], -1).reshape(-1, 3)
+        center = (flat.max(0) + flat.min(0)) / 2
+        radius = max(float((flat.max(0) - flat.min(0)).max()) / 2, 500.0)
+        ax.set_xlim(center[0] - radius, center[0] + radius)
+        ax.set_ylim(center[1] - radius, center[1] + radius)
+        ax.set_zlim(center[2] - radius, center[2] + radius)
+    ax.set_xlabel('x (mm)')
+    ax.set_ylabel('z (mm)')
+    ax.set_zlabel('-y (mm)')
+
+
+def save_figure(out_path: str | os.PathLike, image: np.ndarray, poses2d: np.ndarray,
+                poses3d: np.ndarray, edges: np.ndarray, boxes: np.ndarray | None = None,
+                dpi: int = 100) -> None:
+    """Image with 2D skeletons (left) and the 3D poses (right) written to out_path (format from
+    the extension), through a temporary file and a rename."""
+    out_path = pathlib.Path(out_path)
+    fig = plt.figure(figsize=(12, 5))
+    try:
+        draw_skeletons_2d(fig.add_subplot(1, 2, 1), image, poses2d, edges, boxes)
+        plot_skeletons_3d(fig.add_subplot(1, 2, 2, projection='3d'), poses3d, edges)
+        fig.tight_layout()
+        tmp = out_path.with_name(f'.{out_path.name}.tmp{os.getpid()}')
+        fig.savefig(tmp, format=out_path.suffix.lstrip('.') or 'png', dpi=dpi)
+        os.replace(tmp, out_path)
+    finally:
+        plt.close(fig)
