@@ -1,0 +1,113 @@
+"""HSPACE converter on a tiny fixture in the real format (TFRecords of tf.train.Example written
+by TensorFlow's own writer, with the release's feature names). Real frames are larger; the
+fixture's are 160x120 with intrinsics to match."""
+import json
+import pickle
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from fixture_people import default_camera, make_people_sequence
+from posepile import build, joints
+from posepile.cropping import decode_rle
+from posepile.datasets import common, hspace
+
+IMSHAPE = (120, 160)
+N_FRAMES = 3
+MASK_ID = 7  # person pixels are labelled 7 or 6
+
+
+def example_bytes(image, labels, K, people_cam_m, mask_ids):
+    def floats(v):
+        return tf.train.Feature(float_list=tf.train.FloatList(value=list(np.ravel(v))))
+
+    def ints(v):
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=list(np.ravel(v))))
+
+    def raw(b):
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[b]))
+
+    feature = {
+        'image/rgb': raw(cv2.imencode('.png', image[..., ::-1])[1].tobytes()),
+        'character_masks': raw(cv2.imencode('.png', labels)[1].tobytes()),
+        'camera_intrinsics': floats([K[0, 0], K[1, 1], K[0, 2], K[1, 2]]),
+        'number_of_rigged_characters': ints([len(people_cam_m)])}
+    for i, (coords, mask_id) in enumerate(zip(people_cam_m, mask_ids)):
+        feature[f'RIGGED_{i}/joints_3d'] = floats(coords)
+        feature[f'RIGGED_{i}/mask_id'] = ints([mask_id])
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+@pytest.fixture(scope='module')
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp('hspace')
+    cam = default_camera(IMSHAPE, distance_mm=3000)
+    people = make_people_sequence([cam], IMSHAPE, n_frames=N_FRAMES, n_joints=63, seed=11,
+                                  step_mm_per_frame=150.0)[0]
+    train = root / '2021_01' / 'train'
+    train.mkdir(parents=True)
+    with tf.io.TFRecordWriter(str(train / 'scene_0003.tfrecord')) as writer:
+        for t in range(N_FRAMES):
+            labels = np.zeros(IMSHAPE, np.uint8)
+            labels[people.masks[t]] = MASK_ID
+            labels[people.masks[t] & (np.arange(IMSHAPE[1]) % 2 == 0)] = MASK_ID - 1
+            labels[:2, :2] = 20  # a tiny second character: skipped
+            cam_m = cam.world_to_camera(people.joints[t]) / 1000
+            writer.write(example_bytes(people.images[t], labels, cam.intrinsic_matrix,
+                                       [cam_m, cam_m + 1], [MASK_ID, 20]))
+    return root, cam, people, list(hspace.convert(root))
+
+
+def test_examples(dataset):
+    root, cam, people, examples = dataset
+    assert [(ex.frame, ex.person) for ex in examples] == [(0, 0), (1, 0), (2, 0)]
+    for ex in examples:
+        truth_cam = cam.world_to_camera(people.joints[ex.frame])
+        assert ex.joint_names == tuple(joints.union_names('ghum'))
+        assert ex.joint_names[:2] == ('pelv_ghum', 'spin1_ghum')
+        assert ex.sequence == 'scene_0003' and ex.split == 'train'
+        np.testing.assert_allclose(ex.world_coords, truth_cam, atol=0.01)
+        projected = ex.camera.world_to_image(ex.world_coords)
+        assert np.max(np.abs(projected - cam.world_to_image(people.joints[ex.frame]))) < 1.0
+        np.testing.assert_array_equal(decode_rle(ex.mask).astype(bool), people.masks[ex.frame])
+        np.testing.assert_array_equal(ex.image(), people.images[ex.frame])  # png: lossless
+        # The lazy image survives pickling (build workers may receive it).
+        np.testing.assert_array_equal(pickle.loads(pickle.dumps(ex.image))(),
+                                      people.images[ex.frame])
+
+
+def test_build_cli(dataset, tmp_path):
+    out = tmp_path / 'out'
+    assert build.main(['--dataset=hspace', f'--root={dataset[0]}', f'--out={out}',
+                       '--crop-size=32', '--num-shards=1']) == 0
+    info = json.loads((out / 'manifest.json').read_text())['datasets']['hspace']
+    assert info['before_dedup'] == {'train': 3}
+    assert info['num_after_dedup'] == 3  # 150 mm/frame walk: all kept
+
+
+def test_bad_inputs(dataset, tmp_path):
+    bad = tmp_path / 'bad'
+    shutil.copytree(dataset[0], bad)
+    path = bad / '2021_01/train/scene_0003.tfrecord'
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) - 10])
+    with pytest.raises(common.DatasetFormatError, match=r'scene_0003\.tfrecord: record at byte '
+                                                        r'\d+ is truncated'):
+        list(hspace.convert(bad))
+    cam = dataset[1]
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        writer.write(example_bytes(np.zeros((*IMSHAPE, 3), np.uint8), np.zeros(IMSHAPE, np.uint8),
+                                   cam.intrinsic_matrix, [np.zeros((62, 3))], [1]))
+    with pytest.raises(common.DatasetFormatError,
+                       match=r"scene_0003\.tfrecord \[record 0\]: feature 'RIGGED_0/joints_3d' "
+                             r"has 186 values, expected 189"):
+        list(hspace.convert(bad))
+    path.write_bytes(b'\x05\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00garba\x00\x00\x00\x00')
+    with pytest.raises(common.DatasetFormatError, match=r'\[record 0\]: not a tf\.train\.Example'):
+        list(hspace.convert(bad))
+    path.unlink()
+    with pytest.raises(common.DatasetFormatError, match=r'train: no \*\.tfrecord files'):
+        list(hspace.convert(bad))

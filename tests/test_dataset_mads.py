@@ -1,0 +1,123 @@
+"""MADS converter on a tiny fixture in the real format (GT.mat cell of poses, Caltech Calib_Cam
+.mat files, MJPG avi views). Real videos are 1024x768; the fixture's are 160x120 with
+intrinsics to match."""
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+import scipy.io
+
+from fixture_media import write_video
+from fixture_people import default_camera, make_people_sequence
+from posepile import build, joints
+from posepile.datasets import common, mads
+
+IMSHAPE = (120, 160)
+N_FRAMES = 5
+
+
+def write_calibration(path, cam, kc=np.zeros(5)):
+    om = cv2.Rodrigues(cam.R)[0].reshape(3)
+    scipy.io.savemat(str(path), {'om_ext': om.reshape(3, 1),
+                                 'T_ext': (-cam.R @ cam.t).reshape(3, 1),
+                                 'KK': cam.intrinsic_matrix, 'kc': kc.reshape(5, 1),
+                                 'fc': np.diag(cam.intrinsic_matrix)[:2].reshape(2, 1)})
+
+
+def write_gt(path, frames):
+    cell = np.empty((len(frames), 1), dtype=object)
+    for i, f in enumerate(frames):
+        cell[i, 0] = f
+    scipy.io.savemat(str(path), {'GTpose2': cell, 'GTpose': cell})
+
+
+@pytest.fixture(scope='module')
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp('mads')
+    cams = [default_camera(IMSHAPE, distance_mm=3500, yaw_deg=yaw) for yaw in (0, 70)]
+    people = make_people_sequence(cams, IMSHAPE, n_frames=N_FRAMES, n_joints=19, seed=8,
+                                  step_mm_per_frame=150.0)
+    group = root / 'multi_view_data' / 'Kata'
+    group.mkdir(parents=True)
+    for i, (cam, seq) in enumerate(zip(cams, people)):
+        write_video(group / f'Kata_P1_C{i}.avi', seq.images, fourcc='MJPG')
+        write_calibration(group / f'Calib_Cam{i}.mat', cam)
+    poses = people[0].joints.astype(np.float64)
+    frames = [poses[0], np.full((19, 3), np.nan), poses[2][list(mads.ROWS_OF_15)],
+              np.zeros((0, 0)), poses[4]]
+    write_gt(group / 'Kata_P1_GT.mat', frames)
+    return root, cams, people, list(mads.convert(root))
+
+
+def test_examples(dataset):
+    root, cams, people, examples = dataset
+    # Frames 1 (all NaN) and 3 (empty cell) carry no pose.
+    assert [(ex.camera_id, ex.frame) for ex in examples] == \
+        [(c, f) for c in ('C0', 'C1') for f in (0, 2, 4)]
+    for ex in examples:
+        i = int(ex.camera_id[1])
+        truth = people[0].joints[ex.frame].astype(np.float64)
+        assert ex.joint_names == tuple(joints.union_names('mads'))
+        assert ex.joint_names[:2] == ('neck_mads', 'pelv_mads')
+        assert ex.sequence == 'Kata/Kata_P1' and ex.split == 'train'
+        labelled = np.isfinite(ex.world_coords[:, 0])
+        if ex.frame == 2:  # a 15-joint frame: toes and hands NaN
+            assert np.flatnonzero(~labelled).tolist() == [5, 9, 13, 17]
+        else:
+            assert labelled.all()
+        np.testing.assert_allclose(ex.world_coords[labelled], truth[labelled], atol=1e-3)
+        projected = ex.camera.world_to_image(ex.world_coords[labelled])
+        assert np.max(np.abs(projected - cams[i].world_to_image(truth[labelled]))) < 1.0
+        x, y = np.round(projected[0]).astype(int)  # neck on the rendered person
+        assert people[i].masks[ex.frame][y, x]
+        frame = ex.image()
+        assert np.mean(np.abs(frame.astype(float) - people[i].images[ex.frame])) < 12
+
+
+def test_distortion_matches_opencv(tmp_path):
+    cam = default_camera(IMSHAPE, distance_mm=3500, yaw_deg=20)
+    kc = np.array([-0.2, 0.05, 0.001, -0.002, 0.01])
+    write_calibration(tmp_path / 'Calib_Cam0.mat', cam, kc)
+    parsed = mads.load_camera(tmp_path / 'Calib_Cam0.mat')
+    points = np.array([[0.0, 0, 900], [300, -200, 1500], [-400, 100, 200]])
+    rvec = cv2.Rodrigues(cam.R)[0]
+    expected = cv2.projectPoints(points, rvec, -cam.R @ cam.t, cam.intrinsic_matrix, kc)[0]
+    np.testing.assert_allclose(parsed.world_to_image(points), expected.reshape(-1, 2), atol=1e-6)
+
+
+def test_build_cli(dataset, tmp_path):
+    out = tmp_path / 'out'
+    assert build.main(['--dataset=mads', f'--root={dataset[0]}', f'--out={out}',
+                       '--crop-size=32', '--num-shards=1']) == 0
+    info = json.loads((out / 'manifest.json').read_text())['datasets']['mads']
+    assert info['before_dedup'] == {'train': 6}
+    assert info['num_after_dedup'] == 6  # 150 mm/frame walk: all kept
+
+
+def test_bad_inputs(dataset, tmp_path):
+    bad = tmp_path / 'bad'
+    shutil.copytree(dataset[0], bad)
+    group = bad / 'multi_view_data/Kata'
+    write_gt(group / 'Kata_P1_GT.mat', [np.zeros((17, 3))])
+    with pytest.raises(common.DatasetFormatError,
+                       match=r'Kata_P1_GT\.mat: field "GTpose2" frame 0 has shape \(17, 3\)'):
+        list(mads.convert(bad))
+    scipy.io.savemat(str(group / 'Kata_P1_GT.mat'), {'other': 1})
+    with pytest.raises(common.DatasetFormatError,
+                       match=r"Kata_P1_GT\.mat: missing field 'GTpose2'"):
+        list(mads.convert(bad))
+    (group / 'Kata_P1_GT.mat').unlink()
+    with pytest.raises(common.DatasetFormatError, match=r'missing file .*Kata_P1_GT\.mat'):
+        list(mads.convert(bad))
+    shutil.copy(dataset[0] / 'multi_view_data/Kata/Kata_P1_GT.mat', group)
+    scipy.io.savemat(str(group / 'Calib_Cam1.mat'), {'om_ext': np.zeros(3), 'T_ext': np.zeros(3),
+                                                     'KK': np.eye(2), 'kc': np.zeros(5)})
+    with pytest.raises(common.DatasetFormatError,
+                       match=r"Calib_Cam1\.mat: field 'KK' has shape \(2, 2\), expected \[3x3\]"):
+        list(mads.convert(bad))
+    shutil.copy(dataset[0] / 'multi_view_data/Kata/Calib_Cam1.mat', group)
+    (group / 'Kata_P1_C0.avi').write_bytes(b'RIFF\x00\x00 corrupt')
+    with pytest.raises(common.DatasetFormatError, match=r'Kata_P1_C0\.avi: cannot be opened'):
+        list(mads.convert(bad))

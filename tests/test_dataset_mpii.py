@@ -1,0 +1,140 @@
+"""MPII Human Pose converter on a tiny fixture in the real format (RELEASE struct in a v5 .mat).
+
+Real MPII images are ~1280x720; the fixture's are 160x120.
+"""
+import json
+import shutil
+
+import numpy as np
+import pytest
+import scipy.io
+
+from fixture_media import read_image, write_jpeg
+from fixture_people import default_camera, make_people_sequence
+from posepile import build, joints
+from posepile.datasets import common, mpii
+
+IMSHAPE = (120, 160)
+
+
+def struct_array(records):
+    """MATLAB 1xN struct array (fields of the first record; absent ones are empty arrays)."""
+    fields = list(dict.fromkeys(k for r in records for k in r))
+    array = np.empty((1, len(records)), dtype=[(f, object) for f in fields])
+    for i, record in enumerate(records):
+        for field in fields:
+            array[0, i][field] = record.get(field, np.zeros((0, 0)))
+    return array
+
+
+def person_rect(points2d_0based, visible, scale, objpos_0based):
+    points = [{'x': float(x + 1), 'y': float(y + 1), 'id': j, 'is_visible': v}
+              for j, ((x, y), v) in enumerate(zip(points2d_0based, visible)) if v is not None]
+    return {'x1': 1.0, 'y1': 1.0, 'x2': 9.0, 'y2': 9.0,
+            'annopoints': {'point': struct_array(points)}, 'scale': scale,
+            'objpos': {'x': objpos_0based[0] + 1, 'y': objpos_0based[1] + 1}}
+
+
+def write_release(path, annolist, img_train, single_person, acts):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cells = np.empty((len(single_person), 1), dtype=object)
+    for i, s in enumerate(single_person):
+        cells[i, 0] = np.asarray(s, np.float64).reshape(-1, 1)
+    release = {'annolist': struct_array(annolist), 'img_train': np.asarray([img_train], float),
+               'version': '12', 'single_person': cells,
+               'act': struct_array(acts).T, 'video_list': np.zeros((0, 0))}
+    scipy.io.savemat(str(path), {'RELEASE': release}, do_compression=True)
+
+
+@pytest.fixture(scope='module')
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp('mpii')
+    cam = default_camera(IMSHAPE, distance_mm=3500)
+    people = make_people_sequence([cam], IMSHAPE, n_frames=3, n_joints=16, seed=4)[0]
+    visible = [1] * 16
+    visible[5], visible[9] = None, 0  # joint 5 unannotated, joint 9 annotated but not visible
+    annolist, truth = [], {}
+    for frame in range(3):
+        name = f'{frame + 1:09d}.jpg'
+        write_jpeg(root / 'images' / name, people.images[frame])
+        points = np.round(cam.world_to_image(people.joints[frame]))
+        objpos = np.round(points.mean(0))
+        rects = [person_rect(points, visible, 0.4 + 0.1 * frame, objpos)]
+        if frame == 1:  # a second person with only a head box (no joints): skipped
+            rects.append({'x1': 3.0, 'y1': 3.0, 'x2': 7.0, 'y2': 7.0})
+        annolist.append({'image': {'name': name}, 'annorect': struct_array(rects),
+                         'frame_sec': np.zeros((0, 0)), 'vididx': np.zeros((0, 0))})
+        truth[name] = (points, people.images[frame], people.masks[frame], 0.4 + 0.1 * frame,
+                       objpos)
+    # A test image (img_train = 0) with joints would still be skipped: no public test labels.
+    annolist.append(dict(annolist[0], image={'name': '000000001.jpg'}))
+    acts = [{'act_name': 'walking', 'cat_name': 'locomotion', 'act_id': 1}] * 4
+    write_release(root / 'mpii_human_pose_v1_u12_2' / mpii.MAT_NAME, annolist, [1, 1, 1, 0],
+                  [[1], [1], [], [1]], acts)
+    examples = list(mpii.convert(root, validation_images=['000000003.jpg']))
+    return root, truth, visible, examples
+
+
+def test_examples(dataset):
+    root, truth, visible, examples = dataset
+    assert [(ex.sequence, ex.person, ex.split) for ex in examples] == [
+        ('000000001.jpg', 0, 'train'), ('000000002.jpg', 0, 'train'),
+        ('000000003.jpg', 0, 'validation')]
+    for ex in examples:
+        points, image, mask, scale, objpos = truth[ex.sequence]
+        assert ex.joint_names == tuple(joints.union_names('mpii'))
+        assert ex.joint_names[:2] == ('rank_mpii', 'rkne_mpii')
+        assert np.all(np.isnan(ex.world_coords))
+        assert np.all(np.isnan(ex.coords2d[5]))
+        others = np.arange(16) != 5
+        np.testing.assert_allclose(ex.coords2d[others], points[others])
+        np.testing.assert_array_equal(ex.extra['is_visible'],
+                                      [-1 if v is None else v for v in visible])
+        side = 200 * scale
+        np.testing.assert_allclose(ex.box, [*(objpos - side / 2), side, side], atol=1e-4)
+        assert ex.extra['activity'] == 'walking'
+        assert ex.extra['single_person'] == (ex.sequence != '000000003.jpg')
+        # Thorax (joint 7) is a labelled body point: it must land on the rendered person.
+        x, y = np.round(ex.coords2d[7]).astype(int)
+        assert mask[y, x]
+        assert np.mean(np.abs(read_image(ex.image).astype(float) - image)) < 10
+        focal = 80 / np.tan(np.deg2rad(27.5))
+        np.testing.assert_allclose(ex.camera.intrinsic_matrix,
+                                   [[focal, 0, 79.5], [0, focal, 59.5], [0, 0, 1]])
+
+
+def test_build_cli(dataset, tmp_path):
+    out = tmp_path / 'out'
+    assert build.main(['--dataset=mpii', f'--root={dataset[0]}', f'--out={out}',
+                       '--crop-size=32', '--num-shards=1']) == 0
+    info = json.loads((out / 'manifest.json').read_text())['datasets']['mpii']
+    assert info['before_dedup'] == {'train': 3}  # the CLI passes no validation list
+    assert info['num_after_dedup'] == 3
+
+
+def test_bad_inputs(dataset, tmp_path):
+    root = dataset[0]
+    bad = tmp_path / 'bad'
+    shutil.copytree(root, bad)
+    (bad / 'images/000000002.jpg').unlink()
+    with pytest.raises(common.DatasetFormatError, match=r'missing file .*images/000000002\.jpg'):
+        list(mpii.convert(bad))
+    mat = bad / 'mpii_human_pose_v1_u12_2' / mpii.MAT_NAME
+    point = {'x': 5.0, 'y': 5.0, 'id': 16, 'is_visible': 1}
+    rect = {'annopoints': {'point': struct_array([point])}, 'scale': 1.0,
+            'objpos': {'x': 5.0, 'y': 5.0}}
+    write_release(mat, [{'image': {'name': '000000001.jpg'}, 'annorect': struct_array([rect])}],
+                  [1], [[1]], [{'act_name': 'x'}])
+    with pytest.raises(common.DatasetFormatError,
+                       match=r'u12_1\.mat \[RELEASE\.annolist\(1\)\]\.annorect\(1\): field '
+                             r'"annopoints\.point\.id" is 16, expected 0\.\.15'):
+        list(mpii.convert(bad))
+    scipy.io.savemat(str(mat), {'OTHER': np.zeros(3)})
+    with pytest.raises(common.DatasetFormatError, match='u12_1.mat: has no variable "RELEASE"'):
+        list(mpii.convert(bad))
+    mat.write_bytes(b'MATLAB 5.0 MAT-file truncated')
+    with pytest.raises(common.DatasetFormatError, match='u12_1.mat: not a readable MATLAB'):
+        list(mpii.convert(bad))
+    mat.unlink()
+    with pytest.raises(common.DatasetFormatError, match=r'missing file .*u12_1\.mat'):
+        list(mpii.convert(bad))
