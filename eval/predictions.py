@@ -23,6 +23,9 @@ Layout (every array has N rows, one per predicted person in one image):
     mpi_inf_3dhp  'TS1'..'TS6', frame = row of annot_data.mat (image img_{frame+1:06d}.jpg)
     mupots        'TS1'..'TS20', frame = row of annot.mat (image img_{frame:06d}.jpg); any number
                   of rows (detections) per frame, including none
+    synthetic     '<dataset>/test/<sequence>/<camera>' (e.g. 'synwide/test/seq003/cam1'), frame =
+                  time index in the sequence, person 0 or omitted; J = union joints of the six
+                  synthetic formats
 """
 from __future__ import annotations
 

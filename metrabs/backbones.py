@@ -34,9 +34,9 @@ _APPLICATIONS: dict[str, tuple[Callable[..., keras.Model], str]] = {
     'mobilenetv3-small': (keras.applications.MobileNetV3Small, 'symmetric_127.5'),
     'mobilenetv3-large': (keras.applications.MobileNetV3Large, 'symmetric_127.5'),
 }
-BACKBONE_NAMES: tuple[str, ...] = (*_APPLICATIONS, 'tiny')
+BACKBONE_NAMES: tuple[str, ...] = (*_APPLICATIONS, 'small', 'tiny')
 _PREPROCESSING = {name: mode for name, (_, mode) in _APPLICATIONS.items()} | {
-    'tiny': 'symmetric_127.5'}
+    'small': 'symmetric_127.5', 'tiny': 'symmetric_127.5'}
 
 # Keras's ResNet is v1 (the stride-2 of a downsampling block sits in its first 1x1 conv); v1.5
 # moves it into the 3x3 conv, which sees every input pixel. Weight shapes are unchanged.
@@ -88,6 +88,34 @@ def _build_tiny(input_side: int, ghost_bn_group_size: int, dtype_policy: str) ->
     return keras.Model(inputs, x, name='tiny')
 
 
+def _build_small(input_side: int, ghost_bn_group_size: int, dtype_policy: str) -> keras.Model:
+    """`tiny`'s stride-2 stem, widened, plus residual 3x3 blocks at strides 16 and 32.
+
+    For training on a CPU: the tiny stem alone sees only ~63 px of a 256 px crop, too little
+    context to tell depth; the cheap low-resolution residual blocks grow the receptive field past
+    the whole crop for about twice tiny's cost.
+    """
+    def conv_bn(x, channels, strides, name, relu=True):
+        x = keras.layers.Conv2D(channels, 3, strides=strides, padding='same', use_bias=False,
+                                dtype=dtype_policy, name=f'{name}_conv')(x)
+        x = GhostBatchNormalization(group_size=ghost_bn_group_size, dtype=dtype_policy,
+                                    name=f'{name}_bn')(x)
+        return keras.layers.ReLU(dtype=dtype_policy, name=f'{name}_relu')(x) if relu else x
+
+    inputs = keras.Input((input_side, input_side, 3), name='image')
+    x = inputs
+    for i, channels in enumerate((16, 32, 48, 96, 128)):
+        x = conv_bn(x, channels, 2, f'small_stem{i}')
+        if i >= 3:  # stride 16 and 32
+            for b in range(2):
+                name = f'small_res{i}_{b}'
+                y = conv_bn(x, channels, 1, f'{name}a')
+                y = conv_bn(y, channels, 1, f'{name}b', relu=False)
+                x = keras.layers.Add(dtype=dtype_policy, name=f'{name}_add')([x, y])
+                x = keras.layers.ReLU(dtype=dtype_policy, name=f'{name}_relu')(x)
+    return keras.Model(inputs, x, name='small')
+
+
 def _make_clone_function(resnet_v15: bool, ghost_bn_group_size: int, dtype_policy: str):
     def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
         config = layer.get_config()
@@ -129,6 +157,8 @@ def build_backbone(name: str, input_side: int = 256, ghost_bn_group_size: int = 
         raise ValueError(f'build_backbone: input_side must be a multiple of 32, got {input_side}')
     if name == 'tiny':
         model = _build_tiny(input_side, ghost_bn_group_size, dtype_policy)
+    elif name == 'small':
+        model = _build_small(input_side, ghost_bn_group_size, dtype_policy)
     else:
         constructor, _ = _APPLICATIONS[name]
         kwargs = dict(include_top=False, weights=None, input_shape=(input_side, input_side, 3))

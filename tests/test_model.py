@@ -1,6 +1,6 @@
 """Ghost batch norm vs numpy, backbones, the full MetrabsModel, mixed precision, a tiny training run.
 
-Backbones built and run here (64x64 input): tiny, efficientnetv2-b0/b1/b2/b3/s, resnet50,
+Backbones built and run here (64x64 input): tiny, small, efficientnetv2-b0/b1/b2/b3/s, resnet50,
 mobilenetv3-small/large. Not built here to keep the suite fast: efficientnetv2-m/l and
 resnet101/152 (same code path; they build in 2-8 s each).
 """
@@ -82,7 +82,7 @@ def test_ghost_bn_bfloat16_computes_in_float32():
     np.testing.assert_allclose(tf.cast(out, tf.float32).numpy(), expected, atol=0.03)
 
 
-@pytest.mark.parametrize('name', ['tiny', 'efficientnetv2-b0', 'efficientnetv2-b1',
+@pytest.mark.parametrize('name', ['tiny', 'small', 'efficientnetv2-b0', 'efficientnetv2-b1',
                                   'efficientnetv2-b2', 'efficientnetv2-b3', 'efficientnetv2-s',
                                   'resnet50', 'mobilenetv3-small', 'mobilenetv3-large'])
 def test_backbone_builds_with_stride_32_and_only_ghost_bn(name):
