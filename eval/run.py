@@ -1,9 +1,15 @@
-"""CLI: evaluate a predictions file on a benchmark, print the paper-layout tables, write JSON.
+"""CLI: evaluate a predictions file or a model on a benchmark, print the tables, write JSON.
 
     python -m eval.run --benchmark=h36m --root=/data/h36m --predictions=preds.npz --out=report.json
+    python -m eval.run --benchmark=synthetic --root=out/synthetic_raw --model=SAVEDMODEL \
+        --out=report.json [--skeleton=NAME] [--num-aug=5]
 
 --benchmark: one of eval.benchmarks.BENCHMARKS. --root: the benchmark as distributed (see each
 module's docstring for the files read). --predictions: the npz layout of eval/predictions.py.
+--model: an exported SavedModel (metrabs.export); it is run on the benchmark's test images with
+the ground-truth boxes and cameras (eval/model_predictions.py), its predictions are saved next to
+--out as X.predictions.npz and evaluated like --predictions. Only benchmarks whose module defines
+model_inputs support --model.
 """
 from __future__ import annotations
 
@@ -17,10 +23,10 @@ from eval.benchmarks import BENCHMARKS, get_benchmark
 from eval.predictions import load_predictions
 
 MODEL_NOT_SUPPORTED = (
-    '--model is not supported yet: running a SavedModel needs the exported model API '
-    '(estimate_poses with a documented signature: inputs, intrinsics, output joint names and '
-    'units), which the export issue has not published. Run the model yourself and pass its '
-    'outputs with --predictions (layout: eval/predictions.py).')
+    'benchmark {name!r} is not supported for --model yet: running the exported model API '
+    '(estimate_poses) needs the test images, person boxes and camera calibration, which its '
+    'ground-truth loader does not provide (no model_inputs in {module}). Run the model yourself '
+    'and pass its outputs with --predictions (layout: eval/predictions.py).')
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,8 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help='benchmark root folder, as distributed')
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument('--predictions', type=pathlib.Path, help='predictions .npz')
-    source.add_argument('--model', type=pathlib.Path, help='SavedModel (not supported yet)')
+    source.add_argument('--model', type=pathlib.Path,
+                        help='exported SavedModel to run on the test images (needs --out)')
     parser.add_argument('--out', type=pathlib.Path, help='report JSON path (written atomically)')
+    parser.add_argument('--skeleton', default='',
+                        help="--model: estimate_poses skeleton ('' = all model joints)")
+    parser.add_argument('--num-aug', type=int, default=5,
+                        help='--model: test-time augmentations per box (averaged)')
     parser.add_argument('--frame-step', type=int, default=None,
                         help='h36m: evaluate every Nth frame (default 64)')
     parser.add_argument('--no-universal', dest='universal', action='store_false', default=None,
@@ -56,14 +67,41 @@ def ground_truth_options(module, args: argparse.Namespace) -> dict:
     return chosen
 
 
+def run_model(module, gt, args: argparse.Namespace) -> pathlib.Path:
+    """Runs --model over the benchmark's test images; returns the saved predictions path."""
+    import tensorflow as tf
+
+    from eval import model_predictions
+
+    if not args.model.is_dir():
+        raise SystemExit(f'error: --model {args.model} is not a SavedModel directory')
+    model = tf.saved_model.load(str(args.model))
+    options = model_predictions.InferenceOptions(skeleton=args.skeleton, num_aug=args.num_aug)
+    inputs = module.model_inputs(gt)
+    predictions = model_predictions.predict(model, inputs, options, total=len(gt),
+                                            source=str(args.model))
+    path = model_predictions.predictions_path_for(args.out)
+    model_predictions.save(predictions, path)
+    print(f'wrote {path} ({len(predictions)} predicted poses)')
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.model is not None:
-        print(f'error: {MODEL_NOT_SUPPORTED}', file=sys.stderr)
-        return 2
     module = get_benchmark(args.benchmark)
+    if args.model is not None:
+        if not hasattr(module, 'model_inputs'):
+            print('error: ' + MODEL_NOT_SUPPORTED.format(name=args.benchmark,
+                                                         module=module.__name__),
+                  file=sys.stderr)
+            return 2
+        if args.out is None:
+            print('error: --model needs --out (the predictions are saved next to the report)',
+                  file=sys.stderr)
+            return 2
     gt = module.load_ground_truth(args.root, **ground_truth_options(module, args))
-    predictions = load_predictions(args.predictions)
+    predictions_path = args.predictions if args.model is None else run_model(module, gt, args)
+    predictions = load_predictions(predictions_path)
     result = module.evaluate(gt, predictions)
     print(report.format_result(result))
     if args.out is not None:

@@ -169,7 +169,9 @@ def main(argv=None):
     else:
         raise SystemExit(f'{prefix}: no joint_names.json next to the checkpoint; pass '
                          f'--joint-names-file or --joint-set')
-    model = restore_model(prefix, load_model_config(config_path), names)
+    # Any model metrabs.train writes, incl. the ACAE latent/hybrid fine-tuned ones.
+    from metrabs import acae_finetune
+    model = acae_finetune.restore_model(prefix, str(config_path), names)
     export(model, args.out, acae_weights=args.acae_weights, detector=args.detector,
            bone_stats=args.bone_stats)
     print(f'exported {prefix} ({len(names)} joints) to {args.out}')

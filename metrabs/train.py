@@ -1,5 +1,7 @@
 """MeTRAbs training: the library function `train(...)` and the CLI.
 
+    python -m metrabs.train --config=CONFIG.json --logdir=DIR --data=tfrecords \
+        --input-config=INPUT.json [--val-input-config=VAL.json]
     python -m metrabs.train --config=CONFIG.json --logdir=DIR --data=synthetic-inmemory
 
 DATA ORDER IS A FUNCTION OF THE STEP. `dataset_fn(start_step) -> tf.data.Dataset` must yield the
@@ -11,13 +13,16 @@ any iterator state. Each worker calls dataset_fn itself and keeps its slice of e
 batch: worker w of W takes rows [w*B/W, (w+1)*B/W), and splits them further among its local
 replicas in order.
 
-The only data source of the CLI so far is 'synthetic-inmemory' (a tiny fixed synthetic set,
-for smoke tests and the test-suite); the TFRecord pipeline is to be plugged in here.
+Data sources of the CLI: 'tfrecords' (shards written by posepile.build, read through
+metrabs.input_pipeline with an InputConfig JSON, e.g. the one posepile.mix writes; the model's
+joints are the config's joint_names) and 'synthetic-inmemory' (a tiny fixed synthetic set, for
+smoke tests and the test suite).
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import math
 import os
@@ -31,14 +36,15 @@ import tensorflow as tf
 import tqdm
 
 from eval import metrics
-from metrabs import checkpointing, distribution
+from posepile.atomic_io import write_json_atomic
+from metrabs import acae_finetune, checkpointing, distribution
 from metrabs.train_config import TrainConfig
 from metrabs.train_step import LOSS_NAMES, TrainStep, build_optimizers, check_batch_spec
 
 log = logging.getLogger('metrabs.train')
 
 DatasetFn = Callable[[int], tf.data.Dataset]
-DATA_SOURCES = ('synthetic-inmemory',)
+DATA_SOURCES = ('tfrecords', 'synthetic-inmemory')
 
 
 @dataclasses.dataclass
@@ -194,8 +200,10 @@ def train(config: TrainConfig, dataset_fn: DatasetFn, logdir: str,
         model_fn: builds the model instead of MetrabsModel (called inside the strategy scope).
         val_dataset_fn: () -> dataset of validation batches (batch contract), evaluated every
             config.validate_every steps on the chief.
-        init_from: a training checkpoint (prefix or directory) to initialise the backbone from
-            when the run starts fresh (fine-tuning; the head is re-initialised).
+        init_from: a training checkpoint (prefix or directory) to initialise from when the run
+            starts fresh (fine-tuning): the backbone only (the head is re-initialised), except
+            for config.finetune_mode 'output_reg' and 'hybrid', which also load the full-joint
+            head (metrabs.acae_finetune.init_backbone_and_head).
         show_progress: tqdm progress bar on the chief.
     Raises:
         NonFiniteLossError: the loss became NaN/Inf (the message names the step); no checkpoint
@@ -207,6 +215,8 @@ def train(config: TrainConfig, dataset_fn: DatasetFn, logdir: str,
     os.makedirs(logdir, exist_ok=True)
     if chief:
         config.save_json(os.path.join(logdir, 'config.json'))
+        if joint_names:  # metrabs.export rebuilds the model from config.json + joint_names.json
+            write_json_atomic(os.path.join(logdir, 'joint_names.json'), list(joint_names))
 
     with strategy.scope():
         if model_fn is not None:
@@ -214,8 +224,14 @@ def train(config: TrainConfig, dataset_fn: DatasetFn, logdir: str,
         else:
             if not joint_names:
                 raise ValueError('train: give joint_names (or a model_fn)')
-            from metrabs.model import MetrabsModel
-            model = MetrabsModel(config.model, joint_names)
+            if config.finetune_mode in ('latent', 'hybrid'):
+                acae = acae_finetune.AcaeMatrices.load(config.acae_weights, joint_names,
+                                                       require_all=True)
+                model = acae_finetune.build_latent_model(
+                    config.model, joint_names, acae, with_teacher=config.finetune_mode == 'hybrid')
+            else:
+                from metrabs.model import MetrabsModel
+                model = MetrabsModel(config.model, joint_names)
         side = config.model.proc_side
         model(tf.zeros([1, side, side, 3]), tf.eye(3, batch_shape=[1]), training=False)
         groups = build_optimizers(config, model)
@@ -227,8 +243,12 @@ def train(config: TrainConfig, dataset_fn: DatasetFn, logdir: str,
         model=model, step=step, **optimizers)
     resumed_from = checkpointer.restore_latest()
     if resumed_from is None and init_from:
-        checkpointing.init_from_checkpoint(model, init_from)
-        log.info('initialised the backbone from %s', init_from)
+        if config.finetune_mode in ('output_reg', 'hybrid'):
+            acae_finetune.init_backbone_and_head(model, init_from)
+            log.info('initialised the backbone and the full-joint head from %s', init_from)
+        else:
+            checkpointing.init_from_checkpoint(model, init_from)
+            log.info('initialised the backbone from %s', init_from)
     start_step = int(step.numpy())
     if resumed_from:
         log.info('resuming from %s at step %d', resumed_from, start_step)
@@ -272,10 +292,10 @@ def train(config: TrainConfig, dataset_fn: DatasetFn, logdir: str,
                     tf.summary.scalar('bn_training_mode', float(training))
                 rate = (done - start_step) / max(time.perf_counter() - t_start, 1e-9)
                 progress.set_postfix(loss=f'{last_losses["loss"]:.4f}', lr=f'{lr:.3g}')
-                log.info('step %d/%d loss %.5f (meanrel %.5f proj %.5f abs %.5f) lr %.4g '
-                         '%.2f steps/s', done, n_steps, last_losses['loss'],
-                         last_losses['meanrel'], last_losses['proj'], last_losses['abs'], lr,
-                         rate)
+                log.info('step %d/%d loss %.5f (meanrel %.5f proj %.5f abs %.5f acae %.5f) '
+                         'lr %.4g %.2f steps/s', done, n_steps, last_losses['loss'],
+                         last_losses['meanrel'], last_losses['proj'], last_losses['abs'],
+                         last_losses['acae'], lr, rate)
             if chief and config.image_summary_every and done % config.image_summary_every == 0:
                 # The batch of step s is a function of s, so it can be fetched again.
                 raw_batch = next(iter(dataset_fn(s).take(1)))
@@ -353,39 +373,88 @@ def _parse_args(argv):
     parser.add_argument('--config', required=True, help='TrainConfig as JSON (missing fields '
                         'keep their defaults)')
     parser.add_argument('--logdir', required=True)
-    parser.add_argument('--data', required=True, help=f'data source; one of {DATA_SOURCES} '
-                        '(the TFRecord pipeline is not connected yet)')
+    parser.add_argument('--data', required=True, choices=DATA_SOURCES, help='data source')
+    parser.add_argument('--input-config', default=None,
+                        help='--data=tfrecords: InputConfig JSON of the training shards '
+                        '(metrabs.input_pipeline; written by posepile.mix)')
+    parser.add_argument('--val-input-config', default=None,
+                        help='--data=tfrecords: InputConfig JSON of validation shards; '
+                        'validation MPJPE is logged every validate_every steps')
     parser.add_argument('--strategy', default='auto', choices=distribution.STRATEGY_NAMES)
     parser.add_argument('--logical-cpus', type=int, default=0,
                         help='split the CPU into N logical devices and mirror over them (testing)')
     parser.add_argument('--init-from', default=None,
-                        help='training checkpoint to initialise the backbone from (fine-tuning); '
+                        help='training checkpoint to initialise the backbone from (fine-tuning; '
+                        'with --finetune-mode output_reg/hybrid also the full-joint head); '
                         'SavedModels are not supported yet')
+    parser.add_argument('--finetune-mode', default=None,
+                        choices=('none', 'output_reg', 'latent', 'hybrid'),
+                        help='ACAE consistency fine-tuning (overrides the config field)')
+    parser.add_argument('--acae-weights', default=None,
+                        help='frozen ACAE weights.npz (overrides the config field)')
+    parser.add_argument('--lambda-acae', type=float, default=None,
+                        help='weight of the ACAE term (overrides the config field)')
     parser.add_argument('--synthetic-joints', type=int, default=8)
     parser.add_argument('--synthetic-examples', type=int, default=64)
     parser.add_argument('--no-progress', action='store_true')
     return parser.parse_args(argv)
 
 
+def _tfrecord_data(args, config: TrainConfig):
+    """(joint names, training dataset_fn, validation dataset_fn or None) from InputConfig JSONs."""
+    from metrabs import input_pipeline  # deferred: the in-memory source needs none of it
+
+    def load(path):
+        with open(path, encoding='utf-8') as f:
+            return input_pipeline.InputConfig.from_dict(json.load(f), source=path)
+
+    if not args.input_config:
+        sys.exit('--data=tfrecords needs --input-config=INPUT.json (see posepile.mix)')
+    input_config = load(args.input_config)
+    if input_config.batch_size != config.global_batch_size:
+        sys.exit(f'{args.input_config}: its per-dataset counts sum to {input_config.batch_size} '
+                 f'examples per batch, but {args.config} has global_batch_size='
+                 f'{config.global_batch_size}')
+    if input_config.proc_side != config.model.proc_side:
+        sys.exit(f'{args.input_config}: proc_side={input_config.proc_side} differs from the '
+                 f"model's proc_side={config.model.proc_side} in {args.config}")
+    val_dataset_fn = None
+    if args.val_input_config:
+        val_config = load(args.val_input_config)
+        if val_config.joint_names != input_config.joint_names:
+            sys.exit(f'{args.val_input_config}: joint_names differ from {args.input_config}')
+        val_dataset_fn = lambda: input_pipeline.make_eval_dataset(  # noqa: E731
+            val_config, config.global_batch_size)
+    return (list(input_config.joint_names), input_pipeline.make_dataset_fn(input_config),
+            val_dataset_fn)
+
+
 def main(argv=None):
     args = _parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s %(message)s')
-    if args.data not in DATA_SOURCES:
-        sys.exit(f'--data={args.data!r} is not available: the only data source implemented so '
-                 f'far is {DATA_SOURCES}; the TFRecord input pipeline is not connected yet.')
     config = TrainConfig.from_json(args.config)
+    overrides = {k: v for k, v in (('finetune_mode', args.finetune_mode),
+                                   ('acae_weights', args.acae_weights),
+                                   ('lambda_acae', args.lambda_acae)) if v is not None}
+    if overrides:
+        config = dataclasses.replace(config, **overrides)
     devices = None
     if args.logical_cpus > 1:
         distribution.make_logical_cpus(args.logical_cpus)
         devices = [f'/cpu:{i}' for i in range(args.logical_cpus)]
     strategy = distribution.make_strategy(
         'mirrored' if devices and args.strategy == 'auto' else args.strategy, devices)
-    joint_names = [f'synthetic_joint{i}' for i in range(args.synthetic_joints)]
-    dataset_fn = make_synthetic_dataset_fn(
-        len(joint_names), config.model.proc_side, config.global_batch_size,
-        args.synthetic_examples, config.seed)
+    val_dataset_fn = None
+    if args.data == 'tfrecords':
+        joint_names, dataset_fn, val_dataset_fn = _tfrecord_data(args, config)
+    else:
+        joint_names = [f'synthetic_joint{i}' for i in range(args.synthetic_joints)]
+        dataset_fn = make_synthetic_dataset_fn(
+            len(joint_names), config.model.proc_side, config.global_batch_size,
+            args.synthetic_examples, config.seed)
     result = train(config, dataset_fn, args.logdir, joint_names, strategy=strategy,
-                   init_from=args.init_from, show_progress=not args.no_progress)
+                   val_dataset_fn=val_dataset_fn, init_from=args.init_from,
+                   show_progress=not args.no_progress)
     log.info('finished at step %d: %s; checkpoint %s', result.step, result.last_losses,
              result.checkpoint_path)
 

@@ -51,6 +51,11 @@ class TrainConfig:
         validate_every: run validation every N steps when a validation dataset_fn is given
             (0: never).
         validation_steps: batches per validation run (None: until the dataset ends).
+        finetune_mode: ACAE consistency fine-tuning (metrabs.acae_finetune): 'none',
+            'output_reg' (a: extra L1 to the ACAE reconstruction), 'latent' (b: latent head,
+            outputs W_dec @ latents) or 'hybrid' (c: full head + latent head, student-teacher L1).
+        acae_weights: path of the frozen ACAE's weights.npz (needed unless finetune_mode='none').
+        lambda_acae: weight of the extra term of 'output_reg' / 'hybrid'.
     """
 
     model: ModelConfig = ModelConfig()
@@ -75,6 +80,9 @@ class TrainConfig:
     image_summary_every: int = 5000
     validate_every: int = 0
     validation_steps: int | None = None
+    finetune_mode: str = 'none'
+    acae_weights: str | None = None
+    lambda_acae: float = 1.0
 
     def __post_init__(self):
         def fail(field, message):
@@ -102,6 +110,14 @@ class TrainConfig:
             # One dynamic loss scale cannot be shared consistently by two Keras optimizers.
             fail('backbone_lr_factor', 'a separate backbone LR is not supported together with '
                                        "model.dtype_policy='mixed_float16'")
+        if self.finetune_mode not in ('none', 'output_reg', 'latent', 'hybrid'):
+            fail('finetune_mode', f"must be 'none', 'output_reg', 'latent' or 'hybrid', "
+                                  f'got {self.finetune_mode!r}')
+        if self.finetune_mode != 'none' and not self.acae_weights:
+            fail('acae_weights', f'finetune_mode={self.finetune_mode!r} needs the ACAE weights '
+                                 f'file')
+        if self.lambda_acae < 0:
+            fail('lambda_acae', f'must be >= 0, got {self.lambda_acae}')
         for field in ('bn_inference_steps', 'image_summary_every', 'validate_every'):
             if getattr(self, field) < 0:
                 fail(field, f'must be >= 0, got {getattr(self, field)}')

@@ -30,6 +30,7 @@ from collections.abc import Callable
 import keras
 import tensorflow as tf
 
+from metrabs import acae_finetune
 from metrabs import losses as losses_lib
 from metrabs import lr_schedule
 from metrabs.train_config import TrainConfig
@@ -45,7 +46,8 @@ BATCH_FIELDS: dict[str, tuple[tf.DType, int]] = {
 }
 """Field name -> (dtype, rank) of the batch contract above."""
 
-LOSS_NAMES = ('loss', 'meanrel', 'proj', 'abs', 'grad_norm')
+LOSS_NAMES = ('loss', 'meanrel', 'proj', 'abs', 'acae', 'grad_norm')
+"""'acae': the unweighted extra term of ACAE fine-tuning (0 without; metrabs.acae_finetune)."""
 
 
 def check_batch_spec(element_spec, where: str = 'training dataset'):
@@ -141,6 +143,10 @@ class TrainStep:
         config: TrainConfig.
         strategy: the tf.distribute strategy the model and optimizers were created under.
         step: int64 scalar tf.Variable holding the number of completed steps; incremented here.
+        finetune_term: the extra loss of ACAE fine-tuning (metrabs.acae_finetune.FinetuneTerm);
+            default: built from config.finetune_mode / acae_weights over model.joint_names.
+            It is weighted by config.lambda_acae; in 'hybrid' mode the labels supervise the
+            teacher outputs.
 
     __call__(distributed_batch, training: bool) -> dict of float32 scalars LOSS_NAMES over the
     global batch, as one device would compute them ('grad_norm': global L2 norm of the
@@ -150,7 +156,15 @@ class TrainStep:
     """
 
     def __init__(self, model: keras.Model, groups: list[OptimizerGroup], config: TrainConfig,
-                 strategy: tf.distribute.Strategy, step: tf.Variable):
+                 strategy: tf.distribute.Strategy, step: tf.Variable, finetune_term=None):
+        if finetune_term is None and config.finetune_mode != 'none':
+            acae = acae_finetune.AcaeMatrices.load(
+                config.acae_weights, model.joint_names,
+                require_all=config.finetune_mode != 'output_reg')
+            finetune_term = acae_finetune.FinetuneTerm(
+                config.finetune_mode, acae, config.model.proc_side, config.loss.lambda_proj,
+                len(model.joint_names))
+        self.finetune_term = finetune_term
         self.model = model
         self.groups = groups
         self.config = config
@@ -178,11 +192,18 @@ class TrainStep:
         loss_scale = loss_scale_of(self.groups)
         with tf.GradientTape() as tape:
             predictions = self.model(batch['image'], batch['intrinsics'], training=training)
+            supervised = predictions
+            acae_term = tf.constant(0.0, tf.float32)
+            if self.finetune_term is not None:
+                supervised = acae_finetune.supervised_outputs(self.finetune_term.mode, predictions)
+                acae_term = self.finetune_term(predictions)
             terms = losses_lib.combined_loss(
-                predictions, true3d, true2d, self.config.model.proc_side, self.step, loss_config)
+                supervised, true3d, true2d, self.config.model.proc_side, self.step, loss_config)
             # This replica's share of the global loss; with one replica it is terms['loss'].
             loss = (share3d * (terms['meanrel'] + abs_weight * terms['abs'])
                     + share2d * loss_config.lambda_proj * terms['proj'])
+            # The term is a mean over this replica's examples, and replicas hold equal shares.
+            loss += self.config.lambda_acae * acae_term / n_replicas
             if self.model.losses:
                 loss += tf.add_n([tf.cast(x, tf.float32) for x in self.model.losses]) / n_replicas
             loss_for_grad = loss if loss_scale is None else loss * loss_scale
@@ -212,7 +233,7 @@ class TrainStep:
         # Summed over replicas (see _make_function) these are the global-batch values.
         return {'loss': loss, 'meanrel': share3d * terms['meanrel'],
                 'proj': share2d * terms['proj'], 'abs': share3d * terms['abs'],
-                'grad_norm': grad_norm / n_replicas}
+                'acae': acae_term / n_replicas, 'grad_norm': grad_norm / n_replicas}
 
     def _sync_replica_local_state(self):
         """Averages non-trainable state (batch-norm moving statistics) across replicas.

@@ -14,6 +14,7 @@ import pytest
 import tensorflow as tf
 
 from metrabs import checkpointing, losses
+from posepile import joints
 from metrabs.config import LossConfig, ModelConfig
 from metrabs.model import MetrabsModel
 from metrabs.train import (NonFiniteLossError, draw_joints, make_synthetic_dataset_fn, train,
@@ -302,7 +303,17 @@ def test_bad_batches_and_configs_are_named(tmp_path, dataset_fn):
         TrainConfig(lr_schedule='cosine')
 
 
-def test_cli_refuses_unimplemented_data_source(tmp_path):
+def test_cli_tfrecords_source_checks_its_input_config(tmp_path):
     from metrabs.train import main
-    with pytest.raises(SystemExit, match='only data source implemented so far'):
-        main([f'--config={tmp_path / "c.json"}', f'--logdir={tmp_path}', '--data=tfrecords'])
+    (tmp_path / 'c.json').write_text('{"global_batch_size": 8}')
+    common = [f'--config={tmp_path / "c.json"}', f'--logdir={tmp_path / "log"}', '--data=tfrecords']
+    with pytest.raises(SystemExit, match='needs --input-config'):
+        main(common)
+    # An input config whose per-dataset counts do not add up to the global batch is refused.
+    joint_names = list(joints.get_union('synthetic').names[:4])
+    (tmp_path / 'in.json').write_text(json.dumps({
+        'joint_names': joint_names, 'union': 'synthetic',
+        'parts_3d': [{'name': 'a', 'shard_patterns': [str(tmp_path / '*.tfrecord')],
+                      'examples_per_batch': 6}]}))
+    with pytest.raises(SystemExit, match='sum to 6 examples per batch.*global_batch_size=8'):
+        main(common + [f'--input-config={tmp_path / "in.json"}'])

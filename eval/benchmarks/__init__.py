@@ -6,6 +6,8 @@ A benchmark module defines:
     def load_ground_truth(root: pathlib.Path, **options) -> ground truth object
         Reads the benchmark's annotation files exactly as distributed under `root`.
     def evaluate(gt, predictions: eval.predictions.Predictions) -> BenchmarkResult
+and optionally, to support `eval.run --model=SAVEDMODEL`:
+    def model_inputs(gt) -> Iterable[eval.model_predictions.ModelInput]   (one per test image)
 
 Adding a benchmark = one module with these three names plus its entry in `BENCHMARKS`.
 Single-person benchmarks can return `SinglePersonGT` and use `match_rows` + `evaluate_single`.
@@ -27,6 +29,7 @@ BENCHMARKS = {
     'pw3d': 'eval.benchmarks.pw3d',
     'mpi_inf_3dhp': 'eval.benchmarks.mpi_inf_3dhp',
     'mupots': 'eval.benchmarks.mupots',
+    'synthetic': 'eval.benchmarks.synthetic',
 }
 
 

@@ -1,0 +1,266 @@
+"""ACAE consistency fine-tuning: the three variants' losses against numpy hand computation on a
+fixed batch, the latent model's decoding, the stop-gradient on the teacher, and an end-to-end
+fine-tuning run from a trained checkpoint."""
+import dataclasses
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from acae.export import write_npz_atomic
+from metrabs import acae_finetune
+from metrabs.config import LossConfig, ModelConfig
+from metrabs.model import MetrabsModel
+from metrabs.train import make_synthetic_dataset_fn, train
+from metrabs.train_config import TrainConfig
+from metrabs.train_step import TrainStep, build_optimizers
+
+N_JOINTS, N_LATENTS, SIDE, BATCH = 6, 4, 64, 8
+JOINTS = [f'j{i}' for i in range(N_JOINTS)]
+LAMBDA_ACAE = 0.7
+LAMBDA_PROJ = 0.2
+
+
+def _affine_rows(rng, shape):
+    w = rng.normal(0, 0.6, shape)
+    return w + (1 - w.sum(axis=1, keepdims=True)) / shape[1]
+
+
+@pytest.fixture(scope='module')
+def acae_file(tmp_path_factory):
+    rng = np.random.default_rng(3)
+    w_enc = _affine_rows(rng, (N_LATENTS, N_JOINTS))
+    w_dec = _affine_rows(rng, (N_JOINTS, N_LATENTS))
+    # The file lists the joints in another order than the model, to exercise the reordering.
+    order = np.array([3, 0, 5, 1, 4, 2])
+    path = tmp_path_factory.mktemp('acae') / 'weights.npz'
+    write_npz_atomic(path, W_enc=w_enc[:, order].astype(np.float32),
+                     W_dec=w_dec[order].astype(np.float32),
+                     joint_names=np.array([JOINTS[i] for i in order]),
+                     latent_names=np.array([f'c_{i}' for i in range(N_LATENTS)]))
+    # In model joint order, float32 as stored.
+    return str(path), w_enc.astype(np.float32).astype(np.float64), \
+        w_dec.astype(np.float32).astype(np.float64)
+
+
+def _config(mode, acae_path, **kwargs):
+    return TrainConfig(
+        model=ModelConfig(backbone='tiny', proc_side=SIDE, ghost_bn_group_size=4),
+        loss=LossConfig(lambda_proj=LAMBDA_PROJ, abs_loss_start_step=10_000),
+        training_steps=20, global_batch_size=BATCH, base_learning_rate=2e-3, log_every=1,
+        image_summary_every=0, bn_inference_steps=2, deterministic=False, finetune_mode=mode,
+        acae_weights=acae_path if mode != 'none' else None, lambda_acae=LAMBDA_ACAE, **kwargs)
+
+
+@pytest.fixture(scope='module')
+def batch():
+    dataset_fn = make_synthetic_dataset_fn(N_JOINTS, SIDE, BATCH, n_examples=16, seed=5)
+    return next(iter(dataset_fn(0)))
+
+
+def _model_for(config, acae_path):
+    if config.finetune_mode in ('latent', 'hybrid'):
+        acae = acae_finetune.AcaeMatrices.load(acae_path, JOINTS, require_all=True)
+        model = acae_finetune.build_latent_model(config.model, JOINTS, acae,
+                                                 config.finetune_mode == 'hybrid')
+    else:
+        model = MetrabsModel(config.model, JOINTS)
+    model(tf.zeros([1, SIDE, SIDE, 3]), tf.eye(3, batch_shape=[1]), training=False)
+    return model
+
+
+def _run_step(config, acae_path, batch):
+    """Predictions before the update (inference mode) and the values the step reports."""
+    tf.random.set_seed(0)
+    model = _model_for(config, acae_path)
+    predictions = {k: v.numpy().astype(np.float64) for k, v in
+                   model(batch['image'], batch['intrinsics'], training=False).items()}
+    step = tf.Variable(0, dtype=tf.int64)
+    train_step = TrainStep(model, build_optimizers(config, model), config,
+                           tf.distribute.get_strategy(), step)
+    values = {k: float(v) for k, v in train_step(batch, training=False).items()}
+    return model, predictions, values
+
+
+# ---- independent numpy references ----
+
+def _meanrel_np(pred_mm, true_mm, valid):
+    """L1 in metres after centring on the labelled joints' mean, over labelled entries."""
+    pred, true = pred_mm / 1000, true_mm / 1000
+    w = valid[..., None].astype(float)
+    count = np.maximum(w.sum(axis=1, keepdims=True), 1e-12)
+    pc = pred - (pred * w).sum(axis=1, keepdims=True) / count
+    tc = true - (np.where(w > 0, true, 0) * w).sum(axis=1, keepdims=True) / count
+    diff = np.abs(np.where(w > 0, pc - tc, 0))
+    return diff.sum() / max(w.sum() * 3, 1e-12)
+
+
+def _proj_np(pred_px, true_px, valid):
+    diff = np.abs(np.where(valid[..., None], pred_px - true_px, 0)) / SIDE
+    return diff.sum() / max(valid.sum() * 2, 1e-12)
+
+
+def _supervised_np(pred, batch):
+    v3, v2 = batch['valid3d'].numpy(), batch['valid2d'].numpy()
+    meanrel = _meanrel_np(pred['coords3d_rel_mm'], batch['coords3d_cam'].numpy(), v3)
+    proj = _proj_np(pred['coords2d_px'], batch['coords2d'].numpy(), v2)
+    return meanrel + LAMBDA_PROJ * proj
+
+
+def _combine(w, points):
+    return np.einsum('ab,nbc->nac', w, points)
+
+
+def test_output_regularization_loss_by_hand(acae_file, batch):
+    path, w_enc, w_dec = acae_file
+    _, pred, values = _run_step(_config('output_reg', path), path, batch)
+    proj_matrix = w_dec @ w_enc
+    all_valid = np.ones(pred['coords2d_px'].shape[:2], bool)
+    expected_reg = (
+        _meanrel_np(pred['coords3d_rel_mm'], _combine(proj_matrix, pred['coords3d_rel_mm']),
+                    all_valid)
+        + LAMBDA_PROJ * _proj_np(pred['coords2d_px'], _combine(proj_matrix, pred['coords2d_px']),
+                                 all_valid))
+    assert expected_reg > 1e-3  # an untrained net is far from the ACAE's subspace
+    np.testing.assert_allclose(values['acae'], expected_reg, rtol=2e-4)
+    np.testing.assert_allclose(values['loss'], _supervised_np(pred, batch)
+                               + LAMBDA_ACAE * expected_reg, rtol=2e-4)
+
+
+def test_latent_model_outputs_are_decoded_latents_and_loss_by_hand(acae_file, batch):
+    path, w_enc, w_dec = acae_file
+    _, pred, values = _run_step(_config('latent', path), path, batch)
+    for out, lat in (('coords3d_rel_mm', 'latents3d_rel_mm'), ('coords2d_px', 'latents2d_px'),
+                     ('coords3d_abs_mm', 'latents3d_abs_mm')):
+        assert pred[lat].shape[1] == N_LATENTS
+        np.testing.assert_allclose(pred[out], _combine(w_dec, pred[lat]), rtol=1e-5, atol=2e-3)
+    assert values['acae'] == 0.0
+    np.testing.assert_allclose(values['loss'], _supervised_np(pred, batch), rtol=2e-4)
+
+
+def test_latent_absolute_is_the_latents_own_reconstruction(acae_file, batch):
+    from metrabs import reconstruction
+    path, _, _ = acae_file
+    config = _config('latent', path)
+    model = _model_for(config, path)
+    pred = model(batch['image'], batch['intrinsics'], training=False)
+    cfg = config.model
+    expected = reconstruction.reconstruct_absolute(
+        pred['latents2d_px'], pred['latents3d_rel_mm'], batch['intrinsics'], cfg.proc_side,
+        cfg.stride, cfg.mix_3d_inside_fov, cfg.fov_border_factor)
+    np.testing.assert_allclose(pred['latents3d_abs_mm'], expected, rtol=1e-6, atol=1e-3)
+
+
+@pytest.fixture(scope='module')
+def hybrid_run(acae_file, batch):
+    path, _, _ = acae_file
+    return _run_step(_config('hybrid', path), path, batch)
+
+
+def test_hybrid_loss_by_hand(acae_file, batch, hybrid_run):
+    _, w_enc, w_dec = acae_file
+    _, pred, values = hybrid_run
+    teacher = {k: pred['teacher_' + k] for k in acae_finetune.OUTPUT_KEYS}
+    all_valid = np.ones([BATCH, N_LATENTS], bool)
+    expected_term = (
+        _meanrel_np(pred['latents3d_rel_mm'], _combine(w_enc, teacher['coords3d_rel_mm']),
+                    all_valid)
+        + LAMBDA_PROJ * _proj_np(pred['latents2d_px'], _combine(w_enc, teacher['coords2d_px']),
+                                 all_valid))
+    assert expected_term > 1e-4
+    np.testing.assert_allclose(values['acae'], expected_term, rtol=2e-4)
+    # The labels supervise the teacher; the student learns only through the consistency term.
+    np.testing.assert_allclose(values['loss'], _supervised_np(teacher, batch)
+                               + LAMBDA_ACAE * expected_term, rtol=2e-4)
+    np.testing.assert_allclose(pred['coords3d_rel_mm'], _combine(w_dec, pred['latents3d_rel_mm']),
+                               rtol=1e-5, atol=2e-3)
+
+
+def test_hybrid_consistency_term_sends_no_gradient_into_the_teacher(acae_file, batch, hybrid_run):
+    model, _, _ = hybrid_run
+    path = acae_file[0]
+    acae = acae_finetune.AcaeMatrices.load(path, JOINTS, require_all=True)
+    term = acae_finetune.FinetuneTerm('hybrid', acae, SIDE, LAMBDA_PROJ, N_JOINTS)
+    teacher_vars = model.head.trainable_variables
+    student_vars = model.latent_head.trainable_variables
+    with tf.GradientTape(persistent=True) as tape:
+        pred = model(batch['image'], batch['intrinsics'], training=False)
+        value = term(pred)
+        teacher_out = tf.reduce_sum(pred['teacher_coords3d_rel_mm'])
+    teacher_grads = tape.gradient(value, teacher_vars)
+    student_grads = tape.gradient(value, student_vars)
+    backbone_grads = tape.gradient(value, model.backbone.trainable_variables)
+    assert teacher_vars and all(g is None for g in teacher_grads)
+    assert all(g is not None and float(tf.reduce_max(tf.abs(g))) > 0 for g in student_grads)
+    assert any(g is not None and float(tf.reduce_max(tf.abs(g))) > 0 for g in backbone_grads)
+    # Sanity check of the probe: the teacher head does influence its own output.
+    assert all(g is not None for g in tape.gradient(teacher_out, teacher_vars))
+
+
+def test_affine_combine_2d_matches_numpy():
+    rng = np.random.default_rng(0)
+    w = _affine_rows(rng, (5, 7))
+    points = rng.normal(100, 300, (3, 7, 2))
+    got = acae_finetune.affine_combine(w.astype(np.float32), points.astype(np.float32))
+    np.testing.assert_allclose(got, _combine(w, points), atol=1e-2)
+
+
+def test_bad_acae_and_config_are_named(acae_file, tmp_path):
+    path = acae_file[0]
+    with pytest.raises(KeyError, match='weights.npz.*not know'):
+        acae_finetune.AcaeMatrices.load(path, JOINTS + ['extra'], require_all=True)
+    with pytest.raises(KeyError, match='weights.npz.*does not predict'):
+        acae_finetune.AcaeMatrices.load(path, JOINTS[:4])
+    with pytest.raises(ValueError, match='acae_weights'):
+        _config('latent', None)
+    with pytest.raises(ValueError, match='finetune_mode'):
+        dataclasses.replace(_config('none', None), finetune_mode='bogus')
+
+
+def test_finetune_from_trained_checkpoint_end_to_end(acae_file, tmp_path):
+    """Base model trained a few steps, then hybrid fine-tuning initialised from it: backbone and
+    teacher head come from the checkpoint, the latent head is new, and the run trains."""
+    path = acae_file[0]
+    dataset_fn = make_synthetic_dataset_fn(N_JOINTS, SIDE, BATCH, n_examples=16, seed=1)
+    base = train(dataclasses.replace(_config('none', None), training_steps=3,
+                                     checkpoint_every=3),
+                 dataset_fn, str(tmp_path / 'base'), JOINTS, show_progress=False)
+    config = dataclasses.replace(_config('hybrid', path), training_steps=4, checkpoint_every=4,
+                                 bn_inference_steps=0)
+    result = train(config, dataset_fn, str(tmp_path / 'hybrid'), JOINTS,
+                   init_from=base.checkpoint_path, show_progress=False)
+    # Initial values are overwritten by training, so compare against the checkpoint via a
+    # fresh restore into a new hybrid model instead of the trained one.
+    fresh = _model_for(_config('hybrid', path), path)
+    acae_finetune.init_backbone_and_head(fresh, base.checkpoint_path)
+    for a, b in zip(fresh.head.weights, base.model.head.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    for a, b in zip(fresh.backbone.weights, base.model.backbone.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert result.step == 4 and np.isfinite(result.last_losses['loss'])
+    assert result.last_losses['acae'] > 0
+    assert isinstance(result.model, acae_finetune.AcaeLatentModel)
+    # Pseudo-GT / the consistency evaluation reload the fine-tuned model from its logdir.
+    from metrabs import pseudo_gt
+    loaded, names = pseudo_gt.load_model(str(tmp_path / 'hybrid'))
+    assert isinstance(loaded, acae_finetune.AcaeLatentModel) and loaded.with_teacher
+    assert list(names) == JOINTS
+    for a, b in zip(loaded.weights, result.model.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    # The exported SavedModel of the hybrid model outputs W_dec @ latents, like the in-memory one.
+    from metrabs import export
+    out = tmp_path / 'exported'
+    export.main([f'--checkpoint={tmp_path / "hybrid"}', f'--out={out}'])
+    served = tf.saved_model.load(str(out))
+    images = np.random.default_rng(0).integers(0, 255, (2, SIDE, SIDE, 3), dtype=np.uint8)
+    focal = 1.2 * SIDE
+    intrinsics = np.tile(np.array([[focal, 0, (SIDE - 1) / 2], [0, focal, (SIDE - 1) / 2],
+                                   [0, 0, 1]], np.float32), [2, 1, 1])
+    got = served.predict_crops(images, intrinsics)['poses3d'].numpy()
+    want = loaded(tf.constant(images), tf.constant(intrinsics), training=False)
+    np.testing.assert_allclose(got, want['coords3d_abs_mm'].numpy(), rtol=1e-4, atol=1e-2)
+    w_dec = acae_finetune.AcaeMatrices.load(path, JOINTS, require_all=True).reordered_for(
+        len(JOINTS))[1]
+    np.testing.assert_allclose(
+        got, np.einsum('jl,nlc->njc', w_dec, want['latents3d_abs_mm'].numpy()),
+        rtol=1e-4, atol=1e-2)
