@@ -1,22 +1,32 @@
 #!/usr/bin/env bash
 # Runs the pipeline's stages. With no arguments: set up (if needed) and run every stage on the
 # built-in synthetic multi-skeleton world, so each stage can be seen working on a laptop CPU.
-#   ./run.sh                 setup + all stages
+#   ./run.sh                 setup + all stages (about 40 min on 2 CPU cores; QUICK=1: ~6 min)
 #   ./run.sh setup           create .venv and install the pinned packages (what CI runs)
-#   ./run.sh STAGE [STAGE…]  run the named stages (see STAGES below)
-# Environment: OUT (default ./out), SYNTH_NUM (frames of the synthetic world, default 600),
-# SEED (default 0), PYTHON (interpreter for the venv, default python3).
+#   ./run.sh STAGE [STAGE…]  run the named stages, in the given order (see STAGES below)
+# Environment: OUT (default ./out), SYNTH_NUM (frames of the synthetic world), TRAIN_STEPS,
+# FINETUNE_STEPS, ACAE_LATENTS, NUM_AUG (test-time augmentations in evaluation), SEED,
+# PYTHON (interpreter for the venv, default python3), QUICK=1 (a smoke run: tiny sizes, the
+# numbers mean nothing).
 set -euo pipefail
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 cd "$(dirname "$0")"
 
+if [[ "${QUICK:-0}" == 1 ]]; then
+  SYNTH_NUM=${SYNTH_NUM:-600}; TRAIN_STEPS=${TRAIN_STEPS:-60}; FINETUNE_STEPS=${FINETUNE_STEPS:-20}
+fi
 OUT=${OUT:-out}
-SYNTH_NUM=${SYNTH_NUM:-600}
+SYNTH_NUM=${SYNTH_NUM:-6000}
+TRAIN_STEPS=${TRAIN_STEPS:-2000}
+FINETUNE_STEPS=${FINETUNE_STEPS:-400}
+ACAE_LATENTS=${ACAE_LATENTS:-32}
+NUM_AUG=${NUM_AUG:-1}
 SEED=${SEED:-0}
 VENV=.venv
 PY="$VENV/bin/python"
+VARIANTS=(output_reg latent hybrid)
 
-STAGES=(data)
+STAGES=(data mix train export evaluate pseudo_gt acae finetune compare demo)
 
 stage_setup() {
   if [[ ! -x "$PY" ]]; then
@@ -28,10 +38,100 @@ stage_setup() {
 }
 
 stage_data() {
-  echo "== data: synthetic world -> crops -> 100 mm dedup -> TFRecord shards"
+  echo "== data: synthetic world -> 100 mm dedup -> perspective crops -> TFRecord shards"
   "$PY" -m posepile.synthetic --out "$OUT/synthetic_raw" --num "$SYNTH_NUM" --seed "$SEED"
   "$PY" -m posepile.build --dataset=synthetic --root="$OUT/synthetic_raw" \
     --out="$OUT/synthetic_tfrecords" --crop-size=256 --num-shards=4 --workers=2
+}
+
+stage_mix() {
+  echo "== mix: which datasets make a training batch (train and validation shards)"
+  for split in train validation; do
+    "$PY" -m posepile.mix --config=configs/mix_synthetic_cpu.json \
+      --tfrecord-root="$OUT/synthetic_tfrecords" --out="$OUT/input_$split.json" --split=$split
+  done
+}
+
+# A copy of configs/train_synthetic_cpu.json with the step count (and extra fields) replaced.
+write_train_config() {  # OUT_FILE STEPS [KEY=JSON_VALUE ...]
+  "$PY" - "$@" <<'EOF'
+import json, sys
+from posepile.atomic_io import write_json_atomic
+out, steps, *extra = sys.argv[1:]
+config = json.load(open('configs/train_synthetic_cpu.json'))
+config['training_steps'] = int(steps)
+config['bn_inference_steps'] = min(config['bn_inference_steps'], int(steps) // 10)
+config['loss']['abs_loss_start_step'] = min(config['loss']['abs_loss_start_step'], int(steps) // 4)
+for item in extra:
+    key, value = item.split('=', 1)
+    config[key] = json.loads(value)
+write_json_atomic(out, config)
+EOF
+}
+
+stage_train() {
+  echo "== train: MeTRAbs with one output per joint of every synthetic skeleton ($TRAIN_STEPS steps)"
+  write_train_config "$OUT/train_config.json" "$TRAIN_STEPS"
+  "$PY" -m metrabs.train --config="$OUT/train_config.json" --logdir="$OUT/train" --data=tfrecords \
+    --input-config="$OUT/input_train.json" --val-input-config="$OUT/input_validation.json" \
+    --no-progress
+}
+
+export_and_evaluate() {  # LOGDIR NAME
+  "$PY" -m metrabs.export --checkpoint="$1" --out="$OUT/models/$2"
+  "$PY" -m eval.run --benchmark=synthetic --root="$OUT/synthetic_raw" --model="$OUT/models/$2" \
+    --num-aug="$NUM_AUG" --out="$OUT/eval/$2.json"
+}
+
+stage_export() {
+  echo "== export: SavedModel (predict_crops / estimate_poses / detect_poses)"
+  "$PY" -m metrabs.export --checkpoint="$OUT/train" --out="$OUT/models/separate_heads"
+}
+
+stage_evaluate() {
+  echo "== evaluate: synthetic test split (all skeletons known), with the mean-pose baseline"
+  "$PY" -m eval.run --benchmark=synthetic --root="$OUT/synthetic_raw" \
+    --model="$OUT/models/separate_heads" --num-aug="$NUM_AUG" --out="$OUT/eval/separate_heads.json"
+}
+
+stage_pseudo_gt() {
+  echo "== pseudo_gt: every joint of every skeleton predicted on the training crops"
+  "$PY" -m metrabs.pseudo_gt --model="$OUT/train" --input-config="$OUT/input_train.json" \
+    --out="$OUT/pseudo_gt.npz" --flip-average --no-progress
+}
+
+stage_acae() {
+  echo "== acae: affine-combining autoencoder with $ACAE_LATENTS latent points"
+  "$PY" -m acae.train --poses="$OUT/pseudo_gt.npz" --latents="$ACAE_LATENTS" --out="$OUT/acae"
+}
+
+stage_finetune() {
+  echo "== finetune: consistency fine-tuning, three variants ($FINETUNE_STEPS steps each)"
+  for mode in "${VARIANTS[@]}"; do
+    write_train_config "$OUT/finetune_$mode.json" "$FINETUNE_STEPS" \
+      "base_learning_rate=3e-4" "finetune_mode=\"$mode\"" "acae_weights=\"$OUT/acae/weights.npz\""
+    "$PY" -m metrabs.train --config="$OUT/finetune_$mode.json" --logdir="$OUT/finetune_$mode" \
+      --data=tfrecords --input-config="$OUT/input_train.json" \
+      --val-input-config="$OUT/input_validation.json" --init-from="$OUT/train" --no-progress
+    export_and_evaluate "$OUT/finetune_$mode" "$mode"
+  done
+}
+
+stage_compare() {
+  echo "== compare: accuracy and cross-skeleton consistency (mm), synthetic test split"
+  "$PY" -m eval.compare "separate heads=$OUT/eval/separate_heads.json" \
+    "(a) output regularization=$OUT/eval/output_reg.json" \
+    "(b) direct latent prediction=$OUT/eval/latent.json" \
+    "(c) hybrid student-teacher=$OUT/eval/hybrid.json" | tee "$OUT/eval/comparison.md"
+}
+
+stage_demo() {
+  echo "== demo: 2D skeletons and a 3D plot for one synthetic test image"
+  local image
+  image=$(find "$OUT/synthetic_raw" -path '*/images/test/*' -name '*.jpg' | sort | head -n 1)
+  "$PY" -m metrabs.demo --model="$OUT/models/hybrid" --image="$image" --out="$OUT/demo.png" \
+    --keep-implausible
+  echo "wrote $OUT/demo.png"
 }
 
 run_stage() {

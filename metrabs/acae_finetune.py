@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from collections.abc import Mapping, Sequence
 
 import keras
@@ -32,7 +31,7 @@ import tensorflow as tf
 
 from acae import export as acae_export
 from acae import model as acae_model
-from metrabs import backbones, reconstruction
+from metrabs import backbones, checkpointing, reconstruction
 from metrabs import losses as losses_lib
 from metrabs.config import ModelConfig
 from metrabs.metrabs_head import MetrabsHead
@@ -299,23 +298,7 @@ def init_backbone_and_head(model: keras.Model, path: str):
     Raises ValueError naming the checkpoint if its backbone or head does not fit the model
     (e.g. another joint count).
     """
-    if os.path.isdir(path):
-        prefix = (tf.train.latest_checkpoint(path)
-                  or tf.train.latest_checkpoint(os.path.join(path, 'checkpoints')))
-        if prefix is None:
-            raise FileNotFoundError(f'{path}: no checkpoint in this directory or its '
-                                    f'checkpoints/')
-        path = prefix
-    if not tf.io.gfile.exists(path + '.index'):
-        raise FileNotFoundError(f'{path}: not a checkpoint (no {path}.index)')
-    partial = tf.train.Checkpoint(backbone=model.backbone, head=model.head)
-    try:
-        status = tf.train.Checkpoint(model=partial).restore(path)
-        status.expect_partial()
-        status.assert_existing_objects_matched()
-    except (AssertionError, ValueError) as e:
-        raise ValueError(f'{path}: the checkpoint backbone/head does not match the model: '
-                         f'{e}') from e
+    checkpointing.restore_parts(path, backbone=model.backbone, head=model.head)
 
 
 def restore_model(checkpoint: str, config_path: str, joint_names: Sequence[str]) -> keras.Model:

@@ -63,36 +63,51 @@ class TrainingCheckpointer:
         return path
 
 
+def resolve_checkpoint(path: str) -> str:
+    """Checkpoint prefix ('.../ckpt-1000') from a prefix, a checkpoint directory, or a training
+    logdir holding checkpoints/ (the latest checkpoint). SavedModel directories are refused."""
+    if os.path.isdir(path):
+        if tf.saved_model.contains_saved_model(path):
+            raise ValueError(f'{path}: a SavedModel, not a training checkpoint; pass the training '
+                             f'logdir or a checkpoint')
+        for directory in (path, os.path.join(path, 'checkpoints')):
+            prefix = tf.train.latest_checkpoint(directory)
+            if prefix is not None:
+                return prefix
+        raise FileNotFoundError(f'{path}: no checkpoint in this directory or its checkpoints/')
+    if not tf.io.gfile.exists(path + '.index'):
+        raise FileNotFoundError(f'{path}: not a checkpoint (no {path}.index)')
+    return path
+
+
+def restore_parts(path: str, **parts) -> str:
+    """Loads only the given sub-objects of a training checkpoint's model (e.g. backbone=...,
+    head=...), matched by attribute name under the checkpoint's 'model' key. Returns the prefix.
+
+    Raises ValueError naming the checkpoint if a part does not fit (e.g. another joint count).
+    """
+    prefix = resolve_checkpoint(path)
+    try:
+        status = tf.train.Checkpoint(model=tf.train.Checkpoint(**parts)).restore(prefix)
+        status.expect_partial()
+        status.assert_existing_objects_matched()
+    except (AssertionError, ValueError) as e:
+        raise ValueError(f'{prefix}: the checkpoint {"/".join(parts)} does not match the model: '
+                         f'{e}') from e
+    return prefix
+
+
 def init_from_checkpoint(model: keras.Model, path: str):
     """Fine-tuning start: loads the backbone from a training checkpoint; the head stays fresh.
 
     The last layer (MetrabsModel.head, one 1x1 conv) keeps its new random initialisation, so the
     joint set may differ from the checkpoint's. Only checkpoints written by TrainingCheckpointer
-    (or any tf.train.Checkpoint with the model under the key 'model') are supported; SavedModel
-    directories are not supported yet.
+    (or any tf.train.Checkpoint with the model under the key 'model') are supported.
 
     Args:
         model: a built model with a .backbone attribute.
-        path: a checkpoint path prefix ('.../ckpt-1000') or a directory holding checkpoints.
+        path: a checkpoint prefix, a directory holding checkpoints, or the training logdir.
     """
-    if os.path.isdir(path):
-        if tf.saved_model.contains_saved_model(path):
-            raise ValueError(f'{path}: initialising from a SavedModel is not supported yet; '
-                             f'pass a training checkpoint')
-        prefix = tf.train.latest_checkpoint(path)
-        if prefix is None:
-            raise FileNotFoundError(f'{path}: no checkpoint found in this directory')
-        path = prefix
-    if not tf.io.gfile.exists(path + '.index'):
-        raise FileNotFoundError(f'{path}: not a checkpoint (no {path}.index)')
     if getattr(model, 'backbone', None) is None:
         raise AttributeError('init_from_checkpoint: the model has no .backbone attribute')
-    # The object graph is matched by attribute names: root -> 'model' -> 'backbone' -> layers.
-    partial_model = tf.train.Checkpoint(backbone=model.backbone)
-    status = tf.train.Checkpoint(model=partial_model).restore(path)
-    status.expect_partial()
-    try:
-        status.assert_existing_objects_matched()
-    except AssertionError as e:
-        raise ValueError(f'{path}: the checkpoint backbone does not match the model backbone: '
-                         f'{e}') from e
+    restore_parts(path, backbone=model.backbone)

@@ -29,23 +29,11 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
+from metrabs.checkpointing import resolve_checkpoint
 from metrabs.config import ModelConfig
 from metrabs.inference_module import PoseEstimatorModule
 from metrabs.model import MetrabsModel
 from posepile import joints as joint_registry
-
-
-def resolve_checkpoint(path: str) -> str:
-    """Checkpoint prefix from a prefix, a checkpoint directory, or a logdir with checkpoints/."""
-    if os.path.isdir(path):
-        for directory in (path, os.path.join(path, 'checkpoints')):
-            prefix = tf.train.latest_checkpoint(directory)
-            if prefix is not None:
-                return prefix
-        raise FileNotFoundError(f'{path}: no checkpoint in this directory or its checkpoints/')
-    if not tf.io.gfile.exists(path + '.index'):
-        raise FileNotFoundError(f'{path}: not a checkpoint (no {path}.index)')
-    return path
 
 
 def _nearby(prefix: str, filename: str) -> pathlib.Path | None:

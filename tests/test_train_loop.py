@@ -116,8 +116,13 @@ def test_init_from_checkpoint_loads_backbone_and_keeps_new_head(trained):
     for before, w in zip(head_before, model.head.weights):
         np.testing.assert_array_equal(before, w.numpy())
     assert model.head.weights[0].shape[-1] == 3 * (TINY.model.depth + 1)
+    # The training logdir itself is accepted too (its checkpoints/ holds the checkpoints) ...
+    checkpointing.init_from_checkpoint(model, logdir)
+    for a, b in zip(result.model.backbone.weights, model.backbone.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    # ... a directory without checkpoints is not.
     with pytest.raises(FileNotFoundError, match='no checkpoint'):
-        checkpointing.init_from_checkpoint(model, logdir)
+        checkpointing.init_from_checkpoint(model, os.path.join(logdir, 'train'))
 
 
 def test_nan_loss_raises_with_step_and_keeps_checkpoint(tmp_path, dataset_fn):
