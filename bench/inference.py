@@ -24,20 +24,15 @@ if sys.path and os.path.abspath(sys.path[0] or '.') == _BENCH_DIR:
 
 import numpy as np
 import tensorflow as tf
-from tensorflow.python.framework.convert_to_constants import (
-    convert_variables_to_constants_v2)
+
+from bench.flops import graph_flops
 
 
 def flops_per_crop(predict_crops, side: int) -> float:
     """Float operations for one crop, from the frozen graph of predict_crops at batch 1."""
-    fn = tf.function(lambda images, intrinsics: predict_crops(images, intrinsics))
-    concrete = fn.get_concrete_function(tf.TensorSpec([1, side, side, 3], tf.uint8),
-                                        tf.TensorSpec([1, 3, 3], tf.float32))
-    frozen = convert_variables_to_constants_v2(concrete)
-    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
-    options['output'] = 'none'
-    profile = tf.compat.v1.profiler.profile(graph=frozen.graph, options=options)
-    return float(profile.total_float_ops)
+    return graph_flops(lambda images, intrinsics: predict_crops(images, intrinsics),
+                       [tf.TensorSpec([1, side, side, 3], tf.uint8),
+                        tf.TensorSpec([1, 3, 3], tf.float32)])
 
 
 def crops_per_second(predict_crops, side: int, batch: int, min_seconds: float = 3.0,
@@ -53,6 +48,25 @@ def crops_per_second(predict_crops, side: int, batch: int, min_seconds: float = 
         predict_crops(images, intrinsics)['poses3d'].numpy()
         count += 1
     return count * batch / (time.perf_counter() - start)
+
+
+def detect_poses_latency(module, image_side: int, num_aug: int, min_seconds: float = 3.0,
+                         warmup: int = 1) -> float:
+    """Seconds per detect_poses call on one random image [image_side, image_side, 3] uint8.
+
+    Without a detector in the module the whole image is one person box (documented fallback),
+    so this is the latency of cropping + num_aug test-time augmentations + filtering for one
+    person; a detector's own time comes on top.
+    """
+    rng = np.random.default_rng(1)
+    image = tf.constant(rng.integers(0, 256, (image_side, image_side, 3)).astype(np.uint8))
+    for _ in range(warmup):
+        module.detect_poses(image, num_aug=num_aug)['poses3d'].numpy()
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < min_seconds or count < 2:
+        module.detect_poses(image, num_aug=num_aug)['poses3d'].numpy()
+        count += 1
+    return (time.perf_counter() - start) / count
 
 
 def _module_from_args(args):
@@ -80,6 +94,10 @@ def main(argv=None):
     parser.add_argument('--joint-set', default='real')
     parser.add_argument('--batches', type=int, nargs='+', default=[1, 32])
     parser.add_argument('--seconds', type=float, default=3.0, help='minimum timing per batch')
+    parser.add_argument('--image-side', type=int, default=1000,
+                        help='side of the square image given to detect_poses, pixels')
+    parser.add_argument('--num-aug', type=int, nargs='+', default=[1, 5],
+                        help='test-time augmentations per detect_poses call')
     args = parser.parse_args(argv)
     module, side, label = _module_from_args(args)
     gflops = flops_per_crop(module.predict_crops, side) / 1e9
@@ -91,6 +109,13 @@ def main(argv=None):
     for batch in args.batches:
         rate = crops_per_second(module.predict_crops, side, batch, args.seconds)
         print(f'| {batch} | {rate:.1f} | {1000 / rate:.1f} | {gflops:.3f} |')
+    print(f'\ndetect_poses on one {args.image_side}x{args.image_side} image (no detector: the '
+          f'whole image is one box)')
+    print('| num_aug | ms/call |')
+    print('|---:|---:|')
+    for num_aug in args.num_aug:
+        latency = detect_poses_latency(module, args.image_side, num_aug, args.seconds)
+        print(f'| {num_aug} | {1000 * latency:.1f} |')
 
 
 if __name__ == '__main__':

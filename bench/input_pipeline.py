@@ -2,6 +2,7 @@
 
 Run from the repository root:
     .venv/bin/python -m bench.input_pipeline [--side=256 --batch-size=32 --batches=8]
+        [--need=EXAMPLES_PER_S | --need-backbone=efficientnetv2-s]
 Writes temporary shards of synthetic crops (random textures, a person mask, 17 labelled joints,
 JPEG quality 95, like posepile's crops), then times full batches after a warm-up, for:
     test mode (decode + labels only), geometry only (re-crop + warp), full augmentation
@@ -102,6 +103,12 @@ def main(argv=None):
     parser.add_argument('--shards', type=int, default=4)
     parser.add_argument('--parallel', type=int, default=-1,
                         help='num_parallel_calls (-1: tf.data.AUTOTUNE)')
+    parser.add_argument('--need', type=float, default=None,
+                        help="the train step's examples/s to compare with (e.g. from "
+                             'bench.train_step)')
+    parser.add_argument('--need-backbone', default=None,
+                        help="measure the train step's need here instead: float32 train step "
+                             'of this backbone (bench.train_step), at --side and --batch-size')
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix='bench_input_pipeline_') as root:
@@ -123,12 +130,26 @@ def main(argv=None):
             ('numpy augment() alone, 1 thread',
              time_numpy_augment(pattern, base, min(args.examples, 48))),
         ]
+    need, need_source = args.need, 'given by --need'
+    if args.need_backbone:
+        from bench import train_step as bench_train_step
+        from posepile.joints import get_union
+        need = bench_train_step.time_train_step(
+            args.need_backbone, 'float32', False, args.batch_size, 3, args.side,
+            get_union('real').names, min(16, args.batch_size)).examples_per_second
+        need_source = f'{args.need_backbone} float32 train step measured here'
     cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
     print(f'\nInput pipeline at {args.side} px, batch {args.batch_size}, {cores} CPU cores')
     print(f'| {"setting":<34} | {"examples/s":>10} |')
     print(f'|{"-" * 36}|{"-" * 12}|')
     for name, rate in rows:
         print(f'| {name:<34} | {rate:>10.1f} |')
+    if need:
+        print(f'| {"train step need":<34} | {need:>10.1f} |  ({need_source})')
+        full = dict(rows)['full augmentation']
+        print(f'full augmentation / need = {full / need:.2f} '
+              f'({"enough" if full >= need else "the input pipeline is the bottleneck"}; both '
+              f'share the same cores in training)')
 
 
 if __name__ == '__main__':

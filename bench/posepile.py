@@ -5,6 +5,7 @@ Prints a table (single process):
   - dedup poses/s on 1 M poses, J=17, smooth motion at 50 fps with still periods, (a) a realistic
     mix of track lengths (log-normal, 50..20000 frames) and (b) one long single track.
     Goal: >= 1 M poses/s.
+  - synthetic images rendered/s by posepile.synthetic (world.generate_sequence).
   - crops/s: 256 px crops (JPEG q95 + RLE mask) from 1000x1000 images, person boxes 300..700 px,
     for a pinhole camera (one homography) and a distorted one (per-pixel remap).
 """
@@ -110,10 +111,22 @@ def time_crops(examples, config: CropConfig) -> float:
     return len(examples) / (time.perf_counter() - start)
 
 
+def time_synthetic_render(n_images: int, seed: int = 0) -> float:
+    """Images/s of the synthetic world's renderer (poses + cameras + render.render_person via
+    world.generate_sequence), in memory: no JPEG encoding, no files."""
+    from posepile.synthetic import world
+    plans = world.plan_sequences(n_images, seed)
+    start = time.perf_counter()
+    count = sum(1 for plan in plans for _ in world.generate_sequence(plan, seed))
+    return count / (time.perf_counter() - start)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--poses', type=int, default=1_000_000)
     parser.add_argument('--crops', type=int, default=60)
+    parser.add_argument('--renders', type=int, default=60,
+                        help='synthetic-world images to render')
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
@@ -139,6 +152,10 @@ def main():
         rate = time_crops(crop_examples(args.crops, distorted, rng), config)
         rows.append((f'crop 256 px from 1000x1000, {"distorted" if distorted else "pinhole"}',
                      f'{rate:.1f} crops/s', '1 process, JPEG q95 + mask'))
+
+    rate = time_synthetic_render(args.renders, args.seed)
+    rows.append(('synthetic world render (posepile.synthetic)', f'{rate:.1f} images/s',
+                 '1 process, all 5 datasets, in memory'))
 
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     print(f'posepile benchmark ({args.poses} poses, J={N_JOINTS})')

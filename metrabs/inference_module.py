@@ -178,7 +178,8 @@ class PoseEstimatorModule(tf.Module):
 
     def _predict_in_chunks(self, crops01, intrinsics, batch_size):
         n = tf.shape(crops01)[0]
-        size = tf.where(batch_size > 0, batch_size, tf.maximum(n, 1))
+        # Never pad beyond the crops there are: padding 1 crop to a chunk of 64 costs 64x.
+        size = tf.where(batch_size > 0, tf.minimum(batch_size, tf.maximum(n, 1)), tf.maximum(n, 1))
         # At least one (padded) chunk, so that zero boxes still give [0, J, 3].
         n_chunks = tf.maximum((n + size - 1) // size, 1)
         pad = n_chunks * size - n

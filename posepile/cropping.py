@@ -228,11 +228,11 @@ def encode_jpeg(image_rgb: np.ndarray, quality: int) -> bytes:
     return buffer.tobytes()
 
 
-def decode_jpeg(data: bytes) -> np.ndarray:
-    """JPEG bytes -> [H, W, 3] uint8 RGB."""
+def decode_jpeg(data: bytes, where: str = '') -> np.ndarray:
+    """JPEG bytes -> [H, W, 3] uint8 RGB; `where` names the source in the error."""
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
-        raise ValueError(f'could not decode {len(data)} JPEG bytes')
+        raise ValueError(f'{where + ": " if where else ""}could not decode {len(data)} JPEG bytes')
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 

@@ -112,7 +112,10 @@ def encode_example(cropped: CroppedExample) -> bytes:
     if cropped.coords2d is not None and np.shape(cropped.coords2d) != (n_joints, 2):
         raise ValueError(f'{where}: coords2d must be [{n_joints}, 2], got '
                          f'{np.shape(cropped.coords2d)}')
-    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
+    # Deterministic: protobuf map order may otherwise differ between processes, and shard
+    # checksums must not depend on which process wrote them.
+    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString(
+        deterministic=True)
 
 
 # ------------------------------------------------------------------------------------- tf.data
@@ -277,7 +280,7 @@ def decode_example(serialized: bytes, union_names: Sequence[str] | None = None,
         'schema_version': int(version),
     }
     if decode_image:
-        out['image'] = decode_jpeg(jpeg)
+        out['image'] = decode_jpeg(jpeg, f'{source}: feature image/jpeg')
     else:
         out['image_jpeg'] = jpeg
     if union_names is not None:

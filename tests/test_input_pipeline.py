@@ -188,3 +188,37 @@ def test_config_dict_round_trip(config):
     assert restored == config
     with pytest.raises(KeyError, match='unknown augmentation fields'):
         ip.InputConfig.from_dict({**config.to_dict(), 'augmentation': {'spin': 1}})
+
+
+_RESUME_IN_NEW_PROCESS = '''
+import json, sys
+import numpy as np
+from metrabs import input_pipeline as ip
+config = ip.InputConfig.from_dict(json.load(open(sys.argv[1])), source=sys.argv[1])
+batches = list(ip.make_training_dataset(config, int(sys.argv[2])).take(3).as_numpy_iterator())
+np.savez(sys.argv[3], **{f'{i}/{k}': v for i, b in enumerate(batches) for k, v in b.items()})
+'''
+
+
+def test_resume_in_a_new_process_sees_the_uninterrupted_batches(config, first_batches, tmp_path):
+    """A resumed run is a new process (after SIGKILL): other hash seed, fresh TF state. Its batches
+    from step k must equal those an uninterrupted run saw at steps k, k+1, ..."""
+    import json
+    import os
+    import pathlib
+    import subprocess
+    import sys
+    repo = pathlib.Path(__file__).resolve().parents[1]
+    config_path = tmp_path / 'input.json'
+    config_path.write_text(json.dumps(config.to_dict()))
+    out = tmp_path / 'batches.npz'
+    env = dict(os.environ, PYTHONHASHSEED='12345', TF_CPP_MIN_LOG_LEVEL='2',
+               PYTHONPATH=str(repo))
+    done = subprocess.run([sys.executable, '-c', _RESUME_IN_NEW_PROCESS, str(config_path), '3',
+                           str(out)], cwd=repo, env=env, capture_output=True, text=True,
+                          timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with np.load(out) as resumed:
+        for i, expected in enumerate(first_batches[3:6]):
+            for key, value in expected.items():
+                np.testing.assert_array_equal(resumed[f'{i}/{key}'], value, err_msg=key)
