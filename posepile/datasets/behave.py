@@ -96,15 +96,6 @@ def load_fit(path: pathlib.Path) -> dict:
             'trans': common.get_field(fit, 'trans', path, (3,))}
 
 
-def _image_shape(path: pathlib.Path) -> tuple[int, int]:
-    from PIL import Image
-    try:
-        with Image.open(path) as im:
-            return im.height, im.width
-    except OSError as e:
-        raise common.DatasetFormatError(f'{path}: not a readable image ({e})') from None
-
-
 def _mask_rle(path: pathlib.Path) -> dict:
     from PIL import Image
     from pycocotools import mask as mask_lib
@@ -188,7 +179,7 @@ def _convert_sequence(root, seq_dir, split, names, body_model_dir, masks):
     for i, frame_dir in enumerate(frame_dirs):
         for k in kinects:
             image = common.require_file(frame_dir / f'k{k}.color.jpg', f'Kinect {k} colour image')
-            imshape = imshapes.setdefault(k, _image_shape(image))
+            imshape = imshapes.setdefault(k, common.image_shape(image))
             box = common.box_around_points(cameras[k].world_to_image(coords[i]), imshape=imshape)
             if not (box[2] > 0 and box[3] > 0):
                 continue

@@ -122,6 +122,18 @@ class VideoFrame:
         return np.ascontiguousarray(frame[..., ::-1])
 
 
+def image_shape(path: str | os.PathLike, what: str = 'an image file') -> tuple[int, int]:
+    """(height, width) of an image file from its header, without decoding the pixels."""
+    from PIL import Image  # deferred: only converters of image datasets need it
+    require_file(path, what)
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except OSError as e:
+        raise DatasetFormatError(f'{path}: not a readable image ({e})') from None
+    return height, width
+
+
 def video_info(path: str | os.PathLike) -> tuple[int, tuple[int, int]]:
     """(frame count, (height, width)) from the container metadata, without decoding."""
     import cv2

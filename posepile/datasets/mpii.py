@@ -45,7 +45,6 @@ from typing import Any
 
 import numpy as np
 import scipy.io
-from PIL import Image
 
 from posepile import joints
 from posepile.datasets import common
@@ -127,16 +126,6 @@ def parse_points(annopoints: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
     return coords, visible
 
 
-def _image_shape(path: pathlib.Path) -> tuple[int, int]:
-    common.require_file(path, 'an MPII image')
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-    except OSError as e:
-        raise common.DatasetFormatError(f'{path}: not a readable image ({e})') from e
-    return height, width
-
-
 def convert(root, splits: Iterable[str] = ('train', 'validation'),
             validation_images: Iterable[str] = (),
             fov_deg: float = DEFAULT_FOV_DEG) -> Iterator[Pose3DExample]:
@@ -193,7 +182,7 @@ def convert(root, splits: Iterable[str] = ('train', 'validation'),
             centre = np.array([_scalar(_field(objpos, 'x'), rect_where, 'objpos.x'),
                                _scalar(_field(objpos, 'y'), rect_where, 'objpos.y')]) - 1
             if imshape is None:
-                imshape = _image_shape(image_path)
+                imshape = common.image_shape(image_path, 'an MPII image')
             extra = {'is_visible': visible, 'image_index': i}
             if single_person is not None:
                 extra['single_person'] = (k + 1) in np.atleast_1d(single_person[i]).tolist()

@@ -150,15 +150,6 @@ def _images_by_frame(cam_dir: pathlib.Path, cam: int) -> dict[int, pathlib.Path]
     return found
 
 
-def _image_shape(path: pathlib.Path) -> tuple[int, int]:
-    from PIL import Image
-    try:
-        with Image.open(path) as im:
-            return im.height, im.width
-    except OSError as e:
-        raise common.DatasetFormatError(f'{path}: not a readable image ({e})') from None
-
-
 def convert(root, body_model_dir=None, splits: Iterable[str] = tuple(SPLITS),
             genders: Mapping[int, str] | None = None) -> Iterator[Pose3DExample]:
     """Yields one example per (sequence, subject, calibrated camera, frame with a fit).
@@ -213,7 +204,7 @@ def _convert_sequence(root, seq_dir, fit_dir, phase, names, body_model_dir, gend
                     raise common.DatasetFormatError(
                         f'{seq_dir}/cam_{cam:02d}: missing image {frame:05d}_{cam:02d}'
                         f'{{{",".join(IMAGE_EXTENSIONS)}}} (there is a fit for this frame)')
-                imshape = imshape or _image_shape(images[frame])
+                imshape = imshape or common.image_shape(images[frame])
                 box = common.box_around_points(points2d, imshape=imshape)
                 if not (box[2] > 0 and box[3] > 0):
                     continue

@@ -83,15 +83,6 @@ def load_sequence(path: str | pathlib.Path) -> dict:
             'cam_poses': cam_poses, 'intrinsics': intrinsics, 'valid': valid > 0}
 
 
-def _image_shape(path: pathlib.Path) -> tuple[int, int]:
-    from PIL import Image
-    try:
-        with Image.open(path) as im:
-            return im.height, im.width
-    except OSError as e:
-        raise common.DatasetFormatError(f'{path}: not a readable image ({e})') from None
-
-
 def convert(root, splits: Iterable[str] = SPLITS) -> Iterator[Pose3DExample]:
     """Yields one example per (sequence, actor, valid frame); see the module docstring.
 
@@ -121,7 +112,7 @@ def convert(root, splits: Iterable[str] = SPLITS) -> Iterator[Pose3DExample]:
                 for i in np.flatnonzero(seq['valid'][actor]):
                     image = image_dir / f'image_{i:05d}.jpg'
                     common.require_file(image, f'frame {i} of {seq["name"]}')
-                    imshape = imshape or _image_shape(image)
+                    imshape = imshape or common.image_shape(image)
                     box = common.box_around_points(
                         cameras[i].world_to_image(actor_joints[i]), imshape=imshape)
                     if not (box[2] > 0 and box[3] > 0):
