@@ -60,16 +60,14 @@ def acae_projection(model_joint_names: Sequence[str], acae_arrays: Mapping[str, 
 
     Raises ValueError naming `source` if the ACAE knows joints the model does not predict.
     """
-    acae_names = [str(n) for n in acae_arrays['joint_names']]
-    ids = {n: i for i, n in enumerate(model_joint_names)}
-    missing = [n for n in acae_names if n not in ids]
-    if missing:
-        raise ValueError(f'{source}: joint_names has {len(missing)} joints the model does not '
-                         f'predict, e.g. {missing[:5]}')
-    sel = np.array([ids[n] for n in acae_names])
+    from metrabs.acae_finetune import AcaeMatrices  # the one place ACAE joints meet model joints
+    try:
+        acae = AcaeMatrices.from_arrays(acae_arrays, model_joint_names, source)
+    except KeyError as e:
+        raise ValueError(e.args[0]) from None
+    sel = acae.joint_indices
     matrix = np.eye(len(model_joint_names))
-    matrix[np.ix_(sel, sel)] = (np.asarray(acae_arrays['W_dec'], np.float64)
-                                @ np.asarray(acae_arrays['W_enc'], np.float64))
+    matrix[np.ix_(sel, sel)] = acae.w_dec.astype(np.float64) @ acae.w_enc.astype(np.float64)
     return matrix.astype(np.float32)
 
 

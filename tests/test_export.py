@@ -284,7 +284,8 @@ def test_acae_outputs_are_the_affine_reconstruction(exported):
     w_enc = rng.uniform(0, 1, (6, len(acae_names)))
     w_dec = rng.uniform(0, 1, (len(acae_names), 6))
     arrays = {'W_enc': w_enc / w_enc.sum(1, keepdims=True),
-              'W_dec': w_dec / w_dec.sum(1, keepdims=True), 'joint_names': np.array(acae_names)}
+              'W_dec': w_dec / w_dec.sum(1, keepdims=True), 'joint_names': np.array(acae_names),
+              'latent_names': np.array([f'c_lat{i:02d}' for i in range(6)])}
     module = PoseEstimatorModule(model, acae_arrays=arrays)
     crops, intr = _crop_inputs(2)
     got = module.predict_crops(crops, intr)['poses3d'].numpy()
