@@ -130,6 +130,7 @@ stage_demo() {
   local image
   image=$(find "$OUT/synthetic_raw" -path '*/images/test/*' -name '*.jpg' | sort | head -n 1)
   "$PY" -m metrabs.demo --model="$OUT/models/hybrid" --image="$image" --out="$OUT/demo.png" \
+    --skeleton=synsmpl \
     --keep-implausible
   echo "wrote $OUT/demo.png"
 }

@@ -383,6 +383,10 @@ def _parse_args(argv):
     parser.add_argument('--strategy', default='auto', choices=distribution.STRATEGY_NAMES)
     parser.add_argument('--logical-cpus', type=int, default=0,
                         help='split the CPU into N logical devices and mirror over them (testing)')
+    parser.add_argument('--backbone-weights', default=None,
+                        help='local weights file of the backbone (e.g. ImageNet weights saved from '
+                        'keras.applications on a machine with internet); overrides '
+                        'model.backbone_weights of --config')
     parser.add_argument('--init-from', default=None,
                         help='training checkpoint to initialise the backbone from (fine-tuning; '
                         'with --finetune-mode output_reg/hybrid also the full-joint head); '
@@ -433,6 +437,9 @@ def main(argv=None):
     args = _parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s %(message)s')
     config = TrainConfig.from_json(args.config)
+    if args.backbone_weights is not None:
+        config = dataclasses.replace(config, model=dataclasses.replace(
+            config.model, backbone_weights=args.backbone_weights))
     overrides = {k: v for k, v in (('finetune_mode', args.finetune_mode),
                                    ('acae_weights', args.acae_weights),
                                    ('lambda_acae', args.lambda_acae)) if v is not None}

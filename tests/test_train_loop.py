@@ -322,3 +322,14 @@ def test_cli_tfrecords_source_checks_its_input_config(tmp_path):
                       'examples_per_batch': 6}]}))
     with pytest.raises(SystemExit, match='sum to 6 examples per batch.*global_batch_size=8'):
         main(common + [f'--input-config={tmp_path / "in.json"}'])
+
+
+def test_cli_backbone_weights_flag_reaches_the_model(tmp_path):
+    from metrabs.train import main
+    (tmp_path / 'c.json').write_text(json.dumps(
+        {'model': {'backbone': 'tiny', 'proc_side': 32, 'ghost_bn_group_size': 0},
+         'training_steps': 1, 'global_batch_size': 2}))
+    missing = tmp_path / 'imagenet.weights.h5'
+    with pytest.raises(FileNotFoundError, match='imagenet.weights.h5'):
+        main([f'--config={tmp_path / "c.json"}', f'--logdir={tmp_path / "log"}',
+              '--data=synthetic-inmemory', f'--backbone-weights={missing}', '--no-progress'])
