@@ -128,7 +128,8 @@ stage_compare() {
 stage_demo() {
   echo "== demo: 2D skeletons and a 3D plot for one synthetic test image"
   local image
-  image=$(find "$OUT/synthetic_raw" -path '*/images/test/*' -name '*.jpg' | sort | head -n 1)
+  # sed reads all its input: head would close the pipe early, and pipefail would fail the stage.
+  image=$(find "$OUT/synthetic_raw" -path '*/images/test/*' -name '*.jpg' | sort | sed -n 1p)
   "$PY" -m metrabs.demo --model="$OUT/models/hybrid" --image="$image" --out="$OUT/demo.png" \
     --skeleton=synsmpl \
     --keep-implausible
