@@ -9,10 +9,12 @@ right after (the usual MultiWorkerMirroredStrategy pattern).
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from metrabs import distribution
@@ -97,17 +99,92 @@ def restore_parts(path: str, **parts) -> str:
     return prefix
 
 
+RAW_VARIABLE_KEY = '_raw_variables/{}/.ATTRIBUTES/VARIABLE_VALUE'
+
+
 def init_from_checkpoint(model: keras.Model, path: str):
-    """Fine-tuning start: loads the backbone from a training checkpoint; the head stays fresh.
+    """Fine-tuning start: loads the backbone from a training checkpoint or an exported SavedModel;
+    the head stays fresh.
 
     The last layer (MetrabsModel.head, one 1x1 conv) keeps its new random initialisation, so the
-    joint set may differ from the checkpoint's. Only checkpoints written by TrainingCheckpointer
-    (or any tf.train.Checkpoint with the model under the key 'model') are supported.
+    joint set may differ from the source's. Supported sources: checkpoints written by
+    TrainingCheckpointer (or any tf.train.Checkpoint with the model under the key 'model'), and
+    SavedModel directories written by metrabs.export (see `init_from_saved_model`).
 
     Args:
         model: a built model with a .backbone attribute.
-        path: a checkpoint prefix, a directory holding checkpoints, or the training logdir.
+        path: a checkpoint prefix, a directory holding checkpoints, the training logdir, or an
+            exported SavedModel directory.
     """
     if getattr(model, 'backbone', None) is None:
         raise AttributeError('init_from_checkpoint: the model has no .backbone attribute')
-    restore_parts(path, backbone=model.backbone)
+    if os.path.isdir(path) and tf.saved_model.contains_saved_model(path):
+        init_from_saved_model(model, path)
+    else:
+        restore_parts(path, backbone=model.backbone)
+
+
+def init_from_saved_model(model: keras.Model, saved_model_dir: str):
+    """Copies the backbone weights of a SavedModel written by metrabs.export into model.backbone.
+
+    The export tracks its crop model's variables as `_raw_variables/<i>` in the order of
+    `crop_model.weights`; a reference MetrabsModel is rebuilt from assets/model_config.json and
+    assets/joint_names.json to learn which indices are backbone weights. Only exports of a plain
+    MetrabsModel are supported (ACAE latent / hybrid exports have another weight layout and are
+    refused with a ValueError).
+
+    Raises:
+        FileNotFoundError: the SavedModel lacks the assets (exported before they were written).
+        ValueError: the backbone name or proc_side differs from `model.config`, or the exported
+            variables do not fit the rebuilt model.
+    """
+    from metrabs import export  # deferred: export imports this module and the serving stack
+    from metrabs.model import MetrabsModel
+
+    assets = os.path.join(saved_model_dir, 'assets')
+    config_path = os.path.join(assets, export.MODEL_CONFIG_ASSET)
+    names_path = os.path.join(assets, export.JOINT_NAMES_ASSET)
+    for required in (config_path, names_path):
+        if not os.path.isfile(required):
+            raise FileNotFoundError(
+                f'{saved_model_dir}: no {os.path.relpath(required, saved_model_dir)}; re-export '
+                f'the model with the current metrabs.export to fine-tune from it')
+    exported_config = export.load_model_config(config_path)
+    joint_names = export.load_joint_names(names_path)
+    config = getattr(model, 'config', None)
+    if config is not None:
+        for field in ('backbone', 'proc_side'):
+            mine, theirs = getattr(config, field), getattr(exported_config, field)
+            if mine != theirs:
+                raise ValueError(f'{config_path}: {field} is {theirs!r} in the SavedModel but '
+                                 f'{mine!r} in the model being trained')
+
+    # The exported backbone_weights path is an initialisation file of the old run, possibly
+    # absent here, and is overwritten below anyway.
+    reference = MetrabsModel(dataclasses.replace(exported_config, backbone_weights=None),
+                             joint_names)
+    side = exported_config.proc_side
+    reference(tf.zeros([1, side, side, 3]), tf.eye(3, batch_shape=[1]), training=False)
+    index_of = {id(w): i for i, w in enumerate(reference.weights)}
+
+    variables_prefix = os.path.join(saved_model_dir, 'variables', 'variables')
+    reader = tf.train.load_checkpoint(variables_prefix)
+    shapes = reader.get_variable_to_shape_map()
+    n_exported = sum(1 for key in shapes
+                     if key.startswith('_raw_variables/') and key.endswith('VARIABLE_VALUE'))
+    if n_exported != len(reference.weights):
+        raise ValueError(
+            f'{variables_prefix}: {n_exported} exported crop-model variables, but a MetrabsModel '
+            f'of {config_path} has {len(reference.weights)}; only plain MetrabsModel exports '
+            f'can initialise fine-tuning')
+    if len(reference.backbone.weights) != len(model.backbone.weights):
+        raise ValueError(f'{config_path}: the exported backbone has '
+                         f'{len(reference.backbone.weights)} weights, the model being trained '
+                         f'{len(model.backbone.weights)}')
+    for ref_weight, weight in zip(reference.backbone.weights, model.backbone.weights):
+        key = RAW_VARIABLE_KEY.format(index_of[id(ref_weight)])
+        value = reader.get_tensor(key)
+        if tuple(value.shape) != tuple(ref_weight.shape) or value.shape != tuple(weight.shape):
+            raise ValueError(f'{variables_prefix}: {key} has shape {value.shape}, the backbone '
+                             f'weight {weight.path} {tuple(weight.shape)}')
+        weight.assign(np.asarray(value, dtype=weight.dtype))

@@ -101,9 +101,31 @@ def load_acae_weights(path) -> dict[str, np.ndarray]:
     return load_weights(path)
 
 
+MODEL_CONFIG_ASSET = 'model_config.json'
+JOINT_NAMES_ASSET = 'joint_names.json'
+
+
+def write_model_description(model: MetrabsModel, saved_model_dir: str | os.PathLike):
+    """Writes <dir>/assets/model_config.json (the ModelConfig) and joint_names.json (JSON list).
+
+    The SavedModel itself does not record how its crop model was built; these files let
+    metrabs.checkpointing rebuild it to map the exported variables back onto Keras weights.
+    """
+    assets = pathlib.Path(saved_model_dir) / 'assets'
+    assets.mkdir(parents=True, exist_ok=True)
+    (assets / MODEL_CONFIG_ASSET).write_text(
+        json.dumps(dataclasses.asdict(model.config), indent=2), encoding='utf-8')
+    (assets / JOINT_NAMES_ASSET).write_text(
+        json.dumps(list(model.joint_names)), encoding='utf-8')
+
+
 def export(model: MetrabsModel, out_dir: str | os.PathLike, *, acae_weights: str | None = None,
            detector: str | None = None, bone_stats: str | None = None) -> PoseEstimatorModule:
-    """Builds the PoseEstimatorModule and saves it to out_dir (atomically); returns the module."""
+    """Builds the PoseEstimatorModule and saves it to out_dir (atomically); returns the module.
+
+    Next to the SavedModel, out_dir/assets/ gets model_config.json and joint_names.json
+    (`write_model_description`), which fine-tuning from the export (`--init-from`) reads.
+    """
     out_dir = pathlib.Path(out_dir)
     stats = None
     if bone_stats is not None:
@@ -120,6 +142,7 @@ def export(model: MetrabsModel, out_dir: str | os.PathLike, *, acae_weights: str
     tmp = pathlib.Path(tempfile.mkdtemp(prefix=out_dir.name + '.tmp', dir=out_dir.parent))
     try:
         tf.saved_model.save(module, str(tmp), signatures=module.serving_signatures())
+        write_model_description(model, tmp)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)

@@ -200,7 +200,8 @@ def train(config: TrainConfig, dataset_fn: DatasetFn, logdir: str,
         model_fn: builds the model instead of MetrabsModel (called inside the strategy scope).
         val_dataset_fn: () -> dataset of validation batches (batch contract), evaluated every
             config.validate_every steps on the chief.
-        init_from: a training checkpoint (prefix or directory) to initialise from when the run
+        init_from: a training checkpoint (prefix, directory or logdir), or a SavedModel directory
+            written by metrabs.export (backbone only), to initialise from when the run
             starts fresh (fine-tuning): the backbone only (the head is re-initialised), except
             for config.finetune_mode 'output_reg' and 'hybrid', which also load the full-joint
             head (metrabs.acae_finetune.init_backbone_and_head).
@@ -388,9 +389,11 @@ def _parse_args(argv):
                         'keras.applications on a machine with internet); overrides '
                         'model.backbone_weights of --config')
     parser.add_argument('--init-from', default=None,
-                        help='training checkpoint to initialise the backbone from (fine-tuning; '
-                        'with --finetune-mode output_reg/hybrid also the full-joint head); '
-                        'SavedModels are not supported yet')
+                        help='initialise the backbone from a training checkpoint (prefix, its '
+                        'directory or the logdir) or from a SavedModel directory written by '
+                        'metrabs.export (same backbone and proc_side; the last layer is '
+                        're-initialised, so the joint set may differ). With --finetune-mode '
+                        'output_reg/hybrid also the full-joint head (training checkpoints only)')
     parser.add_argument('--finetune-mode', default=None,
                         choices=('none', 'output_reg', 'latent', 'hybrid'),
                         help='ACAE consistency fine-tuning (overrides the config field)')
