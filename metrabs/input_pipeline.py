@@ -37,7 +37,7 @@ from metrabs import occlusion
 from posepile import shards as shards_lib
 from posepile import tfrecord_schema
 from posepile.camera import Camera
-from posepile.cropping import decode_rle
+from posepile.cropping import decode_jpeg, decode_rle
 from posepile.joints import get_union
 
 _INT64_MAX = np.iinfo(np.int64).max
@@ -228,7 +228,8 @@ class _StreamOrder:
 
 
 def example_stream(paths: Sequence[str], key: int, start_position: int = 0,
-                   counts: Sequence[int] | None = None) -> tf.data.Dataset:
+                   counts: Sequence[int] | None = None, with_source: bool = False
+                   ) -> tf.data.Dataset:
     """Endless seeded stream of (serialized record, int64 stream position) from `start_position`.
 
     Every epoch visits every record once. The first element is exactly the one an identical
@@ -238,6 +239,8 @@ def example_stream(paths: Sequence[str], key: int, start_position: int = 0,
         paths: shard files. key: seed of the order (e.g. combines the global seed and part id).
         counts: records per shard if known; otherwise counted from the files' framing (which
             also rejects truncated shards, naming the file).
+        with_source: also yield a scalar tf.string '<shard path> record <index in the file>'
+            (0-based), so errors about a record's content can name where it is stored.
     """
     if counts is None:
         counts = [shards_lib.check_shard_framing(p) for p in tqdm.tqdm(
@@ -257,13 +260,29 @@ def example_stream(paths: Sequence[str], key: int, start_position: int = 0,
         def permute(records):
             count = tf.shape(records)[0]
             positions = base + tf.range(tf.cast(count, tf.int64), dtype=tf.int64)
-            return tf.gather(records, order.record_order(epoch, shard, count)), positions
+            indices = order.record_order(epoch, shard, count)
+            if not with_source:
+                return tf.gather(records, indices), positions
+            return tf.gather(records, indices), positions, _source_strings(paths_t[shard], indices)
 
         return (tf.data.TFRecordDataset(paths_t[shard]).batch(_WHOLE_SHARD).map(permute)
                 .unbatch())
 
     return (tf.data.Dataset.range(first_visit, _INT64_MAX).flat_map(records_of_visit)
             .skip(skip))
+
+
+def _source_strings(path: tf.Tensor, indices: tf.Tensor) -> tf.Tensor:
+    """Scalar shard path, [N] record indices in that file -> [N] '<path> record <index>'."""
+    return tf.strings.join([path, ' record ', tf.strings.as_string(indices)])
+
+
+def _file_records_with_source(paths: Sequence[str]) -> tf.data.Dataset:
+    """The records of `paths` in file order, each as (serialized record, source string)."""
+    def with_source(path):
+        return tf.data.TFRecordDataset(path).enumerate().map(
+            lambda index, record: (record, _source_strings(path, index)))
+    return tf.data.Dataset.from_tensor_slices(list(paths)).flat_map(with_source)
 
 
 # --------------------------------------------------------------------------- one example
@@ -273,15 +292,26 @@ _OUTPUT_DTYPES = (tf.float32, tf.float32, tf.float32, tf.bool, tf.float32, tf.bo
 def _make_example_fn(config: InputConfig, training: bool,
                      occluder_source: occlusion.OccluderSource | None,
                      background_source: aug_lib.BackgroundSource | None):
-    """(parsed record dict, seed [3] int64) -> the contract's per-example tensors."""
+    """(parsed record dict without the decoded image, seed [3] int64, source scalar string)
+    -> the contract's per-example tensors.
+
+    The JPEG is decoded in numpy (OpenCV, bit-identical to TF's INTEGER_ACCURATE decode) rather
+    than in the parse map, so that a corrupt image raises an error naming the shard and record
+    (`source`); tf.io.decode_jpeg's own error names neither."""
     union = get_union(config.union)
     model_indices = tf.constant(union.indices_of(config.joint_names))
     mirror_perm = aug_lib.mirror_perm_for(config.joint_names)
     side = config.proc_side
     n_joints = len(config.joint_names)
 
-    def numpy_augment(image, intrinsics, rotation, center, world_up, world_coords, valid3d,
-                      coords2d, is_2d_only, box, has_mask, mask_counts, mask_size, seed):
+    def numpy_augment(image_jpeg, image_side, source, intrinsics, rotation, center, world_up,
+                      world_coords, valid3d, coords2d, is_2d_only, box, has_mask, mask_counts,
+                      mask_size, seed):
+        where = f'{source.decode("utf-8", "replace")}: feature image/jpeg'
+        image = decode_jpeg(bytes(image_jpeg), where)
+        if image.shape != (image_side, image_side, 3):
+            raise ValueError(f'{where}: the JPEG is {image.shape[1]}x{image.shape[0]} px, but '
+                             f'feature image/side says {int(image_side)}')
         camera = Camera(center, rotation, intrinsics, None, world_up)
         mask = (decode_rle({'size': mask_size.tolist(), 'counts': bytes(mask_counts)}).astype(bool)
                 if has_mask else None)
@@ -292,10 +322,10 @@ def _make_example_fn(config: InputConfig, training: bool,
         return (out['image'], out['intrinsics'], out['coords3d_cam'], out['valid3d'],
                 out['coords2d'], out['valid2d'])
 
-    def example_fn(parsed, seed):
+    def example_fn(parsed, seed, source):
         inputs = [
-            parsed['image'], parsed['intrinsic_matrix'], parsed['rot_world_to_cam'],
-            parsed['optical_center'], parsed['world_up'],
+            parsed['image_jpeg'], parsed['image_side'], source, parsed['intrinsic_matrix'],
+            parsed['rot_world_to_cam'], parsed['optical_center'], parsed['world_up'],
             tf.gather(parsed['world_coords'], model_indices),
             tf.gather(parsed['joint_valid'], model_indices),
             tf.gather(parsed['coords2d'], model_indices),
@@ -313,11 +343,12 @@ def _part_training_dataset(config: InputConfig, part: DatasetPart, dataset_index
                            start_step: int, parse_fn, example_fn) -> tf.data.Dataset:
     sid = stream_id(part.name)
     stream = example_stream(part.shard_paths(), order_key(config, part),
-                            start_position=start_step * part.examples_per_batch)
+                            start_position=start_step * part.examples_per_batch, with_source=True)
     seed_prefix = tf.constant([config.seed & 0xFFFFFFFF, sid], tf.int64)
 
-    def load(serialized, position):
-        example = example_fn(parse_fn(serialized), tf.concat([seed_prefix, [position]], 0))
+    def load(serialized, position, source):
+        example = example_fn(parse_fn(serialized), tf.concat([seed_prefix, [position]], 0),
+                             source)
         example['dataset_index'] = tf.constant(dataset_index, tf.int32)
         return example
 
@@ -330,7 +361,9 @@ def _concat_parts(*batches):
 
 
 def _union_parse_fn(config: InputConfig):
-    return tfrecord_schema.make_parse_fn(union_names=get_union(config.union).names)
+    # The JPEG stays encoded: _make_example_fn decodes it where the record's source is known.
+    return tfrecord_schema.make_parse_fn(union_names=get_union(config.union).names,
+                                         decode_image=False)
 
 
 def make_training_dataset(config: InputConfig, start_step: int = 0,
@@ -380,12 +413,12 @@ def make_eval_dataset(config: InputConfig, batch_size: int,
             shards_lib.check_shard_framing(path)
         index = config_index.get(part.name, position)
 
-        def load(serialized, index=index):
-            example = example_fn(parse_fn(serialized), no_seed)
+        def load(serialized, source, index=index):
+            example = example_fn(parse_fn(serialized), no_seed, source)
             example['dataset_index'] = tf.constant(index, tf.int32)
             return example
 
-        datasets.append(tf.data.TFRecordDataset(paths).map(
+        datasets.append(_file_records_with_source(paths).map(
             load, num_parallel_calls=config.num_parallel_calls, deterministic=True))
     dataset = datasets[0]
     for other in datasets[1:]:

@@ -34,7 +34,8 @@ Parsed form (both `make_parse_fn` in tf.data and `decode_example` in numpy) is a
     optical_center [3], world_up [3], joint_names [J] str, world_coords [J, 3] float32 (NaN),
     joint_valid [J] bool, is_2d_only bool, coords2d [J, 2] float32 (all NaN unless 2D-only),
     box [4] float32, has_mask bool, mask_counts bytes, mask_size [2] int64 (zeros without mask),
-    dataset, dataset_index, sequence, person, camera_id, frame, split, schema_version.
+    image_side int64 (feature image/side, px), dataset, dataset_index, sequence, person,
+    camera_id, frame, split, schema_version.
 With `union_names` given, joint_names stays the example's and world_coords / joint_valid /
 coords2d are densified into the union's order: [J_union, 3] / [J_union] / [J_union, 2].
 """
@@ -174,6 +175,7 @@ def make_parse_fn(union_names: Sequence[str] | None = None, decode_image: bool =
             'mask_counts': tf.cond(has_mask, lambda: f['mask/counts'][0], lambda: tf.constant(b'')),
             'mask_size': tf.cond(has_mask, lambda: tf.reshape(f['mask/size'], [2]),
                                  lambda: tf.zeros([2], tf.int64)),
+            'image_side': f['image/side'],
             'dataset': f['meta/dataset'],
             'dataset_index': f['meta/dataset_index'],
             'sequence': f['meta/sequence'],
@@ -270,6 +272,7 @@ def decode_example(serialized: bytes, union_names: Sequence[str] | None = None,
         'has_mask': bool(counts),
         'mask_counts': counts[0] if counts else b'',
         'mask_size': np.array(size if counts else [0, 0], np.int64),
+        'image_side': integer('image/side'),
         'dataset': text('meta/dataset'),
         'dataset_index': integer('meta/dataset_index'),
         'sequence': text('meta/sequence'),

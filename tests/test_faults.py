@@ -161,9 +161,6 @@ def test_corrupt_jpeg_in_a_shard_stops_the_training_pipeline(tmp_path, records):
         list(ip.make_training_dataset(_config(writer.paths[0], 4)).take(1))
 
 
-@pytest.mark.xfail(strict=True, reason='metrabs.input_pipeline: a record whose JPEG does not '
-                   'decode fails tf.data with "jpeg::Uncompress failed" naming neither the '
-                   'shard nor the record; tf.io.decode_jpeg runs inside the parse map')
 def test_corrupt_jpeg_in_a_shard_error_names_the_shard(tmp_path, records):
     writer = shards.ShardWriter(tmp_path, 1)
     writer.write_shard(0, [records[1][0], tfrecord_schema.encode_example(
