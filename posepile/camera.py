@@ -509,6 +509,62 @@ class Camera:
                 f'c=({K[0, 2]:.1f}, {K[1, 2]:.1f}), distortion={self.distortion_coeffs})')
 
 
+def camera_from_fov(imshape: tuple[int, int], fov_deg: float = 55.0) -> Camera:
+    """A pinhole guess for an image of unknown calibration, shape (H, W) in pixels.
+
+    Identity extrinsics (world = camera frame), principal point at the image centre
+    ((W - 1) / 2, (H - 1) / 2 in pixel-centre coordinates), square pixels, and focal length
+    f = (max(H, W) / 2) / tan(fov_deg / 2) so that the larger side spans `fov_deg` degrees.
+    """
+    height, width = (int(v) for v in imshape)
+    if height <= 0 or width <= 0:
+        raise ValueError(f'image shape must be positive, got {imshape}')
+    if not 0 < fov_deg < 180:
+        raise ValueError(f'fov_deg must be in (0, 180), got {fov_deg}')
+    focal = (max(height, width) / 2) / np.tan(np.deg2rad(fov_deg) / 2)
+    return Camera(intrinsic_matrix=[[focal, 0, (width - 1) / 2], [0, focal, (height - 1) / 2],
+                                    [0, 0, 1]])
+
+
+def fit_intrinsics(points3d_camera: np.ndarray, points2d: np.ndarray, where: str = '',
+                   max_rms_px: float = 5.0) -> np.ndarray:
+    """K [3, 3] (zero skew) minimising the squared reprojection error of an undistorted pinhole.
+
+    For datasets that give camera-frame 3D joints and their image positions but no intrinsics
+    (MPI-INF-3DHP test, MuPoTS-3D): the annotation itself determines them. Each image axis is a
+    separate linear least-squares problem, u = fx·(x/z) + cx, v = fy·(y/z) + cy.
+
+    Args:
+        points3d_camera: [..., 3] camera-frame points (any unit; only z > 0 used).
+        points2d: [..., 2] their image positions, px.
+        where: names the source in errors.
+        max_rms_px: refuse a fit worse than this (the 2D points are then not a pinhole
+            projection of the 3D ones, e.g. wrong arrays or frames).
+    Raises:
+        ValueError: fewer than 3 usable pairs, a bad fit, or a non-positive focal length.
+    """
+    p3 = np.asarray(points3d_camera, np.float64).reshape(-1, 3)
+    p2 = np.asarray(points2d, np.float64).reshape(-1, 2)
+    ok = np.all(np.isfinite(p3), axis=1) & np.all(np.isfinite(p2), axis=1) & (p3[:, 2] > 1e-6)
+    if ok.sum() < 3:
+        raise ValueError(f'{where}: fewer than 3 valid 2D-3D point pairs to fit the intrinsics')
+    normalized = p3[ok, :2] / p3[ok, 2:]
+    p2 = p2[ok]
+    K = np.eye(3)
+    residuals = []
+    for axis in (0, 1):
+        design = np.stack([normalized[:, axis], np.ones(len(p2))], axis=1)
+        (focal, centre), *_ = np.linalg.lstsq(design, p2[:, axis], rcond=None)
+        K[axis, axis], K[axis, 2] = focal, centre
+        residuals.append(design @ [focal, centre] - p2[:, axis])
+    rms = float(np.sqrt(np.mean(np.square(residuals)) * 2))
+    if not rms <= max_rms_px or K[0, 0] <= 0 or K[1, 1] <= 0:
+        raise ValueError(f'{where}: the 2D points are not a pinhole projection of the 3D points '
+                         f'(fitted intrinsics {K[:2].round(2).tolist()}, RMS reprojection error '
+                         f'{rms:.3g} px)')
+    return K
+
+
 def h36m_distortion_to_opencv(k, p) -> np.ndarray:
     """OpenCV coefficients [12] (k1 k2 p1 p2 k3 k4 k5 k6 s1 s2 s3 s4) equal to the lens model of
     Human3.6M and the IMAR datasets (Fit3D, CHI3D, HumanSC3D), radial `k` [3], tangential `p` [2].

@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from posepile import camera
 from posepile.camera import Camera, make_crop_camera, reproject_image_points
 from posepile.image_warp import reproject_image
 
@@ -359,3 +360,29 @@ def test_bad_point_shapes_raise():
         Camera().world_to_image(np.zeros((4, 2)))
     with pytest.raises(ValueError, match='points2d'):
         Camera().image_to_camera(np.zeros((4, 3)))
+
+
+def test_camera_from_fov_closed_form():
+    cam = camera.camera_from_fov((480, 640), fov_deg=60.0)
+    # The larger side (640 px) spans 60 degrees: its edges (pixel -0.5 and 639.5) lie at +-30 deg.
+    f = cam.intrinsic_matrix[0, 0]
+    assert f == pytest.approx(320 / np.tan(np.deg2rad(30)))
+    np.testing.assert_allclose(cam.intrinsic_matrix[:2, 2], [319.5, 239.5])
+    edge = cam.camera_to_image(np.array([np.tan(np.deg2rad(30)), 0.0, 1.0]))
+    assert edge[0] == pytest.approx(639.5)
+    with pytest.raises(ValueError, match='fov_deg'):
+        camera.camera_from_fov((10, 10), fov_deg=180)
+
+
+def test_fit_intrinsics_recovers_k_and_refuses_non_projections():
+    rng = np.random.default_rng(5)
+    K = np.array([[1500.0, 0, 1020.5], [0, 1490.0, 1010.0], [0, 0, 1]])
+    points = rng.uniform([-800, -900, 2500], [800, 900, 6000], (200, 3))
+    projected = camera.Camera(intrinsic_matrix=K).camera_to_image(points)
+    np.testing.assert_allclose(camera.fit_intrinsics(points, projected, 'toy'), K, atol=1e-6)
+    points[::7] = np.nan  # unlabelled joints are ignored
+    np.testing.assert_allclose(camera.fit_intrinsics(points, projected, 'toy'), K, atol=1e-6)
+    with pytest.raises(ValueError, match='annot.mat: the 2D points are not a pinhole projection'):
+        camera.fit_intrinsics(points, rng.permutation(projected), 'annot.mat')
+    with pytest.raises(ValueError, match='fewer than 3'):
+        camera.fit_intrinsics(points[:2], projected[:2], 'x')

@@ -46,7 +46,7 @@ import numpy as np
 from pycocotools import mask as mask_lib
 
 from posepile import joints
-from posepile.camera import Camera
+from posepile.camera import camera_from_fov
 from posepile.datasets import common
 from posepile.example import Pose3DExample
 
@@ -60,24 +60,6 @@ COCO_KEYPOINT_NAMES = (
     'left_elbow', 'right_elbow', 'left_wrist', 'right_wrist', 'left_hip', 'right_hip',
     'left_knee', 'right_knee', 'left_ankle', 'right_ankle')
 _SPLIT_DIRS = {'train': 'train2017', 'validation': 'val2017'}
-
-
-def camera_for_uncalibrated_image(imshape: tuple[int, int],
-                                  fov_deg: float = DEFAULT_FOV_DEG) -> Camera:
-    """A pinhole guess for an image of unknown calibration, shape (H, W) in pixels.
-
-    Identity extrinsics (world = camera frame), principal point at the image centre
-    ((W - 1) / 2, (H - 1) / 2 in pixel-centre coordinates), square pixels, and focal length
-    f = (max(H, W) / 2) / tan(fov_deg / 2) so that the larger side spans `fov_deg` degrees.
-    """
-    height, width = (int(v) for v in imshape)
-    if height <= 0 or width <= 0:
-        raise ValueError(f'image shape must be positive, got {imshape}')
-    if not 0 < fov_deg < 180:
-        raise ValueError(f'fov_deg must be in (0, 180), got {fov_deg}')
-    focal = (max(height, width) / 2) / np.tan(np.deg2rad(fov_deg) / 2)
-    intrinsics = [[focal, 0, (width - 1) / 2], [0, focal, (height - 1) / 2], [0, 0, 1]]
-    return Camera(intrinsic_matrix=intrinsics)
 
 
 def annotation_mask(segmentation: Any, height: int, width: int, where: str) -> dict[str, Any]:
@@ -178,7 +160,7 @@ def convert(root, splits: Iterable[str] = ('train', 'validation'), fov_deg: floa
             coords2d = np.where(visibility[:, None] > 0, keypoints[:, :2], np.nan)
             yield Pose3DExample(
                 image=str(common.safe_path(image_dir, image['file_name'], path)),
-                camera=camera_for_uncalibrated_image((height, width), fov_deg),
+                camera=camera_from_fov((height, width), fov_deg),
                 world_coords=no_world, joint_names=names,
                 box=box - [0.5, 0.5, 0, 0], dataset='coco',
                 sequence=image['file_name'], person=int(common.get_field(ann, 'id', where)),

@@ -19,7 +19,7 @@ right leg, left leg, pelvis, spine, head).
 World frame = camera frame (identity extrinsics): the test set gives no world frame.
 Intrinsics: the dataset's documentation gives them only in prose (TS1-TS4: studio camera,
 2048x2048; TS5-TS6: GoPro outdoors, 1920x1080; focal lengths ~1499 px and ~1684 px as used by
-public loaders), so they are fitted per sequence to annot2/annot3 (`_fit_intrinsics`, zero skew,
+public loaders), so they are fitted per sequence to annot2/annot3 (`posepile.camera.fit_intrinsics`, zero skew,
 no distortion), which reproduces the annotation's own projection.
 Split: all 'test'. Only frames with valid_frame = 1 are yielded unless `include_invalid=True`
 (then `extra['valid']` says which). Not read: activity_annotation, bb_crop, the masks.
@@ -34,9 +34,8 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from posepile import joints
-from posepile.camera import Camera
+from posepile.camera import Camera, fit_intrinsics
 from posepile.datasets import common
-from posepile.datasets._fit_intrinsics import fit_intrinsics
 from posepile.example import Pose3DExample
 
 SKELETON = 'mpi_inf_3dhp_17'
@@ -101,7 +100,11 @@ def convert(root, sequences: Iterable[str] | None = None,
         annot_path = root / seq / 'annot_data.mat'
         ann = load_annotations(annot_path)
         valid = ann['valid_frame']
-        K = fit_intrinsics(ann['annot3'][valid], ann['annot2'][valid], str(annot_path))
+        try:  # the annotation determines the intrinsics: annot2 is annot3 projected
+            K = fit_intrinsics(ann['annot3'][valid], ann['annot2'][valid],
+                               f'{annot_path} annot2 vs annot3')
+        except ValueError as e:
+            raise common.DatasetFormatError(str(e)) from None
         camera = Camera(intrinsic_matrix=K, world_up=(0, -1, 0))
         coords2d = camera.world_to_image(ann['annot3'].astype(np.float64))
         for i in np.flatnonzero(valid) if not include_invalid else range(len(valid)):

@@ -29,7 +29,7 @@ reference use of MPII (2D training data). Test images (img_train = 0) carry no p
 are skipped. The usual validation subset (Tompson et al.'s 2958 images) is not part of this
 release; pass its image names as `validation_images` to move those images to 'validation'.
 
-Camera: the uncalibrated-image guess of `posepile.datasets.coco.camera_for_uncalibrated_image`
+Camera: the uncalibrated-image guess of `posepile.camera.camera_from_fov`
 (identity extrinsics, 55 degree field of view over the larger side); image sizes are read from
 the JPEG headers. `world_coords` are all NaN.
 
@@ -48,7 +48,8 @@ import scipy.io
 
 from posepile import joints
 from posepile.datasets import common
-from posepile.datasets.coco import DEFAULT_FOV_DEG, camera_for_uncalibrated_image
+from posepile.camera import camera_from_fov
+from posepile.datasets.coco import DEFAULT_FOV_DEG
 from posepile.example import Pose3DExample
 
 SKELETON = 'mpii'
@@ -189,7 +190,7 @@ def convert(root, splits: Iterable[str] = ('train', 'validation'),
             if acts is not None:
                 extra['activity'] = str(_field(np.atleast_1d(acts)[i], 'act_name') or '')
             yield Pose3DExample(
-                image=str(image_path), camera=camera_for_uncalibrated_image(imshape, fov_deg),
+                image=str(image_path), camera=camera_from_fov(imshape, fov_deg),
                 world_coords=no_world, joint_names=names,
                 box=np.concatenate([centre - side / 2, [side, side]]), dataset='mpii',
                 sequence=image_name, person=k, camera_id='', frame=0, split=split,

@@ -16,7 +16,7 @@ the universal skeleton, mm; what the benchmark compares, in `extra['univ_coords'
 
 World frame = camera frame (identity extrinsics). Intrinsics: not distributed in a readable
 file (the benchmark code projects with per-sequence constants), so they are fitted per sequence
-to annot2/annot3 (`_fit_intrinsics`, zero skew, no distortion). TS1-TS5 are indoor (2048x2048),
+to annot2/annot3 (`posepile.camera.fit_intrinsics`, zero skew, no distortion). TS1-TS5 are indoor (2048x2048),
 TS6-TS20 outdoor (1920x1080).
 Split: all 'test'. Invalid (isValidFrame = 0) person-frames are skipped.
 Tracks: sequence = 'TS<i>', person = annotation column, camera_id = 'TS<i>', frame = row; the
@@ -31,9 +31,8 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from posepile import joints
-from posepile.camera import Camera
+from posepile.camera import Camera, fit_intrinsics
 from posepile.datasets import common
-from posepile.datasets._fit_intrinsics import fit_intrinsics
 from posepile.example import Pose3DExample
 
 SKELETON = 'mupots_17'
@@ -126,7 +125,11 @@ def convert(root, sequences: Iterable[str] | None = None) -> Iterator[Pose3DExam
         ann = load_annotations(annot_path)
         valid = ann['valid']
         occluded = _occlusion(root / seq / 'occlusion.mat', valid.shape)
-        K = fit_intrinsics(ann['annot3'][valid], ann['annot2'][valid], str(annot_path))
+        try:  # the annotation determines the intrinsics: annot2 is annot3 projected
+            K = fit_intrinsics(ann['annot3'][valid], ann['annot2'][valid],
+                               f'{annot_path} annot2 vs annot3')
+        except ValueError as e:
+            raise common.DatasetFormatError(str(e)) from None
         camera = Camera(intrinsic_matrix=K, world_up=(0, -1, 0))
         imshape = (2048, 2048) if int(seq[2:]) <= 5 else (1080, 1920)
         for person in range(valid.shape[1]):
