@@ -1,7 +1,7 @@
 """CLI: evaluate a predictions file or a model on a benchmark, print the tables, write JSON.
 
     python -m eval.run --benchmark=h36m --root=/data/h36m --predictions=preds.npz --out=report.json
-    python -m eval.run --benchmark=synthetic --root=out/synthetic_raw --model=SAVEDMODEL \
+    python -m eval.run --benchmark=mupots --root=/data/MultiPersonTestSet --model=SAVEDMODEL \
         --out=report.json [--skeleton=NAME] [--num-aug=5]
 
 --benchmark: one of eval.benchmarks.BENCHMARKS. --root: the benchmark as distributed (see each
@@ -77,8 +77,11 @@ def run_model(module, gt, args: argparse.Namespace) -> pathlib.Path:
         raise SystemExit(f'error: --model {args.model} is not a SavedModel directory')
     model = tf.saved_model.load(str(args.model))
     options = model_predictions.InferenceOptions(skeleton=args.skeleton, num_aug=args.num_aug)
-    inputs = module.model_inputs(gt)
-    predictions = model_predictions.predict(model, inputs, options, total=len(gt),
+    # Listed up front for the progress bar's total: ground-truth objects need not define len,
+    # and a multi-person benchmark has fewer images than GT rows. Items hold paths or lazy
+    # video frames, not pixels.
+    inputs = list(module.model_inputs(gt))
+    predictions = model_predictions.predict(model, inputs, options, total=len(inputs),
                                             source=str(args.model))
     path = model_predictions.predictions_path_for(args.out)
     model_predictions.save(predictions, path)

@@ -135,10 +135,16 @@ def test_cli_writes_json_and_prints_table(h36m_case, tmp_path, capsys):
     assert [p.name for p in out.parent.iterdir()] == ['report.json']  # no temporary left
 
 
-def test_cli_rejects_model_and_inapplicable_flags(h36m_case, capsys):
+def test_cli_rejects_model_and_inapplicable_flags(h36m_case, capsys, monkeypatch):
     root, _ = h36m_case
+    # Every registered benchmark supports --model now; one without model_inputs is refused.
+    assert all(hasattr(get_benchmark(name), 'model_inputs') for name in run.BENCHMARKS)
+    monkeypatch.delattr(h36m, 'model_inputs')
     assert run.main(['--benchmark=h36m', f'--root={root}', '--model=/some/savedmodel']) == 2
     assert 'exported model API' in capsys.readouterr().err
+    monkeypatch.undo()
+    assert run.main(['--benchmark=h36m', f'--root={root}', '--model=/some/savedmodel']) == 2
+    assert '--model needs --out' in capsys.readouterr().err
     with pytest.raises(SystemExit, match='--rescale-bones does not apply'):
         run.main(['--benchmark=h36m', f'--root={root}', '--predictions=x.npz',
                   '--rescale-bones'])

@@ -5,11 +5,23 @@ camera-frame 3D positions (mm), variable 'Pose' holding 32 joints x 3 per frame 
 17-joint protocol keeps rows PROTOCOL_ROWS of those 32, in the order of skeleton 'h36m_17'.
 By default every 64th frame is evaluated (frames 0, 64, 128, ... of each file), as in MeTRAbs;
 `frame_step=1` evaluates all frames.
+
+Running a model (`model_inputs`, for `eval.run --model`) also reads the videos
+`<root>/<subject>/Videos/<Action> <n>.<camera>.mp4` (frame i = pose row i, decoded lazily) and
+the calibration `<root>/cameras.h5` (3d-pose-baseline layout, parsed by
+posepile.datasets.h36m.load_cameras). The person box is the ground-truth one: the 17 GT joints
+projected with the camera (distortion included), grown by a margin, as is standard when no
+detector is given. The model is asked for camera-frame poses, the frame of D3_Positions_mono.
+The H36M lens model needs OpenCV's thin-prism terms, which the model API (5 coefficients) lacks,
+so each frame is first undistorted to the pinhole camera with the same intrinsic matrix
+(posepile.image_warp, exact) and the model gets that camera without distortion.
 """
 from __future__ import annotations
 
+import functools
 import pathlib
 import re
+from collections.abc import Iterator
 
 import numpy as np
 from tqdm import tqdm
@@ -109,3 +121,61 @@ def evaluate(gt: SinglePersonGT, predictions: Predictions) -> BenchmarkResult:
                     pck_threshold_mm=metrics.PCK_THRESHOLD_MM)
     return BenchmarkResult('h36m', summary, [table], counts, protocol,
                            per_joint_dict(errors, gt.joint_names))
+
+
+BOX_MARGIN = 0.1  # of the projected joints' extent per side: 17 joints bound the body loosely
+
+
+def undistorted_frame(frame, camera, imshape: tuple[int, int]) -> np.ndarray:
+    """[H, W, 3] uint8: the image of `frame` (a zero-argument callable, e.g. a VideoFrame) taken
+    by `camera`, re-rendered by the same camera without lens distortion (same size, same K)."""
+    from posepile.image_warp import reproject_image
+    return reproject_image(frame(), camera, camera.copy().undistort(), imshape)
+
+
+def model_inputs(gt: SinglePersonGT) -> Iterator:
+    """One `eval.model_predictions.ModelInput` per ground-truth row (one person per frame).
+
+    image: a lazy callable decoding the row's video frame (posepile.datasets.common.VideoFrame),
+    undistorted when the lens model has terms beyond OpenCV's first five; boxes: [1, 4] x, y, w,
+    h px around the GT joints projected into that image (GT boxes); camera: that subject's
+    calibrated camera from cameras.h5 with identity extrinsics, so the predictions come out in
+    the camera frame (mm) like the GT. Keys: sequence '<subject>/<file stem>', frame, person 0.
+    """
+    from eval.model_predictions import N_API_DISTORTION, camera_frame_input
+    from posepile.datasets import common
+    from posepile.datasets import h36m as h36m_data
+
+    root = pathlib.Path(gt.source)
+    cameras = {}  # subject -> {camera id: Camera}
+    sequences, first_rows = np.unique(gt.sequence, return_index=True)
+    for sequence in sequences[np.argsort(first_rows)]:  # in GT order
+        rows = np.flatnonzero(gt.sequence == sequence)
+        subject, _, stem = str(sequence).partition('/')
+        camera_id = stem.rpartition('.')[2]
+        if subject not in cameras:
+            cameras[subject] = h36m_data.load_cameras(root / 'cameras.h5', subject)
+        if camera_id not in cameras[subject]:
+            raise KeyError(f'{root / "cameras.h5"}: no camera {camera_id!r} for {subject} '
+                           f'(sequence {sequence})')
+        camera = cameras[subject][camera_id]
+        video = root / subject / 'Videos' / f'{stem}.mp4'
+        n_video_frames, imshape = common.video_info(video)
+        if gt.frame[rows].max() >= n_video_frames:
+            raise ValueError(f'{video}: the ground truth of {sequence} evaluates frame '
+                             f'{int(gt.frame[rows].max())}, the video reports only '
+                             f'{n_video_frames} frames')
+        # The model's crop warp implements OpenCV's first five coefficients only.
+        coeffs = camera.distortion_coeffs
+        undistort = coeffs is not None and np.any(np.asarray(coeffs)[N_API_DISTORTION:] != 0)
+        model_camera = camera.copy().undistort() if undistort else camera
+        points2d = model_camera.camera_to_image(gt.poses[rows])  # [n, 17, 2] px
+        for row, joints2d in zip(rows, points2d):
+            frame = int(gt.frame[row])
+            image = common.VideoFrame(video, frame)
+            if undistort:
+                image = functools.partial(undistorted_frame, image, camera, imshape)
+            box = common.box_around_points(joints2d, BOX_MARGIN, imshape=imshape)
+            yield camera_frame_input(
+                image, box[np.newaxis], model_camera, str(sequence), frame,
+                person=[int(gt.person[row])], where=f'{video} frame {frame}')

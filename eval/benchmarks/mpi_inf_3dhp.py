@@ -10,10 +10,19 @@ Joints are the 17 of skeleton 'mpi_inf_3dhp_17' in file order, root = pelvis (ro
 the official evaluation, PCK, AUC and MPJPE are averaged over the first 14 joints (head top,
 neck, shoulders, elbows, wrists, hips, knees, ankles); pelvis, spine and head only enter the
 alignment.
+
+Running a model (`model_inputs`, for `eval.run --model`) also reads the frames
+`<root>/TS<i>/imageSequence/img_<frame + 1, 6 digits>.jpg` and the fields annot3 (mm, camera
+frame) and annot2 (px) of annot_data.mat. The test set ships no calibration file: as in the
+converter posepile/datasets/mpi_inf_3dhp_test.py, each sequence's pinhole intrinsics are fitted
+to annot2 vs annot3 over its valid frames (posepile.camera.fit_intrinsics). The person box is
+the ground-truth one, around annot2 with a margin, as is standard when no detector is given. The
+model is asked for camera-frame poses, the frame of the annotation.
 """
 from __future__ import annotations
 
 import pathlib
+from collections.abc import Iterator
 
 import numpy as np
 from tqdm import tqdm
@@ -34,39 +43,48 @@ SETTINGS = {'TS1': 'GS', 'TS2': 'GS', 'TS3': 'noGS', 'TS4': 'noGS', 'TS5': 'Outd
             'TS6': 'Outdoor'}
 
 
-def _read_fields(path: pathlib.Path, pose_field: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(poses [n, 17, 3] mm, valid [n] bool, activity [n] int) from one annot_data.mat."""
+def _read_mat(path: pathlib.Path, pose_fields: dict[str, int], flag_fields: tuple[str, ...]
+              ) -> dict[str, np.ndarray]:
+    """{pose field: [n, 17, dim], flag field: [n]} from one annot_data.mat (v7.3 or older)."""
     import h5py
-    fields = (pose_field, 'valid_frame', 'activity_annotation')
+    fields = (*pose_fields, *flag_fields)
     if h5py.is_hdf5(path):
         with h5py.File(path, 'r') as f:
             missing = [k for k in fields if k not in f]
             if missing:
                 raise KeyError(f'{path}: missing fields {missing}')
-            # HDF5 stores MATLAB arrays in reversed axis order: 3x17x1xn arrives as n x 1 x 17 x 3.
-            poses = np.asarray(f[pose_field], np.float64)
-            valid = np.asarray(f['valid_frame']).ravel()
-            activity = np.asarray(f['activity_annotation']).ravel()
-        if poses.ndim == 4 and poses.shape[1:] == (1, 17, 3):
-            poses = poses[:, 0]
+            # HDF5 stores MATLAB arrays in reversed axis order: dx17x1xn arrives as n x 1 x 17 x d.
+            out = {k: np.asarray(f[k], np.float64) for k in fields}
+        for k, dim in pose_fields.items():
+            if out[k].ndim == 4 and out[k].shape[1:] == (1, 17, dim):
+                out[k] = out[k][:, 0]
     else:
         import scipy.io
         mat = scipy.io.loadmat(path)
         missing = [k for k in fields if k not in mat]
         if missing:
             raise KeyError(f'{path}: missing fields {missing}')
-        poses = np.asarray(mat[pose_field], np.float64)
-        if poses.ndim == 4 and poses.shape[:3] == (3, 17, 1):  # MATLAB's 3 x 17 x 1 x n
-            poses = np.transpose(poses[:, :, 0], (2, 1, 0))
-        valid = np.asarray(mat['valid_frame']).ravel()
-        activity = np.asarray(mat['activity_annotation']).ravel()
-    if poses.ndim != 3 or poses.shape[1:] != (17, 3):
-        raise ValueError(f'{path}: field {pose_field!r} has shape {poses.shape}, expected '
-                         f'n x 1 x 17 x 3 (HDF5 order)')
-    if not len(valid) == len(activity) == len(poses):
-        raise ValueError(f'{path}: {pose_field} has {len(poses)} frames, valid_frame '
-                         f'{len(valid)}, activity_annotation {len(activity)}')
-    return poses, valid.astype(bool), activity.astype(np.int64)
+        out = {k: np.asarray(mat[k], np.float64) for k in fields}
+        for k, dim in pose_fields.items():
+            if out[k].ndim == 4 and out[k].shape[:3] == (dim, 17, 1):  # MATLAB's d x 17 x 1 x n
+                out[k] = np.transpose(out[k][:, :, 0], (2, 1, 0))
+    for k, dim in pose_fields.items():
+        if out[k].ndim != 3 or out[k].shape[1:] != (17, dim):
+            raise ValueError(f'{path}: field {k!r} has shape {out[k].shape}, expected '
+                             f'n x 1 x 17 x {dim} (HDF5 order)')
+    for k in flag_fields:
+        out[k] = out[k].ravel()
+    lengths = {k: len(v) for k, v in out.items()}
+    if len(set(lengths.values())) != 1:
+        raise ValueError(f'{path}: fields disagree on the number of frames: {lengths}')
+    return out
+
+
+def _read_fields(path: pathlib.Path, pose_field: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(poses [n, 17, 3] mm, valid [n] bool, activity [n] int) from one annot_data.mat."""
+    out = _read_mat(path, {pose_field: 3}, ('valid_frame', 'activity_annotation'))
+    return (out[pose_field], out['valid_frame'].astype(bool),
+            out['activity_annotation'].astype(np.int64))
 
 
 def load_ground_truth(root: str | pathlib.Path, universal: bool = True,
@@ -116,3 +134,41 @@ def evaluate(gt: SinglePersonGT, predictions: Predictions) -> BenchmarkResult:
                     {'All': [summary['pck'], summary['auc'], summary['mpjpe']]})
     return BenchmarkResult('mpi_inf_3dhp', summary, [overall, by_activity, by_setting], counts,
                            protocol, per_joint_dict(errors, eval_names))
+
+
+BOX_MARGIN = 0.1  # of the annotated joints' extent per side: 17 joints bound the body loosely
+
+
+def model_inputs(gt: SinglePersonGT) -> Iterator:
+    """One `eval.model_predictions.ModelInput` per ground-truth row (one person per frame).
+
+    image: the row's JPEG path; boxes: [1, 4] x, y, w, h px around annot2 (GT boxes); camera:
+    intrinsics fitted to the sequence's annot2 vs annot3, no distortion, identity extrinsics
+    (camera-frame predictions, mm, like the GT), world up = -y. Keys: sequence 'TS<i>', frame
+    (0-based annotation row), person 0.
+    """
+    from eval.model_predictions import camera_frame_input
+    from posepile.camera import Camera, fit_intrinsics
+    from posepile.datasets import common
+
+    root = pathlib.Path(gt.source)
+    sequences, first_rows = np.unique(gt.sequence, return_index=True)
+    for sequence in sequences[np.argsort(first_rows)]:  # in GT order
+        rows = np.flatnonzero(gt.sequence == sequence)
+        path = root / str(sequence) / 'annot_data.mat'
+        ann = _read_mat(path, {'annot3': 3, 'annot2': 2}, ('valid_frame',))
+        valid = ann['valid_frame'].astype(bool)
+        intrinsics = fit_intrinsics(ann['annot3'][valid], ann['annot2'][valid],
+                                    f'{path} annot2 vs annot3')
+        camera = Camera(intrinsic_matrix=intrinsics, world_up=(0, -1, 0))
+        frames = gt.frame[rows]
+        if np.any(frames >= len(valid)):
+            raise ValueError(f'{path}: ground-truth frame {int(frames.max())} beyond the '
+                             f'{len(valid)} frames of annot2')
+        for row, frame, joints2d in zip(rows, frames, ann['annot2'][frames]):
+            image = common.safe_path(root, f'{sequence}/imageSequence/img_{frame + 1:06d}.jpg')
+            box = common.box_around_points(joints2d, BOX_MARGIN,
+                                           imshape=common.image_shape(image, 'a test frame'))
+            yield camera_frame_input(
+                str(image), box[np.newaxis], camera, str(sequence), int(frame),
+                person=[int(gt.person[row])], where=f'{image}')

@@ -16,12 +16,21 @@ unmatched. Errors are root-relative; by default against univ_annot3 with the pre
 rescaled to the ground-truth bone lengths along the skeleton tree from the pelvis. "Matched"
 averages over matched people; "all" counts unmatched people as wrong on every joint. Per-sequence
 numbers are averaged over the 20 sequences.
+
+Running a model (`model_inputs`, for `eval.run --model`) also reads the frames
+`<root>/TS<i>/img_<frame, 6 digits>.jpg`. No calibration is distributed in a readable file: as in
+the converter posepile/datasets/mupots.py, each sequence's pinhole intrinsics are fitted to the
+annotated annot2 vs annot3 (posepile.camera.fit_intrinsics). The person boxes are the
+ground-truth ones, around each annotated person's annot2 with a margin, as is standard when no
+detector is given (the protocol's "matched" numbers then measure pose accuracy, not detection).
+The model is asked for camera-frame poses, the frame of the annotation.
 """
 from __future__ import annotations
 
 import dataclasses
 import pathlib
 from collections import deque
+from collections.abc import Iterator
 
 import numpy as np
 from tqdm import tqdm
@@ -238,3 +247,38 @@ def evaluate(gt: MuPoTSGT, predictions: Predictions) -> BenchmarkResult:
                     root=gt.joint_names[ROOT_INDEX], match_threshold_px=MATCH_THRESHOLD_PX,
                     pck_threshold_mm=metrics.PCK_THRESHOLD_MM)
     return BenchmarkResult('mupots', summary, [table], counts, protocol)
+
+
+BOX_MARGIN = 0.1  # of the annotated joints' extent per side: 17 joints bound the body loosely
+
+
+def model_inputs(gt: MuPoTSGT) -> Iterator:
+    """One `eval.model_predictions.ModelInput` per frame with annotated people.
+
+    image: the JPEG path; boxes: [P, 4] x, y, w, h px around each annotated person's annot2 (GT
+    boxes), person = annotation column; camera: intrinsics fitted to the sequence's annot2 vs
+    annot3, no distortion, identity extrinsics (camera-frame predictions, mm), world up = -y.
+    Keys: sequence 'TS<i>', frame (0-based annotation row).
+    """
+    from eval.model_predictions import camera_frame_input
+    from posepile.camera import Camera, fit_intrinsics
+    from posepile.datasets import common
+
+    root = pathlib.Path(gt.source)
+    sequences, first_rows = np.unique(gt.sequence, return_index=True)
+    for sequence in sequences[np.argsort(first_rows)]:  # in GT order
+        rows = np.flatnonzero(gt.sequence == sequence)
+        intrinsics = fit_intrinsics(gt.poses3d[rows], gt.poses2d[rows],
+                                    f'{root / str(sequence) / "annot.mat"} annot2 vs annot3')
+        camera = Camera(intrinsic_matrix=intrinsics, world_up=(0, -1, 0))
+        rows = rows[np.lexsort((gt.person[rows], gt.frame[rows]))]
+        frames, starts = np.unique(gt.frame[rows], return_index=True)
+        imshape = None
+        for frame, frame_rows in zip(frames, np.split(rows, starts[1:])):
+            image = common.safe_path(root, f'{sequence}/img_{int(frame):06d}.jpg')
+            imshape = imshape or common.image_shape(image, f'frame {frame} of {sequence}')
+            boxes = np.stack([common.box_around_points(p, BOX_MARGIN, imshape=imshape)
+                              for p in gt.poses2d[frame_rows]])
+            yield camera_frame_input(
+                str(image), boxes, camera, str(sequence), int(frame),
+                person=gt.person[frame_rows], where=str(image))

@@ -12,10 +12,19 @@ The 14-joint numbers use the SMPL joints among LSP's 14 (ankles, knees, hips, wr
 shoulders, neck, head) with the root at the mid-point of the hips, and Procrustes fitted on
 those 14. Papers' "14-joint" 3DPW numbers usually regress the LSP joints from the SMPL mesh
 (needs the SMPL model files, not part of the benchmark); those can differ by a few mm.
+
+Running a model (`model_inputs`, for `eval.run --model`) also reads the frames
+`<root>/imageFiles/<sequence>/image_<frame, 5 digits>.jpg` and, through the converter's parser
+(posepile.datasets.tdpw.load_sequence), each pickle's cam_intrinsics (px, no distortion) and
+cam_poses. The person boxes are the ground-truth ones: each evaluated actor's camera-frame GT
+joints projected into the frame, grown by a margin (as is standard when no detector is given;
+clipped to the image unless the joints all fall outside it). The model is asked for
+camera-frame poses, the frame the GT is evaluated in.
 """
 from __future__ import annotations
 
 import pathlib
+from collections.abc import Iterator
 
 import numpy as np
 from tqdm import tqdm
@@ -127,3 +136,55 @@ def evaluate(gt: SinglePersonGT, predictions: Predictions) -> BenchmarkResult:
                     pck_threshold_mm=metrics.PCK_THRESHOLD_MM)
     return BenchmarkResult('pw3d', summary, [table], counts, protocol,
                            per_joint_dict(errors24, gt.joint_names))
+
+
+BOX_MARGIN = 0.1  # of the projected joints' extent per side: 24 joints bound the body loosely
+
+
+def _person_box(joints2d: np.ndarray, imshape: tuple[int, int]) -> np.ndarray:
+    """[4] x, y, w, h px around the joints, clipped to the image unless nothing would remain
+    (every GT row needs a prediction, so a person outside the frame still gets its box)."""
+    from posepile.datasets.common import box_around_points
+    box = box_around_points(joints2d, BOX_MARGIN, imshape=imshape)
+    return box if box[2] > 0 and box[3] > 0 else box_around_points(joints2d, BOX_MARGIN)
+
+
+def model_inputs(gt: SinglePersonGT) -> Iterator:
+    """One `eval.model_predictions.ModelInput` per image with evaluated actors.
+
+    image: the JPEG path; boxes: [P, 4] x, y, w, h px, one per actor evaluated in that frame
+    (GT boxes), person = actor index; camera: the sequence's intrinsics and that frame's camera
+    pose (for the world's up direction; extrinsics identity, so predictions come out in the
+    camera frame, mm, like the GT). Keys: sequence = pickle stem, frame = image index.
+    """
+    from eval.model_predictions import camera_frame_input
+    from posepile.camera import Camera
+    from posepile.datasets import common, tdpw
+
+    folder = pathlib.Path(gt.source)
+    root = folder.parent.parent  # <root>/sequenceFiles/<split>
+    sequences, first_rows = np.unique(gt.sequence, return_index=True)
+    for sequence in sequences[np.argsort(first_rows)]:  # in GT order
+        pkl = folder / f'{sequence}.pkl'
+        data = tdpw.load_sequence(pkl)
+        image_dir = common.safe_path(root, f'imageFiles/{data["name"]}', str(pkl))
+        rows = np.flatnonzero(gt.sequence == sequence)
+        rows = rows[np.lexsort((gt.person[rows], gt.frame[rows]))]
+        frames, starts = np.unique(gt.frame[rows], return_index=True)
+        points2d = Camera(intrinsic_matrix=data['intrinsics']).camera_to_image(gt.poses[rows])
+        imshape = None
+        for frame, frame_rows, frame_points in zip(frames, np.split(rows, starts[1:]),
+                                                   np.split(points2d, starts[1:])):
+            image = image_dir / f'image_{int(frame):05d}.jpg'
+            imshape = imshape or common.image_shape(image, f'frame {frame} of {data["name"]}')
+            if frame >= len(data['cam_poses']):
+                raise ValueError(f'{pkl}: frame {frame} beyond the {len(data["cam_poses"])} '
+                                 f'cam_poses')
+            pose = data['cam_poses'][frame]  # world-to-camera, translation in mm
+            rotation, translation = pose[:3, :3], pose[:3, 3]
+            camera = Camera(-rotation.T @ translation, rotation, data['intrinsics'],
+                            world_up=tdpw.WORLD_UP)
+            boxes = np.stack([_person_box(p, imshape) for p in frame_points])
+            yield camera_frame_input(
+                str(image), boxes, camera, str(sequence), int(frame),
+                person=gt.person[frame_rows], where=str(image))
