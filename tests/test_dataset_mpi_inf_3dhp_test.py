@@ -24,11 +24,12 @@ HIDDEN_OF_ROW = (np.arange(17) - PELVIS_ROW) % 17
 
 
 def write_mat73(path, fields):
-    """MATLAB v7.3: an HDF5 file with a 512-byte user block, arrays stored axis-reversed."""
+    """MATLAB v7.3: an HDF5 file with a 512-byte user block. `fields` hold the shapes h5py reads
+    from the released files (MATLAB's axis order reversed), e.g. annot3 (N, 1, 17, 3)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with h5py.File(path, 'w', userblock_size=512) as f:
         for key, value in fields.items():
-            f[key] = np.asarray(value, np.float64).T
+            f[key] = np.asarray(value, np.float64)
     header = b'MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Mon Jan  1 00:00:00 2018 HDF5'
     with open(path, 'r+b') as f:
         f.write(header.ljust(116) + b'\x00' * 8 + b'\x00\x02IM')

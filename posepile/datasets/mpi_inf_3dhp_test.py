@@ -59,10 +59,11 @@ def load_annotations(path: str | pathlib.Path) -> dict[str, np.ndarray]:
             f'valid_frame') from None
     with f:
         def field(key, dim):
-            # MATLAB writes column-major arrays, so HDF5 holds them axis-reversed.
+            # h5py shows MATLAB's column-major [3 17 1 N] axis-reversed: (N, 1, 17, 3), as public
+            # loaders read the released files (annot3[:, 0]).
             if key not in f:
                 raise common.DatasetFormatError(f'{path}: missing field {key!r}')
-            arr = np.asarray(f[key][()]).T
+            arr = np.asarray(f[key][()])
             return common.get_field({key: arr}, key, path, (None, 1, N_JOINTS, dim))[:, 0]
 
         out = {'annot3': field('annot3', 3), 'univ_annot3': field('univ_annot3', 3),
