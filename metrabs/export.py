@@ -36,7 +36,8 @@ from metrabs.model import MetrabsModel
 from posepile import joints as joint_registry
 
 
-def _nearby(prefix: str, filename: str) -> pathlib.Path | None:
+def find_nearby(prefix: str, filename: str) -> pathlib.Path | None:
+    """`filename` next to a checkpoint prefix or in its parent (the training logdir), if any."""
     directory = pathlib.Path(prefix).parent
     for candidate in (directory / filename, directory.parent / filename):
         if candidate.is_file():
@@ -169,10 +170,10 @@ def _parse_args(argv):
 def main(argv=None):
     args = _parse_args(argv)
     prefix = resolve_checkpoint(args.checkpoint)
-    config_path = args.model_config or _nearby(prefix, 'config.json')
+    config_path = args.model_config or find_nearby(prefix, 'config.json')
     if config_path is None:
         raise SystemExit(f'{prefix}: no config.json next to the checkpoint; pass --model-config')
-    names_path = args.joint_names_file or _nearby(prefix, 'joint_names.json')
+    names_path = args.joint_names_file or find_nearby(prefix, 'joint_names.json')
     if names_path is not None:
         names = load_joint_names(names_path)
     elif args.joint_set:

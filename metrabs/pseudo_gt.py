@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import pathlib
 import sys
 from collections.abc import Iterable, Sequence
 
@@ -144,14 +143,6 @@ def write_pseudo_gt(path: str | os.PathLike, arrays: dict[str, np.ndarray],
                      flip_average=np.array(bool(flip_average)))
 
 
-def _find_nearby(prefix: str, filename: str) -> pathlib.Path | None:
-    directory = pathlib.Path(prefix).parent
-    for candidate in (directory / filename, directory.parent / filename):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
 def load_model(model_path: str, model_config: str | None = None,
                joint_names_file: str | None = None):
     """(model, joint names) from a training checkpoint and the config.json / joint_names.json
@@ -161,8 +152,8 @@ def load_model(model_path: str, model_config: str | None = None,
     from metrabs import acae_finetune, export
 
     prefix = export.resolve_checkpoint(model_path)
-    config_path = model_config or _find_nearby(prefix, 'config.json')
-    names_path = joint_names_file or _find_nearby(prefix, 'joint_names.json')
+    config_path = model_config or export.find_nearby(prefix, 'config.json')
+    names_path = joint_names_file or export.find_nearby(prefix, 'joint_names.json')
     if config_path is None or names_path is None:
         raise FileNotFoundError(f'{model_path}: no config.json / joint_names.json next to the '
                                 f'checkpoint; pass --model-config and --joint-names-file')

@@ -43,7 +43,6 @@ from posepile import body_models, joints
 from posepile.camera import Camera
 from posepile.datasets import common
 from posepile.example import Pose3DExample
-from posepile.safe_unpickle import UnsafePickleError, load_pickle
 
 SKELETON = 'smpl'
 DESCRIPTION = 'BEHAVE: SMPL+H fits (needs --body-model-dir) -> SMPL body joints, 4 Kinects'
@@ -81,16 +80,7 @@ def _calibration_dir(root: pathlib.Path, seq_dir: pathlib.Path, info_path, value
 
 def load_fit(path: pathlib.Path) -> dict:
     """'pose' [156], 'betas' [10 or more], 'trans' [3] of one person_fit.pkl."""
-    common.require_file(path, 'a BEHAVE SMPL+H fit (person_fit.pkl)')
-    try:
-        fit = load_pickle(path)
-    except UnsafePickleError:
-        raise
-    except Exception as e:  # truncated or not a pickle
-        raise common.DatasetFormatError(
-            f'{path}: not a readable pickle ({type(e).__name__}: {e})') from None
-    if not isinstance(fit, dict):
-        raise common.DatasetFormatError(f'{path}: expected a dict, got {type(fit).__name__}')
+    fit = common.load_pickled_dict(path, 'a BEHAVE SMPL+H fit (person_fit.pkl)')
     return {'pose': common.get_field(fit, 'pose', path, (156,)),
             'betas': common.get_field(fit, 'betas', path, (None,)),
             'trans': common.get_field(fit, 'trans', path, (3,))}

@@ -58,6 +58,24 @@ def load_json(path: str | os.PathLike) -> Any:
         raise DatasetFormatError(f'{path}: not valid JSON ({e})') from e
 
 
+def load_pickled_dict(path: str | os.PathLike, what: str) -> dict:
+    """A dataset's pickle, read with the restricted unpickler (posepile.safe_unpickle), that must
+    hold a dict. A forbidden class raises UnsafePickleError (naming it); a missing, truncated or
+    non-pickle file, or a non-dict, raises DatasetFormatError naming the file."""
+    from posepile.safe_unpickle import UnsafePickleError, load_pickle
+    path = require_file(path, what)
+    try:
+        data = load_pickle(path)
+    except UnsafePickleError:
+        raise
+    except Exception as e:  # truncated or not a pickle: EOFError, UnpicklingError, ValueError...
+        raise DatasetFormatError(
+            f'{path}: not a readable pickle ({type(e).__name__}: {e})') from None
+    if not isinstance(data, dict):
+        raise DatasetFormatError(f'{path}: expected a dict, got {type(data).__name__}')
+    return data
+
+
 def get_field(mapping: Any, key: str, path: str | os.PathLike, shape: tuple | None = None,
               dtype=np.float64) -> Any:
     """mapping[key] as an array of `shape` (None entries are free); errors name file and field."""

@@ -33,7 +33,6 @@ Not read: depth, action labels, 2D pose files, object segmentation.
 from __future__ import annotations
 
 import pathlib
-import pickle
 import re
 from collections.abc import Iterator
 
@@ -43,7 +42,6 @@ from posepile import joints
 from posepile.camera import Camera
 from posepile.datasets import common
 from posepile.example import Pose3DExample
-from posepile.safe_unpickle import UnsafePickleError, load_pickle
 
 SKELETON = 'ikea'
 DESCRIPTION = 'IKEA-ASM: pose3d json (17 COCO keypoints, cm, camera frame), scan_video.avi'
@@ -53,16 +51,9 @@ _POSE_FILE = re.compile(r'^(\d+)\.json$')
 
 def load_calibration(root: pathlib.Path) -> dict[str, dict[str, Camera]]:
     """{calibration id: {camera name: Camera}} from Calibration/camera_parameters.pkl."""
-    path = common.require_file(root / 'Calibration' / 'camera_parameters.pkl',
-                               'the IKEA-ASM camera parameters pickle')
-    try:
-        data = load_pickle(path)
-    except UnsafePickleError:
-        raise
-    except (pickle.UnpicklingError, EOFError, ValueError) as e:
-        raise common.DatasetFormatError(f'{path}: not a readable pickle ({e})') from e
-    if not isinstance(data, dict):
-        raise common.DatasetFormatError(f'{path}: expected a dict of calibrations')
+    path = root / 'Calibration' / 'camera_parameters.pkl'
+    data = common.load_pickled_dict(path, 'the IKEA-ASM camera parameters pickle (a dict of '
+                                          'calibrations)')
     result = {}
     for calib_id, cams in data.items():
         result[str(calib_id)] = {}

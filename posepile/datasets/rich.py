@@ -43,7 +43,6 @@ from posepile import body_models, joints
 from posepile.camera import Camera
 from posepile.datasets import common
 from posepile.example import Pose3DExample
-from posepile.safe_unpickle import UnsafePickleError, load_pickle
 
 SKELETON = 'smplx'
 DESCRIPTION = 'RICH: SMPL-X fits (needs --body-model-dir) -> 55 SMPL-X joints, static cameras'
@@ -93,17 +92,7 @@ def load_camera(path: pathlib.Path) -> Camera:
 
 def load_fit(path: pathlib.Path) -> dict[str, np.ndarray]:
     """The fit's parameters as flat float64 arrays, shape-checked (see module doc)."""
-    try:
-        fit = load_pickle(common.require_file(path, 'a RICH SMPL-X fit .pkl'))
-    except UnsafePickleError:
-        raise
-    except common.DatasetFormatError:
-        raise
-    except Exception as e:  # truncated or not a pickle
-        raise common.DatasetFormatError(
-            f'{path}: not a readable pickle ({type(e).__name__}: {e})') from None
-    if not isinstance(fit, dict):
-        raise common.DatasetFormatError(f'{path}: expected a dict, got {type(fit).__name__}')
+    fit = common.load_pickled_dict(path, 'a RICH SMPL-X fit .pkl')
     out = {}
     sizes = (*_POSE_KEYS, ('transl', 3), ('betas', None), ('expression', None),
              ('left_hand_pose', None), ('right_hand_pose', None))

@@ -36,7 +36,6 @@ from posepile import joints
 from posepile.camera import Camera
 from posepile.datasets import common
 from posepile.example import Pose3DExample
-from posepile.safe_unpickle import UnsafePickleError, load_pickle
 
 SKELETON = 'smpl_24'
 DESCRIPTION = '3DPW: SMPL 24 joints (sequenceFiles/*.pkl, metres), per-frame cameras, JPEGs'
@@ -49,16 +48,7 @@ WORLD_UP = (0.0, 1.0, 0.0)
 def load_sequence(path: str | pathlib.Path) -> dict:
     """The fields this converter uses, shape-checked: 'name', 'joints' [A, T, 24, 3] mm world,
     'cam_poses' [T, 4, 4] (translation in mm), 'intrinsics' [3, 3], 'valid' [A, T] bool."""
-    path = common.require_file(path, 'a 3DPW sequence .pkl')
-    try:
-        data = load_pickle(path)
-    except UnsafePickleError:
-        raise
-    except Exception as e:  # truncated or non-pickle file
-        raise common.DatasetFormatError(
-            f'{path}: not a readable pickle ({type(e).__name__}: {e})') from None
-    if not isinstance(data, dict):
-        raise common.DatasetFormatError(f'{path}: expected a dict, got {type(data).__name__}')
+    data = common.load_pickled_dict(path, 'a 3DPW sequence .pkl')
     name = common.get_field(data, 'sequence', path)
     if isinstance(name, bytes):
         name = name.decode()
