@@ -565,6 +565,14 @@ def fit_intrinsics(points3d_camera: np.ndarray, points2d: np.ndarray, where: str
     return K
 
 
+def camera_from_projection(points3d_camera: np.ndarray, points2d: np.ndarray, where: str = '',
+                           max_rms_px: float = 5.0) -> Camera:
+    """The pinhole Camera (world frame = camera frame, y down) whose `fit_intrinsics` make
+    points2d the projection of points3d_camera; ValueError as in `fit_intrinsics`."""
+    K = fit_intrinsics(points3d_camera, points2d, where, max_rms_px)
+    return Camera(intrinsic_matrix=K, world_up=(0, -1, 0))
+
+
 def h36m_distortion_to_opencv(k, p) -> np.ndarray:
     """OpenCV coefficients [12] (k1 k2 p1 p2 k3 k4 k5 k6 s1 s2 s3 s4) equal to the lens model of
     Human3.6M and the IMAR datasets (Fit3D, CHI3D, HumanSC3D), radial `k` [3], tangential `p` [2].

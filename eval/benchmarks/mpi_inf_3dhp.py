@@ -148,7 +148,7 @@ def model_inputs(gt: SinglePersonGT) -> Iterator:
     (0-based annotation row), person 0.
     """
     from eval.model_predictions import camera_frame_input
-    from posepile.camera import Camera, fit_intrinsics
+    from posepile.camera import camera_from_projection
     from posepile.datasets import common
 
     root = pathlib.Path(gt.source)
@@ -158,9 +158,8 @@ def model_inputs(gt: SinglePersonGT) -> Iterator:
         path = root / str(sequence) / 'annot_data.mat'
         ann = _read_mat(path, {'annot3': 3, 'annot2': 2}, ('valid_frame',))
         valid = ann['valid_frame'].astype(bool)
-        intrinsics = fit_intrinsics(ann['annot3'][valid], ann['annot2'][valid],
-                                    f'{path} annot2 vs annot3')
-        camera = Camera(intrinsic_matrix=intrinsics, world_up=(0, -1, 0))
+        camera = camera_from_projection(ann['annot3'][valid], ann['annot2'][valid],
+                                        f'{path} annot2 vs annot3')
         frames = gt.frame[rows]
         if np.any(frames >= len(valid)):
             raise ValueError(f'{path}: ground-truth frame {int(frames.max())} beyond the '

@@ -261,16 +261,15 @@ def model_inputs(gt: MuPoTSGT) -> Iterator:
     Keys: sequence 'TS<i>', frame (0-based annotation row).
     """
     from eval.model_predictions import camera_frame_input
-    from posepile.camera import Camera, fit_intrinsics
+    from posepile.camera import camera_from_projection
     from posepile.datasets import common
 
     root = pathlib.Path(gt.source)
     sequences, first_rows = np.unique(gt.sequence, return_index=True)
     for sequence in sequences[np.argsort(first_rows)]:  # in GT order
         rows = np.flatnonzero(gt.sequence == sequence)
-        intrinsics = fit_intrinsics(gt.poses3d[rows], gt.poses2d[rows],
-                                    f'{root / str(sequence) / "annot.mat"} annot2 vs annot3')
-        camera = Camera(intrinsic_matrix=intrinsics, world_up=(0, -1, 0))
+        camera = camera_from_projection(gt.poses3d[rows], gt.poses2d[rows],
+                                        f'{root / str(sequence) / "annot.mat"} annot2 vs annot3')
         rows = rows[np.lexsort((gt.person[rows], gt.frame[rows]))]
         frames, starts = np.unique(gt.frame[rows], return_index=True)
         imshape = None

@@ -76,6 +76,16 @@ def load_pickled_dict(path: str | os.PathLike, what: str) -> dict:
     return data
 
 
+def camera_from_annotation(points3d_camera, points2d, where: str):
+    """posepile.camera.camera_from_projection for annotations (e.g. annot3/annot2 of test sets
+    that ship no calibration); a non-projection raises DatasetFormatError naming `where`."""
+    from posepile.camera import camera_from_projection
+    try:
+        return camera_from_projection(points3d_camera, points2d, where)
+    except ValueError as e:
+        raise DatasetFormatError(str(e)) from None
+
+
 def get_field(mapping: Any, key: str, path: str | os.PathLike, shape: tuple | None = None,
               dtype=np.float64) -> Any:
     """mapping[key] as an array of `shape` (None entries are free); errors name file and field."""

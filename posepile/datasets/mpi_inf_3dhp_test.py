@@ -34,7 +34,6 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from posepile import joints
-from posepile.camera import Camera, fit_intrinsics
 from posepile.datasets import common
 from posepile.example import Pose3DExample
 
@@ -101,12 +100,9 @@ def convert(root, sequences: Iterable[str] | None = None,
         annot_path = root / seq / 'annot_data.mat'
         ann = load_annotations(annot_path)
         valid = ann['valid_frame']
-        try:  # the annotation determines the intrinsics: annot2 is annot3 projected
-            K = fit_intrinsics(ann['annot3'][valid], ann['annot2'][valid],
-                               f'{annot_path} annot2 vs annot3')
-        except ValueError as e:
-            raise common.DatasetFormatError(str(e)) from None
-        camera = Camera(intrinsic_matrix=K, world_up=(0, -1, 0))
+        # The annotation determines the intrinsics: annot2 is annot3 projected.
+        camera = common.camera_from_annotation(ann['annot3'][valid], ann['annot2'][valid],
+                                               f'{annot_path} annot2 vs annot3')
         coords2d = camera.world_to_image(ann['annot3'].astype(np.float64))
         for i in np.flatnonzero(valid) if not include_invalid else range(len(valid)):
             image = common.safe_path(root, f'{seq}/imageSequence/img_{i + 1:06d}.jpg')

@@ -31,7 +31,6 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from posepile import joints
-from posepile.camera import Camera, fit_intrinsics
 from posepile.datasets import common
 from posepile.example import Pose3DExample
 
@@ -125,12 +124,9 @@ def convert(root, sequences: Iterable[str] | None = None) -> Iterator[Pose3DExam
         ann = load_annotations(annot_path)
         valid = ann['valid']
         occluded = _occlusion(root / seq / 'occlusion.mat', valid.shape)
-        try:  # the annotation determines the intrinsics: annot2 is annot3 projected
-            K = fit_intrinsics(ann['annot3'][valid], ann['annot2'][valid],
-                               f'{annot_path} annot2 vs annot3')
-        except ValueError as e:
-            raise common.DatasetFormatError(str(e)) from None
-        camera = Camera(intrinsic_matrix=K, world_up=(0, -1, 0))
+        # The annotation determines the intrinsics: annot2 is annot3 projected.
+        camera = common.camera_from_annotation(ann['annot3'][valid], ann['annot2'][valid],
+                                               f'{annot_path} annot2 vs annot3')
         imshape = (2048, 2048) if int(seq[2:]) <= 5 else (1080, 1920)
         for person in range(valid.shape[1]):
             for t in np.flatnonzero(valid[:, person]):
