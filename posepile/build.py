@@ -38,6 +38,7 @@ from tqdm import tqdm
 from posepile import joints
 from posepile.atomic_io import write_json_atomic
 from posepile.cropping import CropConfig, crop_task, init_crop_worker
+from posepile.datasets.skip_counts import recording_skips, skipped_by_dataset
 from posepile.dedup import dedup_mask
 from posepile.example import Pose3DExample
 from posepile.shards import ShardWriter, assign_shards
@@ -98,7 +99,9 @@ def build_dataset(examples: Iterable[Pose3DExample], out_dir: str | os.PathLike,
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_or_write_config(out_dir, config)
 
-    collected = list(tqdm(examples, desc='collect examples', unit='ex', mininterval=2))
+    with recording_skips() as skip_counts:
+        collected = list(tqdm(examples, desc='collect examples', unit='ex', mininterval=2))
+    skipped = skipped_by_dataset(skip_counts)
     union_names_of = _union_renamer(config.skeleton)
     names_per_example = [union_names_of(ex) for ex in collected]
 
@@ -125,7 +128,7 @@ def build_dataset(examples: Iterable[Pose3DExample], out_dir: str | os.PathLike,
                 records = _counting(cropper.records(group.members[s]), progress)
                 group.infos[s] = group.writer.write_shard(s, records)
 
-    manifest = _manifest(collected, names_per_example, kept, groups, out_dir, config)
+    manifest = _manifest(collected, names_per_example, kept, groups, out_dir, config, skipped)
     write_json_atomic(out_dir / MANIFEST_NAME, manifest)
     return manifest
 
@@ -295,7 +298,8 @@ def _counts_by_dataset_split(examples, mask=None) -> dict[str, dict[str, int]]:
 
 
 def _manifest(examples, names_per_example, kept, groups: Sequence[_ShardGroup],
-              out_dir: pathlib.Path, config: BuildConfig) -> dict[str, Any]:
+              out_dir: pathlib.Path, config: BuildConfig,
+              skipped: dict[str, dict[str, int]]) -> dict[str, Any]:
     before = _counts_by_dataset_split(examples)
     after = _counts_by_dataset_split(examples, kept)
     joint_sets = Counter((ex.dataset, names_per_example[i])
@@ -309,10 +313,13 @@ def _manifest(examples, names_per_example, kept, groups: Sequence[_ShardGroup],
         'crop_size': config.crop_size,
         'config': dataclasses.asdict(config),
         'datasets': {
-            name: {'before_dedup': before[name], 'after_dedup': after.get(name, {}),
-                   'num_before_dedup': sum(before[name].values()),
-                   'num_after_dedup': sum(after.get(name, {}).values())}
-            for name in before},
+            name: {'before_dedup': before.get(name, {}), 'after_dedup': after.get(name, {}),
+                   'num_before_dedup': sum(before.get(name, {}).values()),
+                   'num_after_dedup': sum(after.get(name, {}).values()),
+                   # Dropped by the converter's own rules before dedup, by reason.
+                   'skipped': skipped.get(name, {}),
+                   'num_skipped': sum(skipped.get(name, {}).values())}
+            for name in sorted(set(before) | set(skipped))},
         'skeleton': config.skeleton,
         'joint_sets': [{'dataset': dataset, 'joint_names': list(names), 'num_examples': count}
                        for (dataset, names), count in sorted(joint_sets.items())],
@@ -389,6 +396,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, info in manifest['datasets'].items():
         print(f'{name}: {info["num_before_dedup"]} examples, {info["num_after_dedup"]} after '
               f'dedup, in {shard_counts[name]} shards under {args.out}/{name}/<split>/')
+        if info['num_skipped']:
+            reasons = ', '.join(f'{reason}: {n}' for reason, n in info['skipped'].items())
+            print(f'{name}: {info["num_skipped"]} skipped by the converter ({reasons})')
     return 0
 
 

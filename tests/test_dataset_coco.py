@@ -143,6 +143,11 @@ def test_build_cli(dataset, tmp_path):
     info = json.loads((out / 'manifest.json').read_text())['datasets']['coco']
     assert info['before_dedup'] == {'train': 2, 'validation': 1}
     assert info['num_after_dedup'] == 3  # every 2D person is its own track
+    # Each of the 3 images has one crowd, one tiny and one 5-keypoint annotation.
+    assert info['skipped'] == {'box smaller than min_box_side_px': 3,
+                               'crowd annotation (iscrowd = 1)': 3,
+                               'fewer labelled keypoints than min_keypoints': 3}
+    assert info['num_skipped'] == 9
 
 
 def test_bad_inputs(dataset, tmp_path):

@@ -6,6 +6,8 @@ A converter module defines:
     def convert(root: pathlib.Path, **options) -> Iterator[Pose3DExample]
         Reads the dataset exactly as distributed under `root` and yields examples. Each track
         (dataset, sequence, person, camera_id) must come in increasing `frame` order.
+        Persons or frames it drops on purpose are reported with
+        `skip_counts.count_skipped(dataset, reason)` (they appear in the build's manifest).
 
 The module name is the dataset name used by `python -m posepile.build --dataset=NAME`.
 """
@@ -15,7 +17,7 @@ import importlib
 import pkgutil
 import types
 
-_NOT_CONVERTERS = {'common'}
+_NOT_CONVERTERS = {'common', 'skip_counts'}
 
 
 def available() -> list[str]:

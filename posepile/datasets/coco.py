@@ -48,6 +48,7 @@ from pycocotools import mask as mask_lib
 from posepile import joints
 from posepile.camera import camera_from_fov
 from posepile.datasets import common
+from posepile.datasets.skip_counts import count_skipped
 from posepile.example import Pose3DExample
 
 SKELETON = 'coco2d'
@@ -139,7 +140,11 @@ def convert(root, splits: Iterable[str] = ('train', 'validation'), fov_deg: floa
         for i, ann in enumerate(sorted(annotations, key=lambda a: (a.get('image_id', -1),
                                                                       a.get('id', -1)))):
             where = f'{path} [annotation id {ann.get("id", i)}]'
-            if common.get_field(ann, 'category_id', where) != 1 or ann.get('iscrowd', 0):
+            if common.get_field(ann, 'category_id', where) != 1:
+                count_skipped('coco', 'not a person (category_id != 1)')
+                continue
+            if ann.get('iscrowd', 0):
+                count_skipped('coco', 'crowd annotation (iscrowd = 1)')
                 continue
             keypoints = common.get_field(ann, 'keypoints', where, (N_KEYPOINTS * 3,))
             keypoints = keypoints.reshape(N_KEYPOINTS, 3)
@@ -149,7 +154,11 @@ def convert(root, splits: Iterable[str] = ('train', 'validation'), fov_deg: floa
                     f'{where}: field "keypoints" has visibility flags {sorted(set(visibility))}, '
                     f'expected 0, 1 or 2')
             box = common.get_field(ann, 'bbox', where, (4,))
-            if np.count_nonzero(visibility) < min_keypoints or max(box[2:]) < min_box_side_px:
+            if np.count_nonzero(visibility) < min_keypoints:
+                count_skipped('coco', 'fewer labelled keypoints than min_keypoints')
+                continue
+            if max(box[2:]) < min_box_side_px:
+                count_skipped('coco', 'box smaller than min_box_side_px')
                 continue
             image_id = int(common.get_field(ann, 'image_id', where))
             if image_id not in images:
