@@ -149,6 +149,11 @@ def test_shipped_configs():
     assert kinds.count('3d') == 28 and kinds.count('2d') == 2
     assert paper.batch_size_3d + paper.batch_size_2d == 128
     assert {e.name for e in paper.datasets if e.kind == '2d'} == {'coco', 'mpii'}
+    # The released training code's per-batch rows (hand-copied): they fill the 3D batch exactly.
+    counts = {e.name: e.examples_per_batch for e in paper.datasets}
+    assert sum(n for e, n in zip(paper.datasets, counts.values()) if e.kind == '3d') == 96
+    assert (counts['panoptic'], counts['h36m'], counts['muco'], counts['human4d']) == (7, 4, 6, 1)
+    assert counts['coco'] + counts['mpii'] == paper.batch_size_2d == 32
     synthetic = mix.load_mix(CONFIGS / 'mix_synthetic.json')
     assert [e.name for e in synthetic.datasets] == [d.name for d in world.DATASETS]
     assert synthetic.union == 'synthetic'
