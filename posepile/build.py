@@ -3,6 +3,7 @@
 Library: `build_dataset(examples, out_dir, BuildConfig(...)) -> manifest dict`.
 CLI:     python -m posepile.build --dataset=NAME --root=RAW_DIR --out=OUT_DIR
                  [--crop-size=256 --num-shards=N --workers=N --jpeg-quality=95 ...]
+                 [--converter-option NAME=VALUE ...]   (keyword arguments of the converter)
 
 Steps: (1) collect the converter's examples (metadata only; images stay lazy); (2) map joint names
 into the union; (3) dedup each (dataset, sequence, person, camera_id) track with the 100 mm rule;
@@ -64,6 +65,8 @@ class BuildConfig:
             plain names are renamed to its union names. None: names must already be union names.
         dataset_index: stored in every record (position of the dataset in a multi-dataset mix).
         shard_prefix: file name prefix of the shards.
+        converter_options: the converter's keyword options (JSON values), recorded so that a
+            rebuild into the same directory with other options is refused like other settings.
     """
     crop_size: int = 256
     num_shards: int = 16
@@ -74,6 +77,7 @@ class BuildConfig:
     skeleton: str | None = None
     dataset_index: int = 0
     shard_prefix: str = 'examples'
+    converter_options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         if self.num_shards < 1:
@@ -332,6 +336,8 @@ def _check_or_write_config(out_dir: pathlib.Path, config: BuildConfig) -> None:
     """Refuses to resume a build made with other settings (its shards would not fit together)."""
     path = out_dir / CONFIG_NAME
     wanted = {**dataclasses.asdict(config), 'schema_version': SCHEMA_VERSION}
+    # Compare as JSON would store it (tuples become lists).
+    wanted = json.loads(json.dumps(wanted))
     # Workers change speed, not content: resuming with another count is fine.
     wanted.pop('workers')
     if path.exists():
@@ -339,6 +345,8 @@ def _check_or_write_config(out_dir: pathlib.Path, config: BuildConfig) -> None:
             existing = json.loads(path.read_text())
         except json.JSONDecodeError as error:
             raise ValueError(f'{path}: not valid JSON ({error}); delete it to rebuild') from error
+        # Builds from before converter options were recorded had none.
+        existing.setdefault('converter_options', {})
         if existing != wanted:
             changed = sorted(k for k in set(existing) | set(wanted)
                              if existing.get(k) != wanted.get(k))
@@ -369,7 +377,32 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--body-model-dir', default=None,
                         help='SMPL-family model files (<dir>/smpl/SMPL_NEUTRAL.npz, ...; see '
                         'posepile/body_models.py) for converters that run the body model')
+    parser.add_argument('--converter-option', action='append', default=[], metavar='NAME=VALUE',
+                        help='a keyword argument of the converter\'s convert() (repeatable); VALUE '
+                        'is read as JSON if it parses (3, [0, 2], true), else as a string')
     return parser.parse_args(argv)
+
+
+def _converter_options(pairs: Sequence[str], convert) -> dict[str, Any]:
+    """{'NAME': value} from --converter-option NAME=VALUE; ValueError naming an option the
+    converter does not take (a typo would otherwise be ignored or crash deep inside)."""
+    parameters = inspect.signature(convert).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    accepted = [n for n, p in parameters.items() if n != 'root' and p.kind in (
+        inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+    options = {}
+    for pair in pairs:
+        name, sep, text = pair.partition('=')
+        if not sep or not name:
+            raise ValueError(f'--converter-option {pair!r}: expected NAME=VALUE')
+        if name not in accepted and not takes_any:
+            raise ValueError(f'--converter-option {name}: the converter takes no such option '
+                             f'(it takes: {", ".join(accepted) or "none"})')
+        try:
+            options[name] = json.loads(text)
+        except json.JSONDecodeError:
+            options[name] = text
+    return options
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -380,10 +413,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f'posepile.build: --root {root} is not a directory', file=sys.stderr)
         return 2
     converter = datasets.get_converter(args.dataset)
+    try:
+        converter_options = _converter_options(args.converter_option, converter.convert)
+    except ValueError as error:
+        print(f'posepile.build: {error}', file=sys.stderr)
+        return 2
     config = BuildConfig(
         crop_size=args.crop_size, num_shards=args.num_shards, workers=args.workers,
         jpeg_quality=args.jpeg_quality, dedup_threshold_mm=args.dedup_threshold_mm,
-        box_scale=args.box_scale, skeleton=converter.SKELETON, dataset_index=args.dataset_index)
+        box_scale=args.box_scale, skeleton=converter.SKELETON, dataset_index=args.dataset_index,
+        converter_options=converter_options)
     options = {}
     if args.body_model_dir is not None:
         if 'body_model_dir' not in inspect.signature(converter.convert).parameters:
@@ -391,6 +430,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f'--body-model-dir', file=sys.stderr)
             return 2
         options['body_model_dir'] = args.body_model_dir
+    options.update(converter_options)
     manifest = build_dataset(converter.convert(root, **options), args.out, config)
     shard_counts = Counter(s['dataset'] for s in manifest['shards'])
     for name, info in manifest['datasets'].items():

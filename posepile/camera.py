@@ -573,6 +573,86 @@ def camera_from_projection(points3d_camera: np.ndarray, points2d: np.ndarray, wh
     return Camera(intrinsic_matrix=K, world_up=(0, -1, 0))
 
 
+def camera_pose_from_projection(points3d_world: np.ndarray, points2d: np.ndarray,
+                                intrinsic_matrix: np.ndarray, world_up=(0, 0, 1)) -> Camera:
+    """The Camera with known intrinsics whose pose best projects points3d_world onto points2d.
+
+    For datasets that ship 2D and 3D joints but no extrinsics (e.g. 3DPeople): OpenCV's
+    iterative PnP (reprojection-error minimisation, undistorted pinhole). The points are centred
+    first so the solver's initial guess does not depend on where the world origin lies.
+
+    Args:
+        points3d_world: [J, 3] world points (mm); J >= 4, not all collinear.
+        points2d: [J, 2] their image positions, px.
+        intrinsic_matrix: [3, 3].
+        world_up: the returned camera's world_up.
+    Returns:
+        the Camera; callers check the pixel residual (the fit is least squares, not exact).
+    Raises:
+        ValueError if the solver fails.
+    """
+    import cv2
+    p3 = np.asarray(points3d_world, np.float64)
+    p2 = np.asarray(points2d, np.float64)
+    K = np.asarray(intrinsic_matrix, np.float64)
+    centre = p3.mean(0)
+    ok, rvec, tvec = cv2.solvePnP(np.ascontiguousarray(p3 - centre), np.ascontiguousarray(p2),
+                                  K, None, flags=cv2.SOLVEPNP_ITERATIVE)
+    if not ok:
+        raise ValueError('cannot solve the camera pose from the 2D-3D point pairs')
+    R = cv2.Rodrigues(rvec)[0]
+    return Camera(optical_center=centre - R.T @ tvec.reshape(3), rot_world_to_cam=R,
+                  intrinsic_matrix=K, world_up=world_up)
+
+
+def fit_translation(points3d_rotated: np.ndarray, points2d: np.ndarray,
+                    intrinsic_matrix: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+    """The camera-frame offset t [..., 3] that makes `points3d_rotated + t` project onto
+    `points2d` through an undistorted pinhole, batched over the leading axes.
+
+    For annotations that give a body's orientation in the camera frame and its 2D keypoints but
+    no position (e.g. SPEC-SYN's SMPL parameters). With the rotation known, each point gives two
+    equations linear in t, (q_x + t_x) - x·(q_z + t_z) = 0 and likewise for y, with (x, y) the
+    normalised image coordinates (K⁻¹ applied, so skew is handled); their least-squares solution
+    is exact for exact projections. It minimises this algebraic error, not pixels: callers check
+    the pixel residual.
+
+    Args:
+        points3d_rotated: [..., J, 3] points in camera orientation (any unit; t comes in it).
+        points2d: [..., J, 2] their image positions, px.
+        intrinsic_matrix: [3, 3] or [..., 3, 3].
+        valid: [..., J] bool, the pairs to use (default: all finite ones).
+    Returns:
+        [..., 3] float64; NaN where fewer than 2 valid pairs or the system is degenerate.
+    """
+    q = np.asarray(points3d_rotated, np.float64)
+    p2 = np.asarray(points2d, np.float64)
+    K = np.asarray(intrinsic_matrix, np.float64)
+    ok = np.all(np.isfinite(q), axis=-1) & np.all(np.isfinite(p2), axis=-1)
+    if valid is not None:
+        ok &= np.asarray(valid, bool)
+    weight = ok.astype(np.float64)
+    q = np.where(ok[..., None], q, 0.0)
+    homogeneous = np.concatenate([np.where(ok[..., None], p2, 0.0), np.ones_like(p2[..., :1])],
+                                 axis=-1)
+    rays = np.einsum('...ab,...jb->...ja', np.linalg.inv(K), homogeneous)
+    normalized = rays[..., :2] / rays[..., 2:]  # [..., J, 2]
+    # Rows [1, 0, -x] and [0, 1, -y] of the design matrix; right-hand sides x q_z - q_x etc.
+    design = np.zeros(normalized.shape[:-1] + (2, 3))
+    design[..., 0, 0] = design[..., 1, 1] = 1.0
+    design[..., :, 2] = -normalized
+    rhs = normalized * q[..., 2:] - q[..., :2]
+    normal = np.einsum('...jka,...jkb,...j->...ab', design, design, weight)
+    moment = np.einsum('...jka,...jk,...j->...a', design, rhs, weight)
+    # Two points already fix t (4 equations, 3 unknowns); below that, or for coincident rays,
+    # the normal matrix is singular.
+    degenerate = (ok.sum(axis=-1) < 2) | ~(np.linalg.cond(normal) < 1e12)
+    normal[degenerate] = np.eye(3)
+    t = np.linalg.solve(normal, moment[..., None])[..., 0]
+    t[degenerate] = np.nan
+    return t
+
+
 def h36m_distortion_to_opencv(k, p) -> np.ndarray:
     """OpenCV coefficients [12] (k1 k2 p1 p2 k3 k4 k5 k6 s1 s2 s3 s4) equal to the lens model of
     Human3.6M and the IMAR datasets (Fit3D, CHI3D, HumanSC3D), radial `k` [3], tangential `p` [2].

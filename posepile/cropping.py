@@ -124,7 +124,7 @@ def crop_example(example: Pose3DExample, config: CropConfig = CropConfig(),
 
     mask = None
     if example.mask is not None:
-        full_mask = decode_rle(example.mask, where)
+        full_mask = load_mask(example.mask, where)
         if full_mask.shape != image.shape[:2]:
             raise ValueError(f'{where}: mask size {list(full_mask.shape)} differs from the image '
                              f'size {list(image.shape[:2])}')
@@ -234,6 +234,17 @@ def decode_jpeg(data: bytes, where: str = '') -> np.ndarray:
     if image is None:
         raise ValueError(f'{where + ": " if where else ""}could not decode {len(data)} JPEG bytes')
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def load_mask(source: dict[str, Any] | Callable[[], np.ndarray], where: str = '') -> np.ndarray:
+    """Pose3DExample.mask in either form (COCO RLE, or a callable returning [H, W] bool/uint8 for
+    masks computed with the image, e.g. of composites) -> [H, W] uint8."""
+    if not callable(source):
+        return decode_rle(source, where)
+    mask = np.asarray(source())
+    if mask.ndim != 2:
+        raise ValueError(f'{where}: the mask callable must give [H, W], got shape {mask.shape}')
+    return mask.astype(np.uint8)
 
 
 def decode_rle(rle: dict[str, Any], where: str = '') -> np.ndarray:

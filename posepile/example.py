@@ -24,7 +24,9 @@ class Pose3DExample:
         joint_names: names of the rows of `world_coords`, in the union naming `<joint>_<tag>`
             (or the plain skeleton names; `posepile.build` maps them into the union).
         box: [x, y, w, h] person box in image pixels of `image`.
-        mask: COCO RLE dict {'size': [H, W], 'counts': bytes|str} of the person, or None.
+        mask: COCO RLE dict {'size': [H, W], 'counts': bytes|str} of the person, a zero-argument
+            callable returning the [H, W] bool mask (for masks only known once the image is
+            decoded, e.g. the visible part of a composited person), or None.
         dataset: dataset name, e.g. 'h36m'.
         sequence: sequence id (str), person: person id (int), camera_id: camera id (str); the
             100 mm dedup rule runs within each (dataset, sequence, person, camera_id) track.
@@ -46,7 +48,7 @@ class Pose3DExample:
     camera_id: str = ''
     frame: int = 0
     split: str = 'train'
-    mask: dict[str, Any] | None = None
+    mask: dict[str, Any] | Callable[[], np.ndarray] | None = None
     coords2d: np.ndarray | None = None
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 

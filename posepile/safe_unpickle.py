@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+from collections.abc import Mapping
 from typing import Any
 
 # (module, name) pairs a pickle of numpy arrays legitimately references. numpy 2 renamed
@@ -25,6 +26,10 @@ _NUMPY_ALLOWED = {
     ('numpy._core.multiarray', 'scalar'),
     ('numpy', 'ndarray'),
     ('numpy', 'dtype'),
+    # Protocol-5 pickles (pandas' to_pickle default) store numeric arrays as
+    # _frombuffer(bytes, dtype, shape, order), a plain np.frombuffer + reshape.
+    ('numpy.core.numeric', '_frombuffer'),
+    ('numpy._core.numeric', '_frombuffer'),
 }
 # Plain builtins only; nothing that evaluates, imports, or touches files.
 _BUILTINS_ALLOWED = {
@@ -39,9 +44,20 @@ class UnsafePickleError(pickle.UnpicklingError):
 
 
 class RestrictedUnpickler(pickle.Unpickler):
-    """Unpickler whose find_class admits numpy array reconstruction and plain builtins only."""
+    """Unpickler whose find_class admits numpy array reconstruction and plain builtins only.
+
+    `stand_ins` maps further (module, name) globals to objects returned in their place, without
+    importing anything: callers pass inert recorders that run no code (posepile.pandas_pickle
+    reads pandas DataFrames this way).
+    """
+
+    def __init__(self, *args, stand_ins: Mapping[tuple[str, str], Any] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._stand_ins = dict(stand_ins or {})
 
     def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in self._stand_ins:
+            return self._stand_ins[module, name]
         if (module, name) in _NUMPY_ALLOWED:
             return super().find_class(module, name)
         if module in _BUILTIN_MODULES and name in _BUILTINS_ALLOWED:
@@ -54,16 +70,25 @@ class RestrictedUnpickler(pickle.Unpickler):
             f'are allowed')
 
 
-def loads_pickle(data: bytes, encoding: str = 'latin1', source: str = '<bytes>') -> Any:
+def loads_pickle(data: bytes, encoding: str = 'latin1', source: str = '<bytes>',
+                 stand_ins: Mapping[tuple[str, str], Any] | None = None) -> Any:
     """Restricted `pickle.loads`; `source` names the origin in error messages."""
     try:
-        return RestrictedUnpickler(io.BytesIO(data), encoding=encoding).load()
+        return RestrictedUnpickler(io.BytesIO(data), encoding=encoding,
+                                   stand_ins=stand_ins).load()
     except UnsafePickleError as e:
         raise UnsafePickleError(f'{source}: {e}') from None
 
 
-def load_pickle(path: str | os.PathLike, encoding: str = 'latin1') -> Any:
-    """Restricted `pickle.load` of the file at `path` (see module docstring)."""
+def load_pickle(path: str | os.PathLike, encoding: str = 'latin1',
+                stand_ins: Mapping[tuple[str, str], Any] | None = None) -> Any:
+    """Restricted `pickle.load` of the file at `path` (see module docstring).
+
+    Streams from the file, so a multi-GB pickle needs memory for its objects only, not also for
+    a copy of its bytes.
+    """
     with open(path, 'rb') as f:
-        data = f.read()
-    return loads_pickle(data, encoding=encoding, source=os.fspath(path))
+        try:
+            return RestrictedUnpickler(f, encoding=encoding, stand_ins=stand_ins).load()
+        except UnsafePickleError as e:
+            raise UnsafePickleError(f'{os.fspath(path)}: {e}') from None

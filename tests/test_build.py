@@ -1,4 +1,5 @@
 """posepile.build end to end on hand-made examples with tiny images."""
+import dataclasses
 import json
 import os
 import shutil
@@ -134,6 +135,15 @@ def test_rerun_with_other_settings_is_refused(built):
     with pytest.raises(ValueError, match='crop_size'):
         build.build_dataset(examples, out, build.BuildConfig(
             crop_size=48, num_shards=3, skeleton=SKELETON))
+    # Converter options decide which examples exist, so they are settings too.
+    with pytest.raises(ValueError, match=r'converter_options'):
+        build.build_dataset(examples, out, dataclasses.replace(
+            CONFIG, converter_options={'persons_per_image': 2}))
+    # A build recorded before options were recorded counts as built with none.
+    recorded = json.loads((out / build.CONFIG_NAME).read_text())
+    legacy = {k: v for k, v in recorded.items() if k != 'converter_options'}
+    (out / build.CONFIG_NAME).write_text(json.dumps(legacy))
+    build.build_dataset(examples, out, CONFIG)
 
 
 def test_unknown_joint_names_are_reported(tmp_path):

@@ -5,6 +5,7 @@ import json
 import cv2
 import numpy as np
 import pytest
+from scipy.spatial.transform import Rotation
 
 from posepile import camera
 from posepile.camera import Camera, make_crop_camera, reproject_image_points
@@ -386,3 +387,17 @@ def test_fit_intrinsics_recovers_k_and_refuses_non_projections():
         camera.fit_intrinsics(points, rng.permutation(projected), 'annot.mat')
     with pytest.raises(ValueError, match='fewer than 3'):
         camera.fit_intrinsics(points[:2], projected[:2], 'x')
+
+
+def test_camera_pose_from_projection_recovers_a_known_pose():
+    rng = np.random.default_rng(5)
+    K = np.array([[600.0, 0, 319.5], [0, 600.0, 239.5], [0, 0, 1]])
+    R = Rotation.from_rotvec([0.3, -0.8, 0.2]).as_matrix()
+    truth = camera.Camera(optical_center=[1500.0, -4000.0, 1200.0], rot_world_to_cam=R,
+                          intrinsic_matrix=K, world_up=(0, 0, 1))
+    # A person-sized cloud in front of the camera, 4 m along its optical axis.
+    world = truth.t + 4000 * R[2] + rng.normal(0, 400, (17, 3))
+    fitted = camera.camera_pose_from_projection(world, truth.world_to_image(world), K)
+    np.testing.assert_allclose(fitted.R, R, atol=1e-6)
+    np.testing.assert_allclose(fitted.t, truth.t, atol=1e-3)  # mm
+    assert np.abs(fitted.world_to_image(world) - truth.world_to_image(world)).max() < 1e-4

@@ -192,6 +192,7 @@ def test_build_cli(dataset, tmp_path, monkeypatch):
     assert info['before_dedup'] == {'train': 6, 'test': 6}
     # The walking sequence keeps all 3 frames per Kinect; the frozen one keeps 1 per Kinect.
     assert info['num_after_dedup'] == 6 + 2
+    assert info['skipped'] == {} and info['num_skipped'] == 0  # the body is always in view
 
 
 def test_bad_inputs(dataset, tmp_path, monkeypatch):

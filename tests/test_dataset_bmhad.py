@@ -152,6 +152,8 @@ def test_build_cli_dedups(dataset, tmp_path):
     info = json.loads((out / 'manifest.json').read_text())['datasets']['bmhad']
     assert info['num_before_dedup'] == 32 and info['num_after_dedup'] == 16
     assert info['after_dedup'] == {'train': 16}
+    # s04 a08 r05 has mocap but no correspondences: one recording of each of the 4 cameras.
+    assert info['skipped'] == {'recording missing from the release (camera recordings)': 4}
 
 
 def test_bad_inputs(dataset, tmp_path):

@@ -12,6 +12,7 @@ from fixture_people import default_camera, make_people_sequence
 from posepile import build, joints
 from posepile.camera import Camera, h36m_distortion_to_opencv
 from posepile.datasets import common, h36m
+from posepile.datasets.skip_counts import recording_skips
 
 IMSHAPE = (120, 160)
 # Realistic-magnitude H36M lens coefficients (of the order of the released S1 camera 1).
@@ -105,8 +106,11 @@ def test_examples_match_fixture(dataset):
 
 def test_exclude_videos(dataset):
     root = dataset[0]
-    examples = list(h36m.convert(root, subjects=['S1'],
-                                 exclude=[('S1', 'Directions 1', '55011271')]))
+    with recording_skips() as counts:
+        examples = list(h36m.convert(root, subjects=['S1'],
+                                     exclude=[('S1', 'Directions 1', '55011271')]))
+    # The excluded video's pose rows are counted as dropped frames.
+    assert dict(counts) == {('h36m', 'video on the exclude list'): len(FRAME_OF_ROW)}
     assert sorted({ex.camera_id for ex in examples}) == ['54138969', '58860488', '60457274']
     assert len(examples) == 3 * len(FRAME_OF_ROW)
 
@@ -141,6 +145,7 @@ def test_build_cli_dedups(dataset, tmp_path):
     # Rows repeat each pose twice: the duplicate of each is dropped (300 mm steps otherwise).
     assert info['num_before_dedup'] == 48 and info['num_after_dedup'] == 24
     assert info['after_dedup'] == {'train': 16, 'test': 8}  # the CLI holds out no validation
+    assert info['skipped'] == {} and info['num_skipped'] == 0  # no S11 'Directions' video
 
 
 def test_bad_inputs(dataset, tmp_path):

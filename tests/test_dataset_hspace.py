@@ -56,8 +56,9 @@ def dataset(tmp_path_factory):
             labels[people.masks[t] & (np.arange(IMSHAPE[1]) % 2 == 0)] = MASK_ID - 1
             labels[:2, :2] = 20  # a tiny second character: skipped
             cam_m = cam.world_to_camera(people.joints[t]) / 1000
+            # A third character with no pixels (mask id 50, labels 50 / 49 absent): skipped.
             writer.write(example_bytes(people.images[t], labels, cam.intrinsic_matrix,
-                                       [cam_m, cam_m + 1], [MASK_ID, 20]))
+                                       [cam_m, cam_m + 1, cam_m + 2], [MASK_ID, 20, 50]))
     return root, cam, people, list(hspace.convert(root))
 
 
@@ -86,6 +87,8 @@ def test_build_cli(dataset, tmp_path):
     info = json.loads((out / 'manifest.json').read_text())['datasets']['hspace']
     assert info['before_dedup'] == {'train': 3}
     assert info['num_after_dedup'] == 3  # 150 mm/frame walk: all kept
+    # Per frame, the tiny and the invisible character.
+    assert info['skipped'] == {'box smaller than min_box_side_px': 3, 'empty person mask': 3}
 
 
 def test_bad_inputs(dataset, tmp_path):

@@ -80,6 +80,10 @@ def test_build_cli(dataset, tmp_path):
     info = json.loads((out / 'manifest.json').read_text())['datasets']['human4d']
     assert info['before_dedup'] == {'train': 6}
     assert info['num_after_dedup'] == 6  # 150 mm/frame walk: all kept
+    # Per camera: frame 1 (before pose 0) and frame 3 (pose 1 missing); one M72x image.
+    assert info['skipped'] == {'camera without a .extrinsics file': 1,
+                               'frame without a pose file': 4}
+    assert info['num_skipped'] == 5
 
 
 def test_bad_inputs(dataset, tmp_path):

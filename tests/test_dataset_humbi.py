@@ -11,6 +11,7 @@ from fixture_media import read_image, write_jpeg
 from fixture_people import default_camera, make_people_sequence
 from posepile import build, joints
 from posepile.datasets import common, humbi
+from posepile.datasets.skip_counts import recording_skips
 
 IMSHAPE = (120, 160)
 N_FRAMES = 3
@@ -90,6 +91,17 @@ def test_build_cli(dataset, tmp_path):
         if np.max(np.linalg.norm(joints_[t] - last, axis=1)) > 100:
             kept, last = kept + 1, joints_[t]
     assert info['num_after_dedup'] == 2 * kept
+    # Camera 99 (no calibration) has one image in each of the 3 frames.
+    assert info['skipped'] == {'camera missing from the calibration files': 3}
+
+
+def test_skip_counts_with_ignore_list(dataset):
+    ignored = 'subject_12/body/00000011/image/image0000017.jpg'
+    with recording_skips() as counts:
+        examples = list(humbi.convert(dataset[0], ignore_images=[ignored]))
+    assert len(examples) == 5
+    assert dict(counts) == {('humbi', 'camera missing from the calibration files'): 3,
+                            ('humbi', 'image on the ignore_images list'): 1}
 
 
 def test_bad_inputs(dataset, tmp_path):

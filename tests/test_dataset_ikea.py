@@ -47,6 +47,11 @@ def dataset(tmp_path_factory):
             else:
                 data = pose_json(cam_coords, missing=(4,))
             (cam_dir / 'pose3d' / f'{t:06d}.json').write_text(json.dumps(data))
+    # A 'special_test' scan: no calibration entry, skipped without reading its (absent) video.
+    special = root / 'Lack_TV_Bench' / 'special_test' / 'dev1' / 'pose3d'
+    special.mkdir(parents=True)
+    for t in range(2):
+        (special / f'{t:06d}.json').write_text(json.dumps(pose_json(np.ones((17, 3)), ())))
     return root, cams, people, list(ikea.convert(root))
 
 
@@ -79,6 +84,9 @@ def test_build_cli(dataset, tmp_path):
     info = json.loads((out / 'manifest.json').read_text())['datasets']['ikea']
     assert info['before_dedup'] == {'train': 7}
     assert info['num_after_dedup'] == 7  # 150 mm/frame walk: all kept
+    # dev2 frame 1 has 3 keypoints in view; the special_test scan has 2 pose files.
+    assert info['skipped'] == {'fewer keypoints inside the image than min_joints_in_view': 1,
+                               'special_test scan (no calibration)': 2}
 
 
 def test_bad_inputs(dataset, tmp_path):

@@ -17,6 +17,7 @@ from fixture_people import default_camera, make_people_sequence
 from posepile import build, joints
 from posepile.camera import h36m_distortion_to_opencv
 from posepile.datasets import _imar, chi3d, common, fit3d, humansc3d
+from posepile.datasets.skip_counts import recording_skips
 
 IMSHAPE = (120, 160)
 CAMERA_IDS = ('50591643', '58860488')
@@ -181,6 +182,7 @@ def test_build_cli_dedups(dataset, tmp_path):
     assert info['num_before_dedup'] == 2 * per_subject
     assert info['num_after_dedup'] == per_subject
     assert info['after_dedup'] == {'train': per_subject // 2, 'validation': per_subject // 2}
+    assert info['skipped'] == {}  # the withheld test subject has no joints: nothing to drop
 
 
 def test_distortion_mapping_is_exact_at_full_resolution():
@@ -207,8 +209,12 @@ def test_mocap_rate_joints_are_subsampled(tmp_path):
     assert [ex.extra['pose_row'] for ex in examples[:4]] == [0, 4, 8, 12]
     for ex in examples:
         np.testing.assert_allclose(ex.world_coords, dense[4 * ex.frame] * 1000, atol=1e-2)
-    forced = list(fit3d.convert(root, subjects=['s03'], pose_rows_per_frame=1))
+    with recording_skips() as counts:
+        forced = list(fit3d.convert(root, subjects=['s03'], pose_rows_per_frame=1))
     assert [ex.extra['pose_row'] for ex in forced[:4]] == [0, 1, 2, 3]
+    # At 1 row per frame, 16 rows outlast each camera's 4-frame video by 12 frames.
+    assert dict(counts) == {
+        ('fit3d', 'frame beyond the end of the video (person-frames)'): 12 * len(CAMERA_IDS)}
 
 
 def test_bad_inputs(tmp_path):

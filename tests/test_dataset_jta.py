@@ -48,6 +48,9 @@ def dataset(tmp_path_factory):
             rows += rows_for(t + 1, 8, cam_m[0] + [0, 0, 0.6], np.zeros(jta.N_JOINTS))
             # A fully occluded pedestrian: skipped.
             rows += rows_for(t + 1, 9, cam_m[t] + [0.3, 0, 1.0], np.ones(jta.N_JOINTS))
+            # A pedestrian 6 m further away (box < 32 px) and one behind the camera: skipped.
+            rows += rows_for(t + 1, 10, cam_m[t] + [0, 0, 6.0], np.zeros(jta.N_JOINTS))
+            rows += rows_for(t + 1, 11, cam_m[t] * [1, 1, -1], np.zeros(jta.N_JOINTS))
         rows = rows[::-1]  # the converter must not rely on row order
         (root / 'annotations' / subdir).mkdir(parents=True)
         (root / 'annotations' / subdir / f'{seq}.json').write_text(json.dumps(rows))
@@ -99,6 +102,11 @@ def test_build_cli(dataset, tmp_path):
     assert info['before_dedup'] == {'train': 8, 'test': 8}
     # The walker (150 mm/frame) keeps all 4 frames, the still pedestrian 1, per sequence.
     assert info['after_dedup'] == {'train': 5, 'test': 5}
+    # Pedestrians 9, 10 and 11 in each of 4 frames of 2 sequences.
+    assert info['skipped'] == {'box smaller than min_box_side_px': 8,
+                               'fewer visible joints than min_visible_joints': 8,
+                               'joint behind the camera': 8}
+    assert info['num_skipped'] == 24
 
 
 def test_bad_inputs(dataset, tmp_path):
@@ -109,7 +117,7 @@ def test_bad_inputs(dataset, tmp_path):
     rows = json.loads(path.read_text())
     path.write_text(json.dumps([r[:9] for r in rows]))
     with pytest.raises(common.DatasetFormatError,
-                       match=r'seq_10\.json: rows have shape \(264, 9\), expected \[N, 10\]'):
+                       match=r'seq_10\.json: rows have shape \(440, 9\), expected \[N, 10\]'):
         list(jta.convert(bad, splits=['test']))
     path.write_text(json.dumps(rows + rows[:1]))
     with pytest.raises(common.DatasetFormatError, match='seq_10.json: some .* more than one row'):

@@ -94,6 +94,8 @@ def test_build_cli(dataset, tmp_path):
     info = json.loads((out / 'manifest.json').read_text())['datasets']['mads']
     assert info['before_dedup'] == {'train': 6}
     assert info['num_after_dedup'] == 6  # 150 mm/frame walk: all kept
+    # Frames 1 and 3 carry no pose, in each of the 2 views.
+    assert info['skipped'] == {'frame without any valid joint': 4}
 
 
 def test_bad_inputs(dataset, tmp_path):

@@ -101,6 +101,7 @@ def test_full_variant_and_build(dataset, tmp_path):
                        '--crop-size=32', '--num-shards=2']) == 0
     info = json.loads((out / 'manifest.json').read_text())['datasets']['mpi_inf_3dhp']
     assert info['num_before_dedup'] == 48 and info['num_after_dedup'] == 32
+    assert info['skipped'] == {}  # every annotation row has its video frame
 
 
 def test_bad_inputs(dataset, tmp_path):

@@ -14,6 +14,7 @@ from fixture_media import read_image, write_jpeg
 from fixture_people import default_camera, make_people_sequence
 from posepile import build, joints
 from posepile.datasets import common, mpi_inf_3dhp_test
+from posepile.datasets.skip_counts import recording_skips
 
 IMSHAPE = (120, 160)
 VALID = np.array([1, 1, 0, 1, 1])
@@ -75,7 +76,9 @@ def test_examples(dataset):
         assert people.masks[ex.frame][y, x]
         image = read_image(ex.image)
         assert np.mean(np.abs(image.astype(float) - people.images[ex.frame])) < 10
-    with_invalid = list(mpi_inf_3dhp_test.convert(root, include_invalid=True))
+    with recording_skips() as counts:
+        with_invalid = list(mpi_inf_3dhp_test.convert(root, include_invalid=True))
+    assert not counts  # nothing dropped when the invalid frames are asked for
     assert len(with_invalid) == 2 * len(VALID)
     assert [ex.extra['valid'] for ex in with_invalid][:5] == [True, True, False, True, True]
 
@@ -94,6 +97,8 @@ def test_build_cli(dataset, tmp_path):
             if last is None or np.max(np.linalg.norm(annot3[i] - annot3[last], axis=1)) > 100:
                 expected, last = expected + 1, i
     assert info['num_before_dedup'] == 8 and info['num_after_dedup'] == expected
+    # Frame 2 of each of the 2 sequences has valid_frame = 0.
+    assert info['skipped'] == {'invalid frame (valid_frame = 0)': 2}
 
 
 def test_bad_inputs(dataset, tmp_path):

@@ -110,6 +110,9 @@ def test_build_cli(dataset, tmp_path):
     info = json.loads((out / 'manifest.json').read_text())['datasets']['mpii']
     assert info['before_dedup'] == {'train': 3}  # the CLI passes no validation list
     assert info['num_after_dedup'] == 3
+    # The head-box-only person of image 2 and the test image.
+    assert info['skipped'] == {'person without annopoints, scale or objpos': 1,
+                               'test image without public joints (images)': 1}
 
 
 def test_bad_inputs(dataset, tmp_path):

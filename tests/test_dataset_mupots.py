@@ -95,6 +95,8 @@ def test_build_cli(dataset, tmp_path):
             if last is None or np.max(np.linalg.norm(ex.world_coords - last, axis=1)) > 100:
                 expected, last = expected + 1, ex.world_coords
     assert info['num_before_dedup'] == 8 and info['num_after_dedup'] == expected
+    # TS1's second person is invalid in frame 1.
+    assert info['skipped'] == {'invalid person-frame (isValidFrame = 0)': 1}
 
 
 def test_bad_inputs(dataset, tmp_path):

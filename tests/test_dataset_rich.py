@@ -167,6 +167,8 @@ def test_build_cli(dataset, tmp_path, monkeypatch):
     info = json.loads((out / 'manifest.json').read_text())['datasets']['rich']
     assert info['before_dedup'] == {'train': 6, 'validation': 6}
     assert info['num_after_dedup'] == 6 + 2  # the frozen sequence keeps 1 frame per camera
+    # The moving cam 2 has an image of each of the 6 person-frames (2 sequences x 3 fits).
+    assert info['skipped'] == {'camera without a calibration file (moving camera)': 6}
 
 
 def test_bad_inputs(dataset, tmp_path):

@@ -112,6 +112,10 @@ def test_build_cli(dataset, tmp_path):
     info = json.loads((out / 'manifest.json').read_text())['datasets']['sailvos']
     assert info['before_dedup'] == {'train': 3}
     assert info['num_after_dedup'] == 3  # 150 mm walk per frame: every frame kept
+    # Frame 2 of both persons has NaN intrinsics; the hidden person's other 3 frames are
+    # > 75 % occluded.
+    assert info['skipped'] == {'camera intrinsics are NaN': 2,
+                               'occluded fraction above max_occlusion': 3}
 
 
 def test_bad_inputs(dataset, tmp_path):

@@ -15,6 +15,7 @@ from fixture_media import write_video
 from fixture_people import default_camera, make_people_sequence
 from posepile import build, joints
 from posepile.datasets import common, surreal
+from posepile.datasets.skip_counts import recording_skips
 
 IMSHAPE = (240, 320)
 N_FRAMES = 4
@@ -109,6 +110,7 @@ def test_build_cli(dataset, tmp_path):
     assert info['before_dedup'] == {'train': 8, 'validation': 4, 'test': 4}
     # The frozen clip keeps 1 of its 4 frames; the 150 mm/frame walks keep all.
     assert info['num_after_dedup'] == 13
+    assert info['skipped'] == {}  # the fixture's bodies are always in view
 
 
 def test_bad_inputs(dataset, tmp_path):
@@ -143,8 +145,11 @@ def test_bad_inputs(dataset, tmp_path):
                        match=r'05_02_c0003\.mp4: video has 2 frames but 05_02_c0003_info\.mat '
                              r'annotates 4'):
         list(surreal.convert(bad, splits=['test'], masks=False))
-    short = list(surreal.convert(bad, splits=['test'], masks=False, strict_frame_count=False))
+    with recording_skips() as counts:
+        short = list(surreal.convert(bad, splits=['test'], masks=False,
+                                     strict_frame_count=False))
     assert [ex.frame for ex in short] == [0, 1]
+    assert dict(counts) == {('surreal', 'frame beyond the end of the video'): 2}
     (folder / '05_02_c0003.mp4').write_bytes(b'\x00\x00\x00\x18ftypmp42 not really a video')
     with pytest.raises(common.DatasetFormatError, match=r'05_02_c0003\.mp4: cannot be opened'):
         list(surreal.convert(bad, splits=['test'], masks=False))

@@ -95,6 +95,7 @@ def test_build_cli(dataset, tmp_path):
     info = json.loads((out / 'manifest.json').read_text())['datasets']['tdoh']
     assert info['before_dedup'] == {'train': 6, 'test': 2}
     assert info['num_after_dedup'] == 3 + 1 + 2  # camera 1's frozen frames keep one
+    assert info['skipped'] == {}  # 3DOH50K's converter drops nothing
 
 
 def test_bad_inputs(dataset, tmp_path):

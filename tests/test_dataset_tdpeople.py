@@ -83,6 +83,7 @@ def test_build_cli(dataset, tmp_path):
     info = json.loads((out / 'manifest.json').read_text())['datasets']['tdpeople']
     assert info['before_dedup'] == {'train': 6}
     assert info['num_after_dedup'] == 6  # 150 mm/frame walk: all kept
+    assert info['skipped'] == {}  # every frame's clothes mask is non-empty
 
 
 def test_bad_inputs(dataset, tmp_path):

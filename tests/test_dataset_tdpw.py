@@ -94,6 +94,8 @@ def test_build_cli(dataset, tmp_path):
     # 150 mm/frame walk: every frame moves the pelvis more than 100 mm, so all are kept.
     assert info['before_dedup'] == {'train': 7, 'test': 3}
     assert info['num_after_dedup'] == 10
+    # Frame 2 of actor 0 in each of the 2 sequences has campose_valid = 0.
+    assert info['skipped'] == {'camera pose not valid (campose_valid = 0)': 2}
 
 
 def test_bad_inputs(dataset, tmp_path):

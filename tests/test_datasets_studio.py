@@ -18,7 +18,9 @@ import pytest
 from fixture_media import write_c3d
 from fixture_people import default_camera, make_people_sequence
 from posepile import build, joints
+from posepile.safe_unpickle import UnsafePickleError
 from posepile.datasets import common, get_converter
+from posepile.datasets.skip_counts import recording_skips
 
 IMSHAPE = (120, 160)
 
@@ -131,6 +133,8 @@ def write_panoptic(root: pathlib.Path):
             pose_path.parent.mkdir(exist_ok=True)
             pose_path.write_text(json.dumps({'version': 0.7, 'univTime': 1000.0 + t,
                                              'fpsType': 'hd_29_97', 'bodies': bodies}))
+        if storage == 'video':  # a pose file that outlasts the 4-frame videos: skipped
+            pose_path.with_name('body3DScene_00000004.json').write_text(pose_path.read_text())
         for n, seq_people in zip(names, people):
             if storage == 'jpg':
                 for t in range(4):
@@ -193,6 +197,11 @@ def test_panoptic_build_cli_and_dedup(panoptic, tmp_path):
     assert info['num_before_dedup'] == len(examples)
     assert info['num_after_dedup'] == reference_dedup_count(examples)
     assert info['num_after_dedup'] < len(examples)
+    # Body 7 (unreconstructed) in 2 sequences x 2 cameras x 4 frames; frame 4 of 160906_ian5
+    # (2 bodies x 2 cameras) is beyond the end of its videos.
+    assert info['skipped'] == {
+        'frame beyond the end of the video (person-frames)': 4,
+        'no labelled joint in front of the camera and inside the image': 16}
 
 
 def test_panoptic_bad_inputs(panoptic, tmp_path):
@@ -260,6 +269,8 @@ def write_aist(root: pathlib.Path):
         kp_raw = kp + 0.5  # the un-optimised triangulation differs by 5 mm
         if k == 0:
             kp[2] = np.nan  # a frame without keypoints
+        if k == 2:  # keypoints outlast the 4-frame videos by one frame
+            kp, kp_raw = np.concatenate([kp, kp[-1:]]), np.concatenate([kp_raw, kp_raw[-1:]])
         with open(root / 'keypoints3d' / f'{seq}.pkl', 'wb') as f:
             pickle.dump({'keypoints3d': kp_raw, 'keypoints3d_optim': kp}, f, protocol=4)
         for i, p in enumerate(people):
@@ -318,6 +329,10 @@ def test_aist_build_cli_and_dedup(aist, tmp_path):
     info = run_build('aist', root, tmp_path / 'out')['datasets']['aist']
     assert info['before_dedup'] == {'train': 6, 'validation': 8, 'test': 8}
     assert info['num_after_dedup'] == reference_dedup_count(examples)
+    # Frame 2 of d04 and frame 4 of d05 (beyond the videos) in 2 cameras; the ignored sequence.
+    assert info['skipped'] == {'frame beyond the end of the video': 2,
+                               'frame without any valid joint': 2,
+                               'sequence in ignore_list.txt (sequences)': 1}
 
 
 def test_aist_bad_inputs(aist, tmp_path):
@@ -334,7 +349,9 @@ def test_aist_bad_inputs(aist, tmp_path):
         list(convert(bad))
     with open(bad / 'keypoints3d' / f'{seq}.pkl', 'wb') as f:
         pickle.dump({'keypoints3d_optim': np.zeros((4, 17, 3)), 'evil': pathlib.Path('/')}, f)
-    with pytest.raises(common.DatasetFormatError, match=r'd04_mBR0_ch01\.pkl.*refusing'):
+    # A forbidden class is a security refusal (UnsafePickleError, as for every pickle converter),
+    # not a format error.
+    with pytest.raises(UnsafePickleError, match=r'd04_mBR0_ch01\.pkl.*pathlib'):
         list(convert(bad))
     shutil.copy(root / 'keypoints3d' / f'{seq}.pkl', bad / 'keypoints3d' / f'{seq}.pkl')
     (bad / 'videos' / 'gBR_sBM_c02_d04_mBR0_ch01.mp4').write_bytes(b'\x00' * 100)
@@ -440,6 +457,7 @@ def test_aspset_build_cli_and_dedup(aspset, tmp_path):
     info = run_build('aspset', root, tmp_path / 'out')['datasets']['aspset']
     assert info['before_dedup'] == {'train': 12, 'validation': 12, 'test': 12}
     assert info['num_after_dedup'] == reference_dedup_count(examples)
+    assert info['skipped'] == {} and info['num_skipped'] == 0
 
 
 def test_aspset_bad_inputs(aspset, tmp_path):
@@ -528,7 +546,10 @@ def test_totcap_examples_projections_and_pixels(totcap):
             assert_same_picture(load_image(ex.image),
                                 truth['people'][ex.sequence][i_cam].images[ex.frame])
     np.testing.assert_allclose(examples[0].camera.world_up, [0, 0, 1], atol=0.1)
-    everything = list(get_converter('totcap').convert(root, include_unused=True, cameras=[2]))
+    with recording_skips() as counts:
+        everything = list(get_converter('totcap').convert(root, include_unused=True,
+                                                          cameras=[2]))
+    assert not counts  # include_unused keeps S4/walking1
     assert len(everything) == 4 * 4 and {ex.split for ex in everything
                                           if ex.sequence == 'S4/walking1'} == {'train'}
 
@@ -538,6 +559,7 @@ def test_totcap_build_cli_and_dedup(totcap, tmp_path):
     info = run_build('totcap', root, tmp_path / 'out')['datasets']['totcap']
     assert info['before_dedup'] == {'train': 12, 'test': 24}
     assert info['num_after_dedup'] == reference_dedup_count(examples)
+    assert info['skipped'] == {'sequence outside the train/test protocol (sequences)': 1}
 
 
 def test_totcap_bad_inputs(totcap, tmp_path):
@@ -591,8 +613,11 @@ def write_umpm(root: pathlib.Path):
         video_rate = np.concatenate(per_person, axis=1)  # [4, 15 * n_people, 3]
         mocap = np.repeat(video_rate, 2, axis=0)
         mocap[1::2] += 5000.0  # the in-between 100 Hz frames must not be used
+        invalid = np.zeros(mocap.shape[:2], bool)
+        if n_people == 2:
+            invalid[2 * 3, 15:] = True  # person 1 lost in video frame 3 (mocap 6): skipped
         write_c3d(root / seq / 'Groundtruth' / f'{seq}_vm.c3d', mocap,
-                  [f'V{j}' for j in range(mocap.shape[1])], rate=100.0)
+                  [f'V{j}' for j in range(mocap.shape[1])], rate=100.0, invalid=invalid)
         (root / seq / f'{seq}.json').write_text(
             f'{{"id": "{seq}", "calib": "calib_l06", "persons": {n_people},}}\n')
         for cam_id, p in zip(cam_ids, people):
@@ -610,7 +635,9 @@ def umpm(tmp_path_factory):
 
 def test_umpm_examples_projections_and_pixels(umpm):
     root, truth, examples = umpm
-    assert len(examples) == (2 + 1) * 4 * 4  # people x cameras x frames
+    # people x cameras x frames, less person 1 of p2_chair_1 in frame 3 (no valid joint)
+    assert len(examples) == (2 + 1) * 4 * 4 - 4
+    assert ('p2_chair_1', 1, 3) not in {(ex.sequence, ex.person, ex.frame) for ex in examples}
     for ex in examples:
         assert ex.joint_names == tuple(joints.union_names('umpm'))
         assert ex.joint_names[0] == 'pelv_umpm' and ex.joint_names[14] == 'lank_umpm'
@@ -630,8 +657,9 @@ def test_umpm_examples_projections_and_pixels(umpm):
 def test_umpm_build_cli_and_dedup(umpm, tmp_path):
     root, _, examples = umpm
     info = run_build('umpm', root, tmp_path / 'out')['datasets']['umpm']
-    assert info['before_dedup'] == {'train': 48}
+    assert info['before_dedup'] == {'train': 44}
     assert info['num_after_dedup'] == reference_dedup_count(examples)
+    assert info['skipped'] == {'person-frame without any valid joint': 4}  # 4 cameras
 
 
 def test_umpm_bad_inputs(umpm, tmp_path):
@@ -711,6 +739,7 @@ def test_gpa_build_cli_and_dedup(gpa, tmp_path):
     info = run_build('gpa', root, tmp_path / 'out')['datasets']['gpa']
     assert info['before_dedup'] == {'train': 4, 'test': 4}
     assert info['num_after_dedup'] == reference_dedup_count(examples)
+    assert info['skipped'] == {} and info['num_skipped'] == 0
 
 
 def test_gpa_bad_inputs(gpa, tmp_path):
@@ -814,6 +843,8 @@ def test_bmlmovi_build_cli_and_dedup(bmlmovi, tmp_path):
     info = run_build('bmlmovi', root, tmp_path / 'out')['datasets']['bmlmovi']
     assert info['before_dedup'] == {'train': 16}
     assert info['num_after_dedup'] == reference_dedup_count(examples)
+    # The 14 mocap frames end with video frame 3: no frame lies beyond either end.
+    assert info['skipped'] == {} and info['num_skipped'] == 0
 
 
 def test_bmlmovi_bad_inputs(bmlmovi, tmp_path):

@@ -13,8 +13,9 @@ from scipy.spatial.transform import Rotation
 
 from posepile import shards, tfrecord_schema
 from posepile.camera import Camera
-from posepile.datasets import _c3d, common, h36m, mpi_inf_3dhp, panoptic
-from posepile.safe_unpickle import loads_pickle
+from posepile.datasets import _c3d, common, h36m, mpi_inf_3dhp, muco, panoptic, spec
+from posepile.pandas_pickle import DataFramePickleError, load_dataframe
+from posepile.safe_unpickle import UnsafePickleError, loads_pickle
 
 FUZZ = settings(max_examples=60, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow])
@@ -143,6 +144,47 @@ def test_panoptic_load_calibration_on_garbage(data):
     assert isinstance(result, dict)
 
 
+def _muco_annotation_like():
+    """Dicts with MuCo-3DHP.json annotation keys holding random JSON values, sometimes valid."""
+    value = st.one_of(_json_values(), st.lists(st.lists(st.floats(**FINITE), min_size=2,
+                                                        max_size=3), min_size=20, max_size=22))
+    keys = st.sampled_from(['keypoints_cam', 'keypoints_img', 'keypoints_vis', 'bbox', 'id',
+                            'image_id', 'f', 'c', 'file_name', 'height', 'width'])
+    return st.dictionaries(keys, value, max_size=8)
+
+
+@FUZZ
+@given(_muco_annotation_like())
+def test_muco_json_records_on_garbage(record):
+    for parse in (lambda: muco.parse_annotation(record, 'fuzz.json [annotation 0]'),
+                  lambda: muco.load_images({'images': [record]}, pathlib.Path('fuzz.json'))):
+        try:
+            parse()
+        except PARSER_ERRORS:
+            pass
+
+
+@FUZZ
+@given(st.binary(max_size=400), st.integers(0, 3))
+def test_spec_load_annotations_on_garbage(data, how):
+    import io
+    import zipfile
+    if how == 1:  # a real zip (npz container) whose members are garbage
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, 'w') as archive:
+            archive.writestr('imgname.npy', data)
+            archive.writestr('pose.npy', data[::-1])
+        data = buffer.getvalue()
+    elif how == 2:  # valid npz, wrong shapes / dtypes
+        buffer = io.BytesIO()
+        rng = np.random.default_rng(len(data))
+        np.savez(buffer, imgname=np.array(['a.png'] * 2), pose=rng.normal(size=(2, len(data) % 80)),
+                 shape=rng.normal(size=(3, 10)))
+        data = buffer.getvalue()
+    with pytest.raises(PARSER_ERRORS):
+        _call_on_file(spec.load_annotations, data, '.npz')
+
+
 @FUZZ
 @given(st.binary(max_size=2000), st.integers(0, 255))
 def test_read_c3d_on_garbage(data, second_byte):
@@ -169,6 +211,24 @@ def test_safe_unpickle_refuses_every_mutated_code_execution_pickle(suffix):
     evil = pickle.dumps(os.system, protocol=2)  # a reference to a global that runs commands
     with pytest.raises(pickle.UnpicklingError):
         loads_pickle(evil + suffix, source='evil.pkl')
+
+
+_PANDAS_PICKLE = (pathlib.Path(__file__).parent / 'data' / 'pandas_pickles'
+                  / 'table_pandas1.5.3.pkl').read_bytes()
+
+
+@FUZZ
+@given(st.integers(0, len(_PANDAS_PICKLE) - 1), st.binary(min_size=1, max_size=8),
+       st.booleans())
+def test_dataframe_pickle_reader_on_mutated_real_frames(position, patch, truncate):
+    """A real pandas-written DataFrame pickle with bytes overwritten, or cut, at a random place:
+    the inert reader either decodes something or raises its two documented errors."""
+    data = (_PANDAS_PICKLE[:position] if truncate else
+            _PANDAS_PICKLE[:position] + patch + _PANDAS_PICKLE[position + len(patch):])
+    try:
+        _call_on_file(load_dataframe, data, '.pkl')
+    except (DataFramePickleError, UnsafePickleError):
+        pass
 
 
 @FUZZ

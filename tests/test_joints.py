@@ -26,7 +26,7 @@ def n_components(n_joints: int, edges: np.ndarray) -> int:
 # Counts from each dataset's documentation / file format.
 KNOWN_COUNTS = {
     'smpl': 24, 'smplx': 55, 'h36m': 32, 'coco': 19, '3dhp': 28, 'h36m_17': 17, 'h36m_25': 25,
-    'mpi_inf_3dhp_17': 17, 'mupots_17': 17, 'smpl_24': 24, 'jta': 22, 'aspset': 17,
+    'mpi_inf_3dhp_17': 17, 'mupots_17': 17, 'muco_21': 21, 'smpl_24': 24, 'jta': 22, 'aspset': 17,
     'coco2d': 17, 'coco17': 17, 'mpii': 16, 'totcap': 21, 'umpm': 15, 'mads': 19, 'bmhad': 43,
     'bmlmovi': 87, 'humbi': 25, '3doh': 14, 'ikea': 17, 'gpa': 34, 'human4d': 33, 'ghum': 63,
     'sailvos': 26, '3dpeople': 29,

@@ -1,6 +1,7 @@
 """Tests of the synthetic multi-skeleton world: body, formats, poses, renderer, CLI, converter."""
 import json
 import pathlib
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ from scipy.spatial.transform import Rotation
 
 from posepile import joints
 from posepile.datasets import synthetic as converter
+from posepile.datasets.skip_counts import recording_skips
 from posepile.synthetic import __main__ as cli
 from posepile.synthetic import body as body_lib
 from posepile.synthetic import cameras as cameras_lib
@@ -277,6 +279,28 @@ def test_converter_names_missing_field(written_world, tmp_path):
     (copy / 'world.json').unlink()
     with pytest.raises(ValueError, match='world.json'):
         list(converter.convert(copy))
+
+
+def test_converter_counts_invisible_frames(written_world, tmp_path):
+    import shutil
+    copy = tmp_path / 'w'
+    shutil.copytree(written_world, copy)
+    path = sorted((copy / 'synlab' / 'annotations' / 'train').glob('*/*.json'))[0]
+    ann = json.loads(path.read_text())
+    ann['frames'][0]['box'] = [0, 0, 0, 0]  # the person left the picture
+    path.write_text(json.dumps(ann))
+    # Expected from the raw files: every record whose box has no area, by dataset.
+    expected = Counter()
+    for p in copy.glob('*/annotations/*/*/*.json'):
+        record = json.loads(p.read_text())
+        expected[(record['dataset'], 'person not visible (empty box)')] += sum(
+            fr['box'][2] <= 0 or fr['box'][3] <= 0 for fr in record['frames'])
+    with recording_skips() as counts:
+        kept = list(converter.convert(copy))
+    assert counts == +expected and counts[('synlab', 'person not visible (empty box)')] >= 1
+    n_records = sum(len(json.loads(p.read_text())['frames'])
+                    for p in copy.glob('*/annotations/*/*/*.json'))
+    assert len(kept) + sum(counts.values()) == n_records
 
 
 def test_test_ground_truth_and_format_maps(written_world):

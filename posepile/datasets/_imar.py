@@ -53,6 +53,7 @@ import numpy as np
 from posepile import joints
 from posepile.camera import Camera, h36m_distortion_to_opencv
 from posepile.datasets import common
+from posepile.datasets.skip_counts import count_skipped
 from posepile.example import Pose3DExample
 
 SKELETON = 'h36m_25'
@@ -184,7 +185,10 @@ def convert(root, dataset: str, n_persons: int, subjects: Iterable[str] | None =
                 video = subject_dir / 'videos' / camera_id / f'{action}.mp4'
                 n_video, imshape = common.video_info(video)
                 step = pose_rows_per_frame or infer_pose_step(poses.shape[1], n_video)
-                n = min(n_video, (poses.shape[1] + step - 1) // step)
+                n_pose_frames = (poses.shape[1] + step - 1) // step
+                n = min(n_video, n_pose_frames)
+                count_skipped(dataset, 'frame beyond the end of the video (person-frames)',
+                              (n_pose_frames - n) * n_persons)
                 rows = np.arange(n) * step
                 coords2d = camera.world_to_image(poses[:, rows].astype(np.float64))
                 for person in range(n_persons):

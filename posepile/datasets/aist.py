@@ -42,8 +42,8 @@ from scipy.spatial.transform import Rotation
 from posepile import joints
 from posepile.camera import Camera
 from posepile.datasets import common
+from posepile.datasets.skip_counts import count_skipped
 from posepile.example import Pose3DExample
-from posepile.safe_unpickle import load_pickle
 
 SKELETON = 'coco17'
 DESCRIPTION = 'AIST++: keypoints3d(_optim) COCO-17 in cm, 9 cameras per setting, 60 fps videos'
@@ -113,13 +113,8 @@ def load_cameras(path: pathlib.Path) -> dict[str, tuple[Camera, tuple[int, int]]
 
 def load_keypoints(path: pathlib.Path, use_optim: bool = True) -> np.ndarray:
     """[T, 17, 3] world mm from keypoints3d/<sequence>.pkl (restricted unpickling)."""
-    common.require_file(path, 'a pickled dict with keypoints3d / keypoints3d_optim [T, 17, 3]')
-    try:
-        data = load_pickle(path)
-    except Exception as e:  # truncated files raise EOFError, UnpicklingError, ValueError, ...
-        raise common.DatasetFormatError(f'{path}: cannot be read as an AIST++ pickle ({e})') from e
-    if not isinstance(data, dict):
-        raise common.DatasetFormatError(f'{path}: expected a dict, got {type(data).__name__}')
+    data = common.load_pickled_dict(
+        path, 'a pickled dict with keypoints3d / keypoints3d_optim [T, 17, 3]')
     key = 'keypoints3d_optim' if use_optim else 'keypoints3d'
     return common.get_field(data, key, path, (None, N_JOINTS, 3)) * CM_TO_MM
 
@@ -163,6 +158,7 @@ def convert(root, video_dir: str | os.PathLike | None = None, use_optim: bool = 
     settings: dict[str, dict] = {}
     for seq in wanted:
         if seq in ignored:
+            count_skipped('aist', 'sequence in ignore_list.txt (sequences)')
             continue
         if seq not in split_of:
             raise KeyError(f'{root / "splits"}: sequence {seq!r} is in no pose_*.txt split file')
@@ -183,9 +179,11 @@ def convert(root, video_dir: str | os.PathLike | None = None, use_optim: bool = 
                     f'{root / "cameras" / f"{setting}.json"}: no camera named {cam_name}')
             camera, imshape = cams[cam_name]
             video = common.safe_path(video_dir, f'{video_name(seq, cam_name)}.mp4')
-            n_frames = common.video_frame_count(video)
-            for frame in range(min(n_frames, len(coords))):
+            n_frames = min(common.video_frame_count(video), len(coords))
+            count_skipped('aist', 'frame beyond the end of the video', len(coords) - n_frames)
+            for frame in range(n_frames):
                 if not labelled[frame].any():
+                    count_skipped('aist', 'frame without any valid joint')
                     continue
                 projected = camera.world_to_image(coords[frame][labelled[frame]])
                 yield Pose3DExample(

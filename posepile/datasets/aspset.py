@@ -41,6 +41,7 @@ import numpy as np
 from posepile import joints
 from posepile.camera import Camera
 from posepile.datasets import common
+from posepile.datasets.skip_counts import count_skipped
 from posepile.datasets._c3d import read_c3d
 from posepile.example import Pose3DExample
 
@@ -135,8 +136,10 @@ def convert(root, splits: Iterable[str] = ('train', 'validation', 'test'),
             video = common.safe_path(part_dir / 'videos',
                                      f'{subject}/{subject}-{clip}-{camera_id}.mkv')
             n_frames = min(common.video_frame_count(video), len(coords))
+            count_skipped('aspset', 'frame beyond the end of the video', len(coords) - n_frames)
             for frame in range(n_frames):
                 if not labelled[frame].any():
+                    count_skipped('aspset', 'frame without any valid joint')
                     continue
                 projected = camera.world_to_image(coords[frame][labelled[frame]])
                 yield Pose3DExample(

@@ -42,6 +42,7 @@ import numpy as np
 from posepile import body_models, joints
 from posepile.camera import Camera
 from posepile.datasets import common
+from posepile.datasets.skip_counts import count_skipped
 from posepile.example import Pose3DExample
 
 SKELETON = 'smpl'
@@ -172,6 +173,7 @@ def _convert_sequence(root, seq_dir, split, names, body_model_dir, masks):
             imshape = imshapes.setdefault(k, common.image_shape(image))
             box = common.box_around_points(cameras[k].world_to_image(coords[i]), imshape=imshape)
             if not (box[2] > 0 and box[3] > 0):
+                count_skipped('behave', 'person outside the image (empty box)')
                 continue
             mask = (_mask_rle(common.require_file(frame_dir / f'k{k}.person_mask.jpg',
                                                   f'Kinect {k} person mask')) if masks else None)

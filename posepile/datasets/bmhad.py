@@ -40,6 +40,7 @@ import numpy as np
 from posepile import joints
 from posepile.camera import Camera
 from posepile.datasets import common
+from posepile.datasets.skip_counts import count_skipped
 from posepile.datasets._c3d import read_c3d
 from posepile.example import Pose3DExample
 
@@ -190,6 +191,9 @@ def convert(root, subjects: Iterable[int] | None = None,
         markers = load_markers(mocap_dir / f'moc_{tag}.c3d')
         corr_path = root / 'Camera' / 'Correspondences' / f'corr_moc_img_{tag}.txt'
         if not corr_path.is_file() and _is_known_missing(s, a, r, None):
+            # No correspondences, so no frame count: the unit is one camera's whole recording.
+            count_skipped('bmhad', 'recording missing from the release (camera recordings)',
+                          sum(len(c) for c in cameras.values()))
             continue
         mocap_index = read_correspondences(corr_path)
         if mocap_index.min() < 0 or mocap_index.max() >= len(markers):
@@ -202,6 +206,7 @@ def convert(root, subjects: Iterable[int] | None = None,
                 image_dir = (root / 'Camera' / f'Cluster{cluster:02d}' / f'Cam{i_cam:02d}' /
                              f'S{s:02d}' / f'A{a:02d}' / f'R{r:02d}')
                 if not image_dir.is_dir() and _is_known_missing(s, a, r, cluster):
+                    count_skipped('bmhad', 'recording missing from the release (camera recordings)')
                     continue
                 common.require_dir(image_dir, f'the .pgm frames of {tag}, cluster {cluster}, '
                                               f'camera {i_cam}')

@@ -41,6 +41,7 @@ import scipy.io
 from posepile import joints
 from posepile.camera import Camera
 from posepile.datasets import common
+from posepile.datasets.skip_counts import count_skipped
 from posepile.example import Pose3DExample
 
 SKELETON = 'bmlmovi'
@@ -180,10 +181,16 @@ def convert(root, subjects: Iterable[int] | None = None,
             camera = cams[camera_id]
             video = _video_path(root, camera_id, subject)
             fps = _video_fps(video)
-            coords = mocap_at_video_frames(markers, common.video_frame_count(video), fps)
+            n_video_frames = common.video_frame_count(video)
+            coords = mocap_at_video_frames(markers, n_video_frames, fps)
+            # Video-rate frames the mocap covers but the video does not reach.
+            n_mocap_frames = int(np.floor((len(markers) - 1) / (MOCAP_FPS / fps))) + 1
+            count_skipped('bmlmovi', 'frame beyond the end of the video',
+                          max(0, n_mocap_frames - n_video_frames))
             labelled = np.isfinite(coords).all(axis=2)
             for frame in range(len(coords)):
                 if not labelled[frame].any():
+                    count_skipped('bmlmovi', 'frame without any valid marker')
                     continue
                 projected = camera.world_to_image(coords[frame][labelled[frame]])
                 yield Pose3DExample(

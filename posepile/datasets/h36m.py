@@ -40,6 +40,7 @@ import numpy as np
 from posepile import joints
 from posepile.camera import Camera, h36m_distortion_to_opencv
 from posepile.datasets import common
+from posepile.datasets.skip_counts import count_skipped
 from posepile.example import Pose3DExample
 
 SKELETON = 'h36m'
@@ -170,11 +171,13 @@ def convert(root, subjects: Iterable[str] | None = None,
             poses = load_poses(pose_file)
             for camera_id in camera_ids:
                 if (subject, action, camera_id) in exclude:
+                    count_skipped('h36m', 'video on the exclude list', len(poses))
                     continue
                 camera = cameras[camera_id]
                 video = video_dir / f'{action}.{camera_id}.mp4'
                 n_video, imshape = common.video_info(video)
                 n = min(n_video, len(poses))
+                count_skipped('h36m', 'frame beyond the end of the video', len(poses) - n)
                 coords2d = camera.world_to_image(poses[:n].astype(np.float64))
                 for i in range(n):
                     yield Pose3DExample(

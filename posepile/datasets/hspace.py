@@ -41,6 +41,7 @@ from posepile import joints
 from posepile.camera import Camera
 from posepile.cropping import encode_rle
 from posepile.datasets import common
+from posepile.datasets.skip_counts import count_skipped
 from posepile.example import Pose3DExample
 
 SKELETON = 'ghum'
@@ -152,11 +153,13 @@ def convert(root, min_box_side_px: float = 32.0) -> Iterator[Pose3DExample]:
                 # Label 0 is background even when mask_id - 1 == 0.
                 mask = ((labels == label) | (labels == label - 1)) & (labels > 0)
                 if not mask.any():
+                    count_skipped('hspace', 'empty person mask')
                     continue
                 ys, xs = np.nonzero(mask)
                 box = np.array([xs.min() - 0.5, ys.min() - 0.5, xs.max() - xs.min() + 1,
                                 ys.max() - ys.min() + 1], np.float32)
                 if min(box[2:]) < min_box_side_px:
+                    count_skipped('hspace', 'box smaller than min_box_side_px')
                     continue
                 yield Pose3DExample(
                     image=TFRecordImage(path, offset), camera=camera.copy(),

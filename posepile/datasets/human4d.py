@@ -39,6 +39,7 @@ import numpy as np
 from posepile import joints
 from posepile.camera import Camera
 from posepile.datasets import common
+from posepile.datasets.skip_counts import count_skipped
 from posepile.example import Pose3DExample
 
 SKELETON = 'human4d'
@@ -134,6 +135,7 @@ def convert(root, min_box_side_px: float = 30.0) -> Iterator[Pose3DExample]:
             delta = offsets[recording] - 1
             color_dir = dump_parent / 'Dump' / 'color'
             if not color_dir.is_dir():
+                count_skipped('human4d', 'recording without Dump/color images (recordings)')
                 continue
             by_camera: dict[str, list[tuple[int, pathlib.Path]]] = {}
             for path in color_dir.iterdir():
@@ -141,16 +143,23 @@ def convert(root, min_box_side_px: float = 30.0) -> Iterator[Pose3DExample]:
                     by_camera.setdefault(m.group(2), []).append((int(m.group(1)), path))
             for camera_name in sorted(by_camera):
                 if camera_name not in cameras:
+                    count_skipped('human4d', 'camera without a .extrinsics file',
+                                  len(by_camera[camera_name]))
                     continue
                 camera = cameras[camera_name]
                 for frame, image_path in sorted(by_camera[camera_name]):
                     pose_path = dump_parent / 'Dump' / 'gposes3d' / f'{frame - delta}.npy'
                     if frame - delta < 0 or not pose_path.is_file():
+                        count_skipped('human4d', 'frame without a pose file')
                         continue
                     world = load_pose(pose_path)
                     finite = np.all(np.isfinite(world), axis=1)
                     box = common.box_around_points(camera.world_to_image(world[finite]))
-                    if not np.isfinite(box).all() or max(box[2:]) < min_box_side_px:
+                    if not np.isfinite(box).all():
+                        count_skipped('human4d', 'frame without any valid joint')
+                        continue
+                    if max(box[2:]) < min_box_side_px:
+                        count_skipped('human4d', 'box smaller than min_box_side_px')
                         continue
                     yield Pose3DExample(
                         image=str(image_path), camera=camera.copy(), world_coords=world,

@@ -42,6 +42,7 @@ import numpy as np
 from posepile import joints
 from posepile.camera import Camera
 from posepile.datasets import common
+from posepile.datasets.skip_counts import count_skipped
 from posepile.example import Pose3DExample
 
 SKELETON = 'humbi'
@@ -152,10 +153,15 @@ def convert(root, ignore_images: Iterable[str] = ()) -> Iterator[Pose3DExample]:
                 continue
             world = load_keypoints(frame_dir / 'reconstruction' / 'keypoints.txt')
             if not np.isfinite(world).any():
+                count_skipped('humbi', 'frame without any valid joint', len(images))
                 continue
             for camera_index, image_path in images:
                 relative = image_path.relative_to(root).as_posix()
-                if relative in ignored or camera_index not in cameras:
+                if relative in ignored:
+                    count_skipped('humbi', 'image on the ignore_images list')
+                    continue
+                if camera_index not in cameras:
+                    count_skipped('humbi', 'camera missing from the calibration files')
                     continue
                 camera = cameras[camera_index]
                 finite = np.all(np.isfinite(world), axis=1)

@@ -41,6 +41,7 @@ import numpy as np
 from posepile import joints
 from posepile.camera import Camera
 from posepile.datasets import common
+from posepile.datasets.skip_counts import count_skipped
 from posepile.example import Pose3DExample
 
 SKELETON = 'ikea'
@@ -101,6 +102,8 @@ def convert(root, min_joints_in_view: int = 4) -> Iterator[Pose3DExample]:
         camera_dir = pose_dir.parent
         scan_dir, furniture_dir = camera_dir.parent, camera_dir.parent.parent
         if scan_dir.name == 'special_test':
+            count_skipped('ikea', 'special_test scan (no calibration)',
+                          sum(1 for p in pose_dir.iterdir() if _POSE_FILE.match(p.name)))
             continue
         fields = scan_dir.name.split('_')
         if len(fields) < 4:
@@ -130,6 +133,7 @@ def convert(root, min_joints_in_view: int = 4) -> Iterator[Pose3DExample]:
             inside = in_front & np.all((projected > -0.5) & (projected < [width - 0.5,
                                                                           height - 0.5]), axis=1)
             if np.count_nonzero(inside) < min_joints_in_view:
+                count_skipped('ikea', 'fewer keypoints inside the image than min_joints_in_view')
                 continue
             yield Pose3DExample(
                 image=common.VideoFrame(video, frame), camera=camera.copy(), world_coords=world,

@@ -46,6 +46,7 @@ import numpy as np
 from posepile import joints
 from posepile.camera import Camera
 from posepile.datasets import common
+from posepile.datasets.skip_counts import count_skipped
 from posepile.example import Pose3DExample
 
 SKELETON = 'jta'
@@ -172,9 +173,13 @@ def convert(root, splits: Iterable[str] = ('train', 'validation', 'test'),
             inside = np.all((projected > -0.5) & (projected < [imshape[1] - 0.5, imshape[0] - 0.5]),
                             axis=2)
             n_visible = np.count_nonzero(inside & ~occluded, axis=1)
+            count_skipped('jta', 'joint behind the camera', np.count_nonzero(~in_front))
+            count_skipped('jta', 'fewer visible joints than min_visible_joints',
+                          np.count_nonzero(in_front & (n_visible < min_visible_joints)))
             for i in np.flatnonzero(in_front & (n_visible >= min_visible_joints)):
                 box = common.box_around_points(projected[i])
                 if max(box[2], box[3]) < min_box_side_px:
+                    count_skipped('jta', 'box smaller than min_box_side_px')
                     continue
                 yield Pose3DExample(
                     image=common.VideoFrame(video, frames[i] - 1), camera=camera.copy(),

@@ -38,6 +38,7 @@ import scipy.io
 from posepile import joints
 from posepile.camera import Camera
 from posepile.datasets import common
+from posepile.datasets.skip_counts import count_skipped
 from posepile.example import Pose3DExample
 
 SKELETON = 'mads'
@@ -115,6 +116,9 @@ def convert(root) -> Iterator[Pose3DExample]:
                     cameras[camera_index] = load_camera(group_dir / f'Calib_Cam{camera_index}.mat')
                 camera = cameras[camera_index]
                 n_frames = min(common.video_frame_count(video), len(poses))
+                count_skipped('mads', 'frame beyond the end of the video', len(poses) - n_frames)
+                count_skipped('mads', 'frame without any valid joint',
+                              np.count_nonzero(~labelled[:n_frames].any(axis=1)))
                 for frame in np.flatnonzero(labelled[:n_frames].any(axis=1)):
                     projected = camera.world_to_image(poses[frame][labelled[frame]])
                     yield Pose3DExample(

@@ -33,6 +33,7 @@ import numpy as np
 from posepile import joints
 from posepile.camera import Camera
 from posepile.datasets import common
+from posepile.datasets.skip_counts import count_skipped
 from posepile.example import Pose3DExample
 
 SKELETON = '3dhp'
@@ -107,6 +108,23 @@ def load_annotations(path: str | pathlib.Path) -> np.ndarray:
     return np.stack(arrays).reshape(len(cells), -1, N_JOINTS, 3).astype(np.float32)
 
 
+def find_subjects(root: pathlib.Path) -> list[str]:
+    """The subjects 'S1'..'S8' whose directory exists under `root`; error if none."""
+    subjects = [s for s in SUBJECTS if (root / s).is_dir()]
+    if not subjects:
+        raise common.DatasetFormatError(f'{root}: no subject directories S1..S8')
+    return subjects
+
+
+def sequence_camera(calibration: dict[int, tuple[Camera, tuple[int, int]]], cam_index: int,
+                    seq_dir: pathlib.Path) -> tuple[Camera, tuple[int, int]]:
+    """calibration[cam_index] (from parse_calibration of seq_dir), or an error naming the file."""
+    if cam_index not in calibration:
+        raise common.DatasetFormatError(
+            f'{seq_dir / "camera.calibration"}: no block "name {cam_index}"')
+    return calibration[cam_index]
+
+
 def convert(root, subjects: Iterable[str] | None = None, full: bool = False,
             cameras: Iterable[int] | None = None, validation_subjects: Iterable[str] = (),
             dataset_name: str | None = None) -> Iterator[Pose3DExample]:
@@ -127,9 +145,7 @@ def convert(root, subjects: Iterable[str] | None = None, full: bool = False,
     dataset_name = dataset_name or ('mpi_inf_3dhp_full' if full else 'mpi_inf_3dhp')
     validation_subjects = set(validation_subjects)
     if subjects is None:
-        subjects = [s for s in SUBJECTS if (root / s).is_dir()]
-        if not subjects:
-            raise common.DatasetFormatError(f'{root}: no subject directories S1..S8')
+        subjects = find_subjects(root)
     names = joints.union_names(SKELETON)
     for subject in subjects:
         for seq in SEQUENCES:
@@ -137,12 +153,11 @@ def convert(root, subjects: Iterable[str] | None = None, full: bool = False,
             calibration = parse_calibration(seq_dir / 'camera.calibration')
             annot3 = load_annotations(seq_dir / 'annot.mat')
             for cam_index in cameras:
-                if cam_index not in calibration:
-                    raise common.DatasetFormatError(
-                        f'{seq_dir / "camera.calibration"}: no block "name {cam_index}"')
-                camera, imshape = calibration[cam_index]
+                camera, imshape = sequence_camera(calibration, cam_index, seq_dir)
                 video = seq_dir / 'imageSequence' / f'video_{cam_index}.avi'
                 n = min(common.video_frame_count(video), annot3.shape[1])
+                count_skipped(dataset_name, 'frame beyond the end of the video',
+                              annot3.shape[1] - n)
                 if n <= 0:
                     raise common.DatasetFormatError(f'{video}: no frames (corrupt or truncated?)')
                 world = camera.camera_to_world(annot3[cam_index, :n].astype(np.float64))

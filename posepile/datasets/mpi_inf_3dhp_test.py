@@ -35,6 +35,7 @@ import numpy as np
 
 from posepile import joints
 from posepile.datasets import common
+from posepile.datasets.skip_counts import count_skipped
 from posepile.example import Pose3DExample
 
 SKELETON = 'mpi_inf_3dhp_17'
@@ -104,6 +105,9 @@ def convert(root, sequences: Iterable[str] | None = None,
         camera = common.camera_from_annotation(ann['annot3'][valid], ann['annot2'][valid],
                                                f'{annot_path} annot2 vs annot3')
         coords2d = camera.world_to_image(ann['annot3'].astype(np.float64))
+        if not include_invalid:
+            count_skipped('mpi_inf_3dhp_test', 'invalid frame (valid_frame = 0)',
+                          np.count_nonzero(~valid))
         for i in np.flatnonzero(valid) if not include_invalid else range(len(valid)):
             image = common.safe_path(root, f'{seq}/imageSequence/img_{i + 1:06d}.jpg')
             common.require_file(image, f'the JPEG of frame {i} of {seq}')

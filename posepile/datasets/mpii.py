@@ -48,6 +48,7 @@ import scipy.io
 
 from posepile import joints
 from posepile.datasets import common
+from posepile.datasets.skip_counts import count_skipped
 from posepile.camera import camera_from_fov
 from posepile.datasets.coco import DEFAULT_FOV_DEG
 from posepile.example import Pose3DExample
@@ -158,6 +159,8 @@ def convert(root, splits: Iterable[str] = ('train', 'validation'),
     image_dir = common.require_dir(root / 'images', 'the MPII images (<id>.jpg)')
     for i, entry in enumerate(annolist):
         if not img_train[i]:
+            # Test images: their joints are withheld, so whole images go (the unit here).
+            count_skipped('mpii', 'test image without public joints (images)')
             continue
         where = f'{mat_path} [RELEASE.annolist({i + 1})]'
         image_struct = _field(entry, 'image')
@@ -174,10 +177,12 @@ def convert(root, splits: Iterable[str] = ('train', 'validation'),
             annopoints = _field(rect, 'annopoints')
             scale, objpos = _field(rect, 'scale'), _field(rect, 'objpos')
             if annopoints is None or scale is None or objpos is None:
+                count_skipped('mpii', 'person without annopoints, scale or objpos')
                 continue
             rect_where = f'{where}.annorect({k + 1})'
             coords2d, visible = parse_points(annopoints, rect_where)
             if not np.isfinite(coords2d).any():
+                count_skipped('mpii', 'person without any labelled joint')
                 continue
             side = 200.0 * _scalar(scale, rect_where, 'scale')
             centre = np.array([_scalar(_field(objpos, 'x'), rect_where, 'objpos.x'),

@@ -32,6 +32,7 @@ import numpy as np
 
 from posepile import joints
 from posepile.datasets import common
+from posepile.datasets.skip_counts import count_skipped
 from posepile.example import Pose3DExample
 
 SKELETON = 'mupots_17'
@@ -128,6 +129,8 @@ def convert(root, sequences: Iterable[str] | None = None) -> Iterator[Pose3DExam
         camera = common.camera_from_annotation(ann['annot3'][valid], ann['annot2'][valid],
                                                f'{annot_path} annot2 vs annot3')
         imshape = (2048, 2048) if int(seq[2:]) <= 5 else (1080, 1920)
+        count_skipped('mupots', 'invalid person-frame (isValidFrame = 0)',
+                      np.count_nonzero(~valid))
         for person in range(valid.shape[1]):
             for t in np.flatnonzero(valid[:, person]):
                 image = common.safe_path(root, f'{seq}/img_{t:06d}.jpg')

@@ -41,6 +41,7 @@ import numpy as np
 from posepile import joints
 from posepile.camera import Camera
 from posepile.datasets import common
+from posepile.datasets.skip_counts import count_skipped
 from posepile.example import Pose3DExample
 
 SKELETON = 'coco'
@@ -112,13 +113,16 @@ class _FrameSource:
                 f'the HD video of camera {cam_name} (or extracted frames in {self.image_dir})')
             self.n_frames = common.video_frame_count(self.video)
 
+    def beyond_end(self, frame: int) -> bool:
+        """True if the video ended before `frame` (extracted JPEGs have no end: a missing one is
+        an error in `get`)."""
+        return self.video is not None and frame >= self.n_frames
+
     def get(self, frame: int):
-        """The image for Pose3DExample.image, or None if the video ended before `frame`."""
+        """The image for Pose3DExample.image (`frame` not beyond the end)."""
         if self.video is None:
             path = self.image_dir / f'{self.cam_name}_{frame:08d}.jpg'
             return str(common.require_file(path, f'hd frame {frame} of camera {self.cam_name}'))
-        if frame >= self.n_frames:
-            return None
         return common.VideoFrame(self.video, frame)
 
 
@@ -171,13 +175,17 @@ def convert(root, sequences: Iterable[str] | None = None,
             bodies = load_bodies(pose_path)
             for cam_name in cam_names:
                 camera, imshape = calibration[cam_name]
+                if sources[cam_name].beyond_end(frame):
+                    count_skipped('panoptic', 'frame beyond the end of the video (person-frames)',
+                                  len(bodies))
+                    continue
                 for person, coords in bodies:
                     box = _visible_box(camera, coords, imshape)
                     if box is None:
+                        count_skipped('panoptic', 'no labelled joint in front of the camera and '
+                                                  'inside the image')
                         continue
                     image = sources[cam_name].get(frame)
-                    if image is None:
-                        break
                     yield Pose3DExample(
                         image=image, camera=camera.copy(), world_coords=coords,
                         joint_names=names, box=box, dataset='panoptic', sequence=seq,

@@ -42,6 +42,7 @@ import numpy as np
 from posepile import body_models, joints
 from posepile.camera import Camera
 from posepile.datasets import common
+from posepile.datasets.skip_counts import count_skipped
 from posepile.example import Pose3DExample
 
 SKELETON = 'smplx'
@@ -167,11 +168,14 @@ def _convert_sequence(root, seq_dir, fit_dir, phase, names, body_model_dir, gend
     common.require_dir(fit_dir, f'the SMPL-X fits of {seq_dir.name}')
     setup = seq_dir.name.split('_')[0]
     cameras = {}
+    uncalibrated_frames = []  # per moving camera, the frame numbers of its images
     for cam_dir in sorted(seq_dir.glob('cam_*')):
         cam = int(cam_dir.name[4:])
         calib = root / 'scan_calibration' / setup / 'calibration' / f'{cam:03d}.xml'
         if calib.is_file():  # the moving cameras have no calibration
             cameras[cam] = (load_camera(calib), _images_by_frame(cam_dir, cam))
+        else:
+            uncalibrated_frames.append(set(_images_by_frame(cam_dir, cam)))
     frame_dirs = sorted((int(d.name), d) for d in fit_dir.iterdir()
                         if d.is_dir() and d.name.isdigit())
     subjects = sorted({int(p.stem) for _, d in frame_dirs for p in d.glob('*.pkl')
@@ -185,6 +189,8 @@ def _convert_sequence(root, seq_dir, fit_dir, phase, names, body_model_dir, gend
         frames = [(i, d / f'{subject:03d}.pkl') for i, d in frame_dirs
                   if (d / f'{subject:03d}.pkl').is_file()]
         coords = subject_joints([load_fit(p) for _, p in frames], model)
+        count_skipped('rich', 'camera without a calibration file (moving camera)',
+                      sum(frame in images for images in uncalibrated_frames for frame, _ in frames))
         for cam, (camera, images) in cameras.items():
             imshape = None
             projected = camera.world_to_image(coords)
@@ -196,6 +202,7 @@ def _convert_sequence(root, seq_dir, fit_dir, phase, names, body_model_dir, gend
                 imshape = imshape or common.image_shape(images[frame])
                 box = common.box_around_points(points2d, imshape=imshape)
                 if not (box[2] > 0 and box[3] > 0):
+                    count_skipped('rich', 'person outside the image (empty box)')
                     continue
                 yield Pose3DExample(
                     image=str(images[frame]), camera=camera.copy(), world_coords=world,

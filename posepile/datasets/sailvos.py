@@ -49,6 +49,7 @@ from posepile import joints
 from posepile.camera import Camera
 from posepile.cropping import encode_rle
 from posepile.datasets import common
+from posepile.datasets.skip_counts import count_skipped
 from posepile.example import Pose3DExample
 
 SKELETON = 'sailvos'
@@ -159,15 +160,18 @@ def convert(root, min_joints: int = 6, max_occlusion: float = 0.75,
                    for pid, pdir in people for f in _person_frames(pdir)}
         valid_cams = [c for c in cameras.values() if c is not None]
         if not valid_cams:
+            count_skipped('sailvos', 'camera intrinsics are NaN', len(cameras))
             continue
         origin = np.mean([c.t for c in valid_cams], axis=0)
         for object_id, person_dir in people:
             for frame in _person_frames(person_dir):
                 camera = cameras[(object_id, frame)]
                 if camera is None:
+                    count_skipped('sailvos', 'camera intrinsics are NaN')
                     continue
                 coords = joints_from_points(load_points(person_dir / f'{frame:06d}_3d.txt'))
                 if np.count_nonzero(np.isfinite(coords[:, 0])) < min_joints:
+                    count_skipped('sailvos', 'fewer labelled joints than min_joints')
                     continue
                 visible_path = sequence_dir / 'visible' / f'{frame:06d}.npz'
                 modal = load_npz_field(visible_path, 'visible_ids', (None, None)) == object_id
@@ -177,13 +181,17 @@ def convert(root, min_joints: int = 6, max_occlusion: float = 0.75,
                         f'{person_dir / f"{frame:06d}.png"}: size {amodal.shape} differs from '
                         f'{visible_path} {modal.shape}')
                 modal_area = np.count_nonzero(modal)
-                if modal_area == 0 or 1 - modal_area / max(np.count_nonzero(amodal), 1) \
-                        > max_occlusion:
+                if modal_area == 0:
+                    count_skipped('sailvos', 'empty person mask')
+                    continue
+                if 1 - modal_area / max(np.count_nonzero(amodal), 1) > max_occlusion:
+                    count_skipped('sailvos', 'occluded fraction above max_occlusion')
                     continue
                 ys, xs = np.nonzero(modal)
                 box = np.array([xs.min() - 0.5, ys.min() - 0.5, xs.max() - xs.min() + 1,
                                 ys.max() - ys.min() + 1], np.float32)
                 if min(box[2:]) < min_box_side_px:
+                    count_skipped('sailvos', 'box smaller than min_box_side_px')
                     continue
                 local_camera = camera.copy()
                 local_camera.t = camera.t - origin

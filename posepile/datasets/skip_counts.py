@@ -23,7 +23,11 @@ _counts: contextvars.ContextVar[Counter | None] = contextvars.ContextVar(
 
 def count_skipped(dataset: str, reason: str, n: int = 1) -> None:
     """Records that `n` persons or frames of `dataset` were dropped for `reason` (a short phrase
-    naming the rule, e.g. 'crowd annotation', 'box smaller than min_box_side_px')."""
+    naming the rule, e.g. 'crowd annotation', 'box smaller than min_box_side_px').
+
+    The unit is the would-be example (one person in one frame of one camera); a reason counting
+    another unit says so, e.g. '... (sequences)'. Only annotated data counts: video frames
+    without labels are not skips."""
     counts = _counts.get()
     if counts is not None and n:
         counts[(dataset, reason)] += int(n)

@@ -47,6 +47,7 @@ import scipy.io
 from posepile import joints
 from posepile.camera import Camera
 from posepile.datasets import common
+from posepile.datasets.skip_counts import count_skipped
 from posepile.example import Pose3DExample
 
 SKELETON = 'smpl'
@@ -147,6 +148,7 @@ def _convert_clip(info_path: pathlib.Path, match: re.Match, folder_name: str, na
             raise common.DatasetFormatError(
                 f'{video}: video has {n_video} frames but {info_path.name} annotates '
                 f'{n_frames} (strict_frame_count=False uses the first {n_video})')
+        count_skipped('surreal', 'frame beyond the end of the video', n_frames - n_video)
         n_frames = n_video
     person_masks = (load_masks(info_path.with_name(f'{stem}_segm.mat'), n_frames) if masks
                     else None)
@@ -156,6 +158,7 @@ def _convert_clip(info_path: pathlib.Path, match: re.Match, folder_name: str, na
     for i in range(n_frames):
         box = common.box_around_points(projected[i], imshape=IMSHAPE)
         if not (box[2] > 0 and box[3] > 0):
+            count_skipped('surreal', 'person outside the image (empty box)')
             continue
         yield Pose3DExample(
             image=common.VideoFrame(video, i), camera=camera.copy(), world_coords=info['joints'][i],

@@ -23,6 +23,7 @@ import numpy as np
 
 from posepile import joints
 from posepile.camera import Camera
+from posepile.datasets.skip_counts import count_skipped
 from posepile.example import Pose3DExample
 from posepile.synthetic import raw_format
 from posepile.synthetic.cameras import WORLD_UP
@@ -77,6 +78,7 @@ def _read_track(root: pathlib.Path, path: pathlib.Path) -> Iterator[Pose3DExampl
         where = f'frames[{i}]: '
         box = raw_format.require_array(record, 'box', (4,), path, where)
         if box[2] <= 0 or box[3] <= 0:
+            count_skipped(dataset, 'person not visible (empty box)')
             continue
         mask = raw_format.require(record, 'mask', path, where)
         raw_format.require(mask, 'counts', path, f'{where}mask: ')

@@ -40,9 +40,10 @@ from collections.abc import Iterator
 import numpy as np
 
 from posepile import joints
-from posepile.camera import Camera
+from posepile.camera import Camera, camera_pose_from_projection
 from posepile.cropping import encode_rle
 from posepile.datasets import common
+from posepile.datasets.skip_counts import count_skipped
 from posepile.example import Pose3DExample
 
 SKELETON = '3dpeople'
@@ -75,18 +76,10 @@ def load_skeleton(path: pathlib.Path) -> tuple[np.ndarray, np.ndarray]:
 def solve_camera(points2d: np.ndarray, points3d: np.ndarray, where: str,
                  max_rms_px: float) -> Camera:
     """The fixed-intrinsics camera whose pose best projects points3d (mm) onto points2d (px)."""
-    import cv2
-    K = np.array(INTRINSIC_MATRIX)
-    centre = points3d.mean(0)
-    ok, rvec, tvec = cv2.solvePnP(np.ascontiguousarray(points3d - centre),
-                                  np.ascontiguousarray(points2d), K, None,
-                                  flags=cv2.SOLVEPNP_ITERATIVE)
-    if not ok:
-        raise common.DatasetFormatError(
-            f'{where}: cannot solve the camera pose from the 2D-3D rows')
-    R = cv2.Rodrigues(rvec)[0]
-    camera = Camera(optical_center=centre - R.T @ tvec.reshape(3), rot_world_to_cam=R,
-                    intrinsic_matrix=K, world_up=(0, 0, 1))
+    try:
+        camera = camera_pose_from_projection(points3d, points2d, INTRINSIC_MATRIX)
+    except ValueError as e:
+        raise common.DatasetFormatError(f'{where}: {e}') from None
     rms = np.sqrt(np.mean(np.sum((camera.world_to_image(points3d) - points2d) ** 2, axis=1)))
     if not rms <= max_rms_px:
         raise common.DatasetFormatError(
@@ -123,6 +116,7 @@ def convert(root, max_fit_rms_px: float = 2.0) -> Iterator[Pose3DExample]:
             camera = solve_camera(points2d, world, str(skeleton_path), max_fit_rms_px)
             mask = load_mask(root / 'segmentation_clothes' / relative / f'{stem}.png')
             if not mask.any():
+                count_skipped('tdpeople', 'empty person mask')
                 continue
             ys, xs = np.nonzero(mask)
             box = np.array([xs.min() - 0.5, ys.min() - 0.5, xs.max() - xs.min() + 1,

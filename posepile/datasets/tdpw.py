@@ -35,6 +35,7 @@ import numpy as np
 from posepile import joints
 from posepile.camera import Camera
 from posepile.datasets import common
+from posepile.datasets.skip_counts import count_skipped
 from posepile.example import Pose3DExample
 
 SKELETON = 'smpl_24'
@@ -99,6 +100,8 @@ def convert(root, splits: Iterable[str] = SPLITS) -> Iterator[Pose3DExample]:
                     raise common.DatasetFormatError(f'{pkl}: invalid camera ({e})') from None
             imshape = None
             for actor, actor_joints in enumerate(seq['joints']):
+                count_skipped('tdpw', 'camera pose not valid (campose_valid = 0)',
+                              np.count_nonzero(~seq['valid'][actor]))
                 for i in np.flatnonzero(seq['valid'][actor]):
                     image = image_dir / f'image_{i:05d}.jpg'
                     common.require_file(image, f'frame {i} of {seq["name"]}')
@@ -106,6 +109,7 @@ def convert(root, splits: Iterable[str] = SPLITS) -> Iterator[Pose3DExample]:
                     box = common.box_around_points(
                         cameras[i].world_to_image(actor_joints[i]), imshape=imshape)
                     if not (box[2] > 0 and box[3] > 0):
+                        count_skipped('tdpw', 'person outside the image (empty box)')
                         continue
                     yield Pose3DExample(
                         image=str(image), camera=cameras[i], world_coords=actor_joints[i],

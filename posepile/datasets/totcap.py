@@ -44,6 +44,7 @@ import numpy as np
 from posepile import joints
 from posepile.camera import Camera
 from posepile.datasets import common
+from posepile.datasets.skip_counts import count_skipped
 from posepile.example import Pose3DExample
 
 SKELETON = 'totcap'
@@ -208,14 +209,16 @@ def convert(root, include_unused: bool = False, translation_unit_mm: float = 100
             raise common.DatasetFormatError(f'{root}: no directory for subject S{subject}')
         s_dir = subject_dirs[subject]
         for action in ACTIONS:
-            split = split_of(subject, action)
-            if split is None and not include_unused:
-                continue
-            split = split or 'train'
             pos_candidates = [s_dir / 'vicon' / action / 'gt_skel_gbl_pos.txt',
                               s_dir / action / 'gt_skel_gbl_pos.txt']
             if not any(p.exists() for p in pos_candidates):
                 continue  # not every subject performed every action
+            split = split_of(subject, action)
+            if split is None and not include_unused:
+                # Whole sequences, counted before their files are read (the unit here).
+                count_skipped('totcap', 'sequence outside the train/test protocol (sequences)')
+                continue
+            split = split or 'train'
             pos_path = _first_existing(pos_candidates, 'Vicon joint positions')
             positions = load_positions(pos_path)
             _check_units(positions, calibration, pos_path, translation_unit_mm)
@@ -227,6 +230,8 @@ def convert(root, include_unused: bool = False, translation_unit_mm: float = 100
                                          s_dir / action / video_name],
                                         f'camera {cam_number} video of {sequence}')
                 n_frames = min(common.video_frame_count(video), len(positions))
+                count_skipped('totcap', 'frame beyond the end of the video',
+                              len(positions) - n_frames)
                 projected = camera.world_to_image(positions[:n_frames])
                 for frame in range(n_frames):
                     yield Pose3DExample(

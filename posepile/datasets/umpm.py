@@ -43,6 +43,7 @@ from scipy.spatial.transform import Rotation
 from posepile import joints
 from posepile.camera import Camera
 from posepile.datasets import common
+from posepile.datasets.skip_counts import count_skipped
 from posepile.datasets._c3d import read_c3d
 from posepile.example import Pose3DExample
 
@@ -133,10 +134,13 @@ def convert(root, sequences: Iterable[str] | None = None,
                                                   info_path))
             video = seq_dir / 'Video' / f'{seq}_{camera_id}.avi'
             n_frames = min(common.video_frame_count(video), len(per_person))
+            count_skipped('umpm', 'frame beyond the end of the video (person-frames)',
+                          (len(per_person) - n_frames) * per_person.shape[1])
             for frame in range(n_frames):
                 for person in range(per_person.shape[1]):
                     ok = labelled[frame, person]
                     if not ok.any():
+                        count_skipped('umpm', 'person-frame without any valid joint')
                         continue
                     coords = per_person[frame, person]
                     yield Pose3DExample(

@@ -139,6 +139,14 @@ _TDHP_EDGES = _mirrored('pelv-spin-spi2-spi3-spi4-neck-head-htop,neck-lcla-lsho-
 _TDHP_17_JOINTS = _names(
     'htop neck rsho relb rwri lsho lelb lwri rhip rkne rank lhip lkne lank pelv spin head')
 _TDHP_17_EDGES = _mirrored('htop-head-neck-spin-pelv,neck-lsho-lelb-lwri,pelv-lhip-lkne-lank')
+# MuCo-3DHP as released with 3DMPPE (MuCo-3DHP.json, 21 joints): the 'extended' set of the 3DHP
+# toolkit's mpii_get_joint_set.m, i.e. the 17 above followed by the end effectors right hand,
+# left hand, right toe, left toe (annot3 indices 17, 12, 27, 22). The 3DMPPE loader's names
+# (Head_top, Thorax, R_Shoulder, ..., Pelvis, Spine, Head, R_Hand, L_Hand, R_Toe, L_Toe) list
+# the same order; its 'Thorax' is 3DHP's 'neck'.
+_TDHP_21_JOINTS = _TDHP_17_JOINTS + _names('rhan lhan rtoe ltoe')
+_TDHP_21_EDGES = _mirrored('htop-head-neck-spin-pelv,neck-lsho-lelb-lwri-lhan,'
+                           'pelv-lhip-lkne-lank-ltoe')
 
 # --- COCO-style keypoints ------------------------------------------------------------------------
 # CMU-Panoptic 'joints19' (coco19): Neck, Nose, BodyCenter (mid-hip), lShoulder, lElbow, lWrist,
@@ -354,6 +362,8 @@ REAL_FORMATS: dict[str, SkeletonFormat] = dict([
          source='3DHP test univ_annot3'),
     _fmt('mupots_17', '3dhp', _TDHP_17_JOINTS, _TDHP_17_EDGES, parent='3dhp',
          source='MuPoTS-3D annot3'),
+    _fmt('muco_21', '3dhp', _TDHP_21_JOINTS, _TDHP_21_EDGES, parent='3dhp',
+         source='MuCo-3DHP.json of 3DMPPE (3DHP extended set)'),
 ])
 
 # The paper's datasets (DESIGN.md) and the format each one's annotation files use. Keys are
@@ -363,11 +373,12 @@ DATASET_SKELETONS: dict[str, str] = {
     'surreal': 'smpl', 'agora': 'smpl', 'behave': 'smpl', 'spec': 'smpl', 'rich': 'smplx',
     'h36m': 'h36m', 'fit3d': 'h36m_25', 'chi3d': 'h36m_25', 'humansc3d': 'h36m_25',
     'sailvos': 'sailvos', 'panoptic': 'coco', 'aist': 'coco17', 'humbi': 'humbi',
-    'muco': '3dhp', 'mpi_inf_3dhp': '3dhp', 'mpi_inf_3dhp_full': '3dhp', 'gpa': 'gpa', 'aspset': 'aspset',
+    'muco': 'muco_21', 'mpi_inf_3dhp': '3dhp', 'mpi_inf_3dhp_full': '3dhp', 'gpa': 'gpa', 'aspset': 'aspset',
     'tdpeople': '3dpeople', 'bmlmovi': 'bmlmovi', 'mads': 'mads', 'umpm': 'umpm',
     'bmhad': 'bmhad', 'totcap': 'totcap', 'jta': 'jta', 'ikea': 'ikea',
     'human4d': 'human4d', 'tdoh': '3doh', 'hspace': 'ghum',
     'coco': 'coco2d', 'mpii': 'mpii',
     'h36m_test': 'h36m_17', 'tdpw': 'smpl_24', 'mpi_inf_3dhp_test': 'mpi_inf_3dhp_17',
     'mupots': 'mupots_17',
+    'muco_composite': '3dhp',  # composites generated from raw 3DHP (annot3, 28 joints)
 }
