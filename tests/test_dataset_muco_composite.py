@@ -8,6 +8,7 @@ Broken on purpose: S3/Seq1 FGmasks/video_0.avi lacks its last frame, and S4/Seq2
 row is lifted 30 m (no joint in the image) -> 1 + 2 skipped candidates.
 """
 import json
+from collections import Counter
 import pickle
 import shutil
 
@@ -20,6 +21,7 @@ from fixture_media import write_video
 from fixture_people import default_camera, make_people_sequence
 from posepile import build, joints
 from posepile.datasets import common, muco_composite
+from posepile.datasets.skip_counts import recording_skips
 from posepile.shards import read_shards
 from test_dataset_mpi_inf_3dhp import IMSHAPE, write_annot, write_calibration
 
@@ -27,9 +29,12 @@ SUBJECTS = ('S1', 'S2', 'S3', 'S4')
 CAMERAS = (0, 5)
 N_FRAMES = 3
 CHAIR_RGB = (250, 120, 0)
-OPTIONS = dict(cameras=CAMERAS, first_frame=0, num_composites=6, seed=3)
+# drop_hidden=False keeps all 4 persons of every composite for the pixel checks; the rule has
+# its own test.
+OPTIONS = dict(cameras=CAMERAS, first_frame=0, num_composites=6, seed=3, drop_hidden=False)
 SKIP_BEYOND = 'candidate frame beyond the end of the image or mask video (candidate person-frames)'
 SKIP_OUTSIDE = 'no joint inside the image (candidate person-frames)'
+SKIP_HIDDEN = "person hidden: every joint in the image lies in a nearer person's box"
 
 
 def subject_cameras(i_subject):
@@ -258,6 +263,34 @@ def test_seeded_and_picklable(dataset):
     assert muco_composite.PAPER_CAMERAS == tuple(range(11))
 
 
+def test_hidden_persons_are_dropped_and_counted(dataset):
+    root, _ = dataset
+    everyone = convert(root, feather_sigma_px=0.0)
+    with recording_skips() as skips:
+        kept = convert(root, feather_sigma_px=0.0, drop_hidden=True)
+    # Reference, one person at a time: hidden = every in-image joint inside the box of someone
+    # nearer (by pelvis depth).
+    expected_hidden = set()
+    for group in by_composite(everyone).values():
+        for ex in group:
+            points = ex.camera.world_to_image(ex.world_coords)
+            in_image = [0 <= x < IMSHAPE[1] and 0 <= y < IMSHAPE[0] for x, y in points]
+            nearer_boxes = [o.box for o in group if o.extra['depth_mm'] < ex.extra['depth_mm']]
+            covered = [any(bx <= x <= bx + bw and by <= y <= by + bh
+                           for bx, by, bw, bh in nearer_boxes) for x, y in points]
+            if all(c or not i for c, i in zip(covered, in_image)):
+                expected_hidden.add((ex.sequence, ex.person))
+    assert expected_hidden  # the fixture's subjects stand behind each other
+    assert {(ex.sequence, ex.person) for ex in kept} == (
+        {(ex.sequence, ex.person) for ex in everyone} - expected_hidden)
+    assert skips == Counter({('muco_composite', SKIP_HIDDEN): len(expected_hidden),
+                             ('muco_composite', SKIP_BEYOND): 1,
+                             ('muco_composite', SKIP_OUTSIDE): 2})
+    # Every person with no visible pixel is among the dropped ones.
+    invisible = {(ex.sequence, ex.person) for ex in everyone if not ex.mask().any()}
+    assert invisible and invisible <= expected_hidden
+
+
 def test_bad_inputs(dataset, tmp_path):
     root, _ = dataset
     bad = tmp_path / 'bad'
@@ -299,7 +332,8 @@ def test_build_cli(dataset, tmp_path):
     out = tmp_path / 'out'
     args = ['--dataset=muco_composite', f'--root={root}', f'--out={out}', '--crop-size=32',
             '--num-shards=2', '--workers=2', '--converter-option=cameras=[0, 5]',
-            '--converter-option=first_frame=0', '--converter-option=num_composites=3']
+            '--converter-option=first_frame=0', '--converter-option=num_composites=3',
+            '--converter-option=drop_hidden=false']
     assert build.main(args) == 0
     manifest = json.loads((out / 'manifest.json').read_text())
     info = manifest['datasets']['muco_composite']

@@ -37,7 +37,8 @@ camera keeps the studio's orientation and the world up that `mpi_inf_3dhp` sets;
 persons of one composite thus have different world frames, which is harmless because every example
 carries its own camera. Box: the projected joints' box. Mask: the person's VISIBLE part after
 nearer persons and their chairs, a lazy callable rendered together with the image (the masks exist
-only once the frames are decoded). Tracks: sequence = composite index ('000042'), person = slot,
+only once the frames are decoded). A person whose every in-image joint lies inside a nearer
+person's box is dropped and counted (`drop_hidden`). Tracks: sequence = composite index ('000042'), person = slot,
 camera_id = camera index, frame = 0; every track holds one example, so the 100 mm dedup keeps them
 all and the motion rule above does the thinning. Split: train.
 """
@@ -94,7 +95,7 @@ def convert(root, num_composites: int = DEFAULT_NUM_COMPOSITES, persons_per_imag
             seed: int = 0, cameras: Iterable[int] | None = None,
             subjects: Iterable[str] | None = None, first_frame: int = 180,
             frame_stride: int = 1, min_motion_mm: float = 175.0, chairs: bool = True,
-            feather_sigma_px: float = 2.0,
+            feather_sigma_px: float = 2.0, drop_hidden: bool = True,
             dataset_name: str = 'muco_composite') -> Iterator[Pose3DExample]:
     """Yields `persons_per_image` examples per composite, composites in index order.
 
@@ -108,6 +109,9 @@ def convert(root, num_composites: int = DEFAULT_NUM_COMPOSITES, persons_per_imag
         first_frame, frame_stride, min_motion_mm: the candidate-frame rule (module docstring).
         chairs: paste each person's chair (ChairMasks) under it and count it as an occluder.
         feather_sigma_px: Gaussian softening of the paste edges, px (0: hard edges).
+        drop_hidden: drop (and count) a person whose every in-image joint lies inside the joint
+            box of a nearer person of the composite: it is (nearly) hidden, and training on its
+            box would teach the occluder's pose. Decided from joints and boxes, without decoding.
         dataset_name: `example.dataset`.
     Raises:
         DatasetFormatError naming the file for missing or malformed files; ValueError for bad
@@ -142,7 +146,13 @@ def convert(root, num_composites: int = DEFAULT_NUM_COMPOSITES, persons_per_imag
         composite = Composite(tuple(_layer(pool, j) for pool, j in picks),
                               feather_sigma_px=float(feather_sigma_px))
         image = CompositeImage(composite)
+        hidden = (_hidden_behind_nearer(picks) if drop_hidden
+                  else np.zeros(len(picks), bool))
         for slot, (pool, j) in enumerate(picks):
+            if hidden[slot]:
+                count_skipped(dataset_name, "person hidden: every joint in the image lies in a "
+                                            "nearer person's box")
+                continue
             yield Pose3DExample(
                 image=image, camera=pool.camera.copy(), world_coords=pool.world[j],
                 joint_names=names,
@@ -255,12 +265,37 @@ def _common_frame_count(videos: list[str]) -> int:
     return n
 
 
+def _hidden_behind_nearer(picks: list[tuple[_Pool, int]]) -> np.ndarray:
+    """[S] bool per slot: every in-image joint of that person lies inside the joint box
+    (common.box_around_points, as its example's box) of a person nearer to the camera.
+
+    A person whose visible mask is empty satisfies this as a rule (its joints lie on its body,
+    which nearer bodies, inside their boxes, cover); the converse is an approximation: such a
+    person may still show a sliver between the nearer ones.
+    """
+    coords = np.stack([pool.coords2d[j] for pool, j in picks])  # [S, J, 2] px
+    depth = np.array([pool.depth[j] for pool, j in picks])  # [S] mm
+    imshape = picks[0][0].imshape
+    boxes = np.stack([common.box_around_points(c, imshape=imshape) for c in coords])  # [S, 4]
+    low, high = boxes[:, None, None, :2], boxes[:, None, None, :2] + boxes[:, None, None, 2:]
+    # inside[t, s, j]: joint j of person s lies in the box of person t.
+    inside = np.all((coords[None] >= low) & (coords[None] <= high), axis=-1)
+    nearer = depth[:, None] < depth[None, :]  # [t, s]: t is nearer than s
+    covered = np.any(inside & nearer[..., None], axis=0)  # [S, J]
+    in_image = _joints_inside(coords, imshape)
+    return np.all(covered | ~in_image, axis=-1) & in_image.any(axis=-1)
+
+
+def _joints_inside(coords2d: np.ndarray, imshape: tuple[int, int]) -> np.ndarray:
+    """[..., J] bool: the joint lies within the image."""
+    height, width = imshape
+    return ((coords2d[..., 0] >= 0) & (coords2d[..., 0] < width) &
+            (coords2d[..., 1] >= 0) & (coords2d[..., 1] < height))
+
+
 def _any_joint_inside(coords2d: np.ndarray, imshape: tuple[int, int]) -> np.ndarray:
     """[N] bool: some joint of [N, J, 2] px lies within the image (the authors' frame rule)."""
-    height, width = imshape
-    inside = ((coords2d[..., 0] >= 0) & (coords2d[..., 0] < width) &
-              (coords2d[..., 1] >= 0) & (coords2d[..., 1] < height))
-    return inside.any(axis=-1)
+    return _joints_inside(coords2d, imshape).any(axis=-1)
 
 
 def _pools_by_subject(pools: list[_Pool], cam_index: int,
