@@ -5,8 +5,9 @@ CLI:     python -m posepile.build --dataset=NAME --root=RAW_DIR --out=OUT_DIR
                  [--crop-size=256 --num-shards=N --workers=N --jpeg-quality=95 ...]
                  [--converter-option NAME=VALUE ...]   (keyword arguments of the converter)
 
-Steps: (1) collect the converter's examples (metadata only; images stay lazy); (2) map joint names
-into the union; (3) dedup each (dataset, sequence, person, camera_id) track with the 100 mm rule;
+Steps: (1) stream the converter's examples (metadata only; images stay lazy), (2) mapping joint
+names into the union and (3) deduplicating each (dataset, sequence, person, camera_id) track with
+the 100 mm rule in chunks of DEDUP_CHUNK examples, so only survivors stay in memory;
 (4) group survivors by (dataset, split), each group into its own directory
 `OUT_DIR/<dataset>/<split>/` (so training reads only training examples, per dataset), and
 assign a group's examples to its min(num_shards, group size) shards by a hash of (dataset,
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import inspect
+import itertools
 import json
 import multiprocessing
 import os
@@ -48,6 +50,9 @@ from posepile.tfrecord_schema import SCHEMA_VERSION, encode_example
 MANIFEST_NAME = 'manifest.json'
 CONFIG_NAME = 'build_config.json'
 SPLITS = ('train', 'validation', 'test')
+# Examples deduplicated at once. Only survivors stay in memory, so a build's peak memory is this
+# many examples plus the survivors (not the whole dataset: SURREAL alone has millions of frames).
+DEDUP_CHUNK = 200_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,25 +97,28 @@ class BuildConfig:
 
 
 def build_dataset(examples: Iterable[Pose3DExample], out_dir: str | os.PathLike,
-                  config: BuildConfig = BuildConfig()) -> dict[str, Any]:
+                  config: BuildConfig = BuildConfig(),
+                  dedup_chunk: int = DEDUP_CHUNK) -> dict[str, Any]:
     """Runs the whole build (module docstring) and returns the manifest (also in manifest.json).
 
+    `dedup_chunk`: examples deduplicated at a time (memory, not results: see _collect_survivors).
+
     Raises:
-        ValueError if `out_dir` holds a build with other settings, or a complete shard's record
-        count differs from what the examples assign to it (the input changed since that shard).
+        ValueError if `out_dir` holds a build with other settings, a complete shard's record
+        count differs from what the examples assign to it (the input changed since that shard),
+        or a track's frames come back in time across dedup chunks (the converter contract).
     """
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_or_write_config(out_dir, config)
 
-    with recording_skips() as skip_counts:
-        collected = list(tqdm(examples, desc='collect examples', unit='ex', mininterval=2))
-    skipped = skipped_by_dataset(skip_counts)
     union_names_of = _union_renamer(config.skeleton)
-    names_per_example = [union_names_of(ex) for ex in collected]
-
-    kept = _dedup(collected, names_per_example, config.dedup_threshold_mm)
-    groups = _shard_groups(collected, np.flatnonzero(kept), out_dir, config)
+    with recording_skips() as skip_counts:
+        survivors, names_per_survivor, before = _collect_survivors(
+            tqdm(examples, desc='collect + dedup', unit='ex', mininterval=2), union_names_of,
+            config.dedup_threshold_mm, dedup_chunk)
+    skipped = skipped_by_dataset(skip_counts)
+    groups = _shard_groups(survivors, np.arange(len(survivors)), out_dir, config)
 
     todo = 0
     for group in groups:
@@ -125,14 +133,14 @@ def build_dataset(examples: Iterable[Pose3DExample], out_dir: str | os.PathLike,
                     f'written: delete {out_dir} and rebuild')
             group.infos[s] = info
 
-    with _Cropper(collected, names_per_example, config, todo) as cropper, \
+    with _Cropper(survivors, names_per_survivor, config, todo) as cropper, \
             tqdm(total=todo, desc='crop + write', unit='ex', mininterval=2) as progress:
         for group in groups:
             for s in group.missing:
                 records = _counting(cropper.records(group.members[s]), progress)
                 group.infos[s] = group.writer.write_shard(s, records)
 
-    manifest = _manifest(collected, names_per_example, kept, groups, out_dir, config, skipped)
+    manifest = _manifest(before, survivors, names_per_survivor, groups, out_dir, config, skipped)
     write_json_atomic(out_dir / MANIFEST_NAME, manifest)
     return manifest
 
@@ -200,6 +208,51 @@ def _union_renamer(skeleton: str | None):
 
 
 # ---------------------------------------------------------------------------------------- dedup
+def _collect_survivors(examples: Iterable[Pose3DExample], union_names_of, threshold_mm: float,
+                       chunk_size: int = DEDUP_CHUNK):
+    """Streams the converter's examples through the 100 mm rule, `chunk_size` at a time.
+
+    Each chunk is deduplicated together with the last kept example of every track it continues
+    (always kept again: it is its track's first row in the chunk), so the result is exactly that
+    of deduplicating everything at once, while only survivors are held. That needs each track's
+    frames in a chunk to come after those of earlier chunks (the converter contract; within a
+    chunk any order is fine); otherwise ValueError names the track.
+
+    Returns:
+        (survivors list[Pose3DExample] in input order, their union joint names,
+         Counter[(dataset, split)] of all examples before dedup).
+    """
+    if chunk_size < 1:
+        raise ValueError(f'dedup chunk size must be >= 1, got {chunk_size}')
+    survivors, survivor_names = [], []
+    before: Counter = Counter()
+    last_kept: dict[tuple, tuple[Pose3DExample, tuple[str, ...]]] = {}
+    last_frame: dict[tuple, int] = {}
+    iterator = iter(examples)
+    while chunk := list(itertools.islice(iterator, chunk_size)):
+        names = [union_names_of(ex) for ex in chunk]
+        before.update((ex.dataset, ex.split) for ex in chunk)
+        first_frame: dict[tuple, int] = {}
+        for ex in chunk:
+            key = ex.track_key
+            first_frame[key] = min(first_frame.get(key, ex.frame), ex.frame)
+        for key, frame in first_frame.items():
+            if key in last_frame and frame <= last_frame[key]:
+                raise ValueError(
+                    f'track {key}: frame {frame} comes after frame {last_frame[key]} of the same '
+                    f'track; converters must yield each track in increasing frame order')
+        carried = [last_kept[key] for key in first_frame if key in last_kept]
+        rows = [ex for ex, _ in carried] + chunk
+        kept = _dedup(rows, [n for _, n in carried] + names, threshold_mm)
+        for ex, example_names, keep in zip(chunk, names, kept[len(carried):]):
+            last_frame[ex.track_key] = max(last_frame.get(ex.track_key, ex.frame), ex.frame)
+            if keep:
+                survivors.append(ex)
+                survivor_names.append(example_names)
+                last_kept[ex.track_key] = (ex, example_names)
+    return survivors, survivor_names, before
+
+
 def _dedup(examples: Sequence[Pose3DExample], names_per_example: Sequence[tuple[str, ...]],
            threshold_mm: float) -> np.ndarray:
     """[N] bool kept mask.
@@ -292,22 +345,19 @@ def _counting(records: Iterable[bytes], progress: tqdm) -> Iterator[bytes]:
 
 
 # ------------------------------------------------------------------------------------- manifest
-def _counts_by_dataset_split(examples, mask=None) -> dict[str, dict[str, int]]:
-    counter = Counter((ex.dataset, ex.split) for i, ex in enumerate(examples)
-                      if mask is None or mask[i])
+def _by_dataset_split(counter: Counter) -> dict[str, dict[str, int]]:
     result: dict[str, dict[str, int]] = {}
     for (dataset, split), count in sorted(counter.items()):
         result.setdefault(dataset, {})[split] = count
     return result
 
 
-def _manifest(examples, names_per_example, kept, groups: Sequence[_ShardGroup],
-              out_dir: pathlib.Path, config: BuildConfig,
+def _manifest(counts_before: Counter, survivors, names_per_survivor,
+              groups: Sequence[_ShardGroup], out_dir: pathlib.Path, config: BuildConfig,
               skipped: dict[str, dict[str, int]]) -> dict[str, Any]:
-    before = _counts_by_dataset_split(examples)
-    after = _counts_by_dataset_split(examples, kept)
-    joint_sets = Counter((ex.dataset, names_per_example[i])
-                         for i, ex in enumerate(examples) if kept[i])
+    before = _by_dataset_split(counts_before)
+    after = _by_dataset_split(Counter((ex.dataset, ex.split) for ex in survivors))
+    joint_sets = Counter((ex.dataset, names) for ex, names in zip(survivors, names_per_survivor))
     shards = [{'file': g.infos[s].path.relative_to(out_dir).as_posix(), 'dataset': g.dataset,
                'split': g.split, 'num_examples': g.infos[s].num_records,
                'sha256': g.infos[s].sha256}
