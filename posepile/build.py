@@ -50,6 +50,7 @@ from posepile.tfrecord_schema import SCHEMA_VERSION, encode_example
 MANIFEST_NAME = 'manifest.json'
 CONFIG_NAME = 'build_config.json'
 SPLITS = ('train', 'validation', 'test')
+SHARD_BY = ('example', 'sequence')
 # Examples deduplicated at once. Only survivors stay in memory, so a build's peak memory is this
 # many examples plus the survivors (not the whole dataset: SURREAL alone has millions of frames).
 DEDUP_CHUNK = 200_000
@@ -72,6 +73,9 @@ class BuildConfig:
         shard_prefix: file name prefix of the shards.
         converter_options: the converter's keyword options (JSON values), recorded so that a
             rebuild into the same directory with other options is refused like other settings.
+        shard_by: 'example' spreads a group's examples over its shards by a hash of each
+            example's (track, frame); 'sequence' keeps each (dataset, sequence) in one shard, for
+            converters whose examples share an expensive image (a converter's SHARD_BY).
     """
     crop_size: int = 256
     num_shards: int = 16
@@ -83,8 +87,12 @@ class BuildConfig:
     dataset_index: int = 0
     shard_prefix: str = 'examples'
     converter_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    shard_by: str = 'example'
 
     def __post_init__(self):
+        if self.shard_by not in SHARD_BY:
+            raise ValueError(f'BuildConfig.shard_by must be one of {SHARD_BY}, got '
+                             f'{self.shard_by!r}')
         if self.num_shards < 1:
             raise ValueError(f'BuildConfig.num_shards must be >= 1, got {self.num_shards}')
         if self.workers < 1:
@@ -166,7 +174,8 @@ def _shard_groups(examples: Sequence[Pose3DExample], survivors: np.ndarray,
         indices = np.array(indices, np.int64)
         # Never more shards than examples: empty shards would only be clutter.
         num_shards = min(config.num_shards, len(indices))
-        shard_of = assign_shards([example_key(examples[i]) for i in indices], num_shards)
+        key_of = example_key if config.shard_by == 'example' else sequence_key
+        shard_of = assign_shards([key_of(examples[i]) for i in indices], num_shards)
         writer = ShardWriter(out_dir / dataset / split, num_shards, config.shard_prefix)
         groups.append(_ShardGroup(
             dataset, split, writer, [indices[shard_of == s] for s in range(num_shards)],
@@ -177,6 +186,11 @@ def _shard_groups(examples: Sequence[Pose3DExample], survivors: np.ndarray,
 def example_key(example: Pose3DExample) -> str:
     """Stable identity of an example: decides its shard."""
     return '\x1f'.join(str(v) for v in (*example.track_key, example.frame))
+
+
+def sequence_key(example: Pose3DExample) -> str:
+    """The shard key under shard_by='sequence': all of a sequence's examples share a shard."""
+    return '\x1f'.join((example.dataset, str(example.sequence)))
 
 
 # --------------------------------------------------------------------------------- union names
@@ -397,6 +411,7 @@ def _check_or_write_config(out_dir: pathlib.Path, config: BuildConfig) -> None:
             raise ValueError(f'{path}: not valid JSON ({error}); delete it to rebuild') from error
         # Builds from before converter options were recorded had none.
         existing.setdefault('converter_options', {})
+        existing.setdefault('shard_by', 'example')
         if existing != wanted:
             changed = sorted(k for k in set(existing) | set(wanted)
                              if existing.get(k) != wanted.get(k))
@@ -472,7 +487,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         crop_size=args.crop_size, num_shards=args.num_shards, workers=args.workers,
         jpeg_quality=args.jpeg_quality, dedup_threshold_mm=args.dedup_threshold_mm,
         box_scale=args.box_scale, skeleton=converter.SKELETON, dataset_index=args.dataset_index,
-        converter_options=converter_options)
+        converter_options=converter_options,
+        shard_by=getattr(converter, 'SHARD_BY', 'example'))
     options = {}
     if args.body_model_dir is not None:
         if 'body_model_dir' not in inspect.signature(converter.convert).parameters:

@@ -162,6 +162,21 @@ def test_chunked_dedup_writes_the_same_shards(built, tmp_path):
         build.build_dataset(in_time_order[::-1], tmp_path / 'reversed', CONFIG, dedup_chunk=3)
 
 
+def test_shard_by_sequence_keeps_each_sequence_in_one_shard(tmp_path):
+    examples, survivors = make_examples()
+    manifest = build.build_dataset(examples, tmp_path / 'out', dataclasses.replace(
+        CONFIG, shard_by='sequence'))
+    shard_of_sequence = {}
+    for shard in manifest['shards']:
+        for record in shards.read_shards([tmp_path / 'out' / shard['file']]):
+            sequence = decode_example(record, decode_image=False)['sequence']
+            shard_of_sequence.setdefault(sequence, set()).add(shard['file'])
+    assert {k: len(v) for k, v in shard_of_sequence.items()} == {'walk': 1, 'run': 1, 'stand': 1}
+    assert manifest['num_examples'] == len(survivors)
+    with pytest.raises(ValueError, match=r"shard_by must be one of \('example', 'sequence'\)"):
+        build.BuildConfig(shard_by='person')
+
+
 def test_unknown_joint_names_are_reported(tmp_path):
     examples, _ = make_examples()
     bad = examples[0]

@@ -344,4 +344,11 @@ def test_build_cli(dataset, tmp_path):
     records = [decode_example(r, decode_image=False)
                for r in read_shards([out / shard['file'] for shard in manifest['shards']])]
     assert len(records) == 12 and all(r['has_mask'] for r in records)
+    # SHARD_BY = 'sequence': a composite's persons share one shard (its image is decoded once).
+    shards_of = {}
+    for shard in manifest['shards']:
+        for record in read_shards([out / shard['file']]):
+            shards_of.setdefault(decode_example(record, decode_image=False)['sequence'],
+                                 set()).add(shard['file'])
+    assert len(shards_of) == 3 and all(len(files) == 1 for files in shards_of.values())
     assert build.main([*args[:3], '--converter-option=persons=2']) == 2

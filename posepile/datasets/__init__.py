@@ -8,6 +8,8 @@ A converter module defines:
         (dataset, sequence, person, camera_id) must come in increasing `frame` order.
         Persons or frames it drops on purpose are reported with
         `skip_counts.count_skipped(dataset, reason)` (they appear in the build's manifest).
+    SHARD_BY: str            optional: 'sequence' if the examples of a sequence share an expensive
+                             image (e.g. composites), so posepile.build keeps them in one shard
 
 The module name is the dataset name used by `python -m posepile.build --dataset=NAME`.
 """

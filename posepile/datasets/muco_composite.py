@@ -58,6 +58,9 @@ from posepile.datasets.skip_counts import count_skipped
 from posepile.dedup import dedup_mask
 from posepile.example import Pose3DExample
 
+# The persons of one composite share its image (several video seeks each): one shard for all of
+# them, consecutive, so the decoding cache renders each composite once.
+SHARD_BY = 'sequence'
 SKELETON = mpi_inf_3dhp.SKELETON
 DESCRIPTION = ('MuCo-3DHP-style composites generated from raw MPI-INF-3DHP training videos, '
                'FGmasks and ChairMasks (depth-ordered, seeded)')
