@@ -126,7 +126,7 @@ def build_dataset(examples: Iterable[Pose3DExample], out_dir: str | os.PathLike,
             tqdm(examples, desc='collect + dedup', unit='ex', mininterval=2), union_names_of,
             config.dedup_threshold_mm, dedup_chunk)
     skipped = skipped_by_dataset(skip_counts)
-    groups = _shard_groups(survivors, np.arange(len(survivors)), out_dir, config)
+    groups = _shard_groups(survivors, out_dir, config)
 
     todo = 0
     for group in groups:
@@ -164,17 +164,18 @@ class _ShardGroup:
     infos: dict[int, Any] = dataclasses.field(default_factory=dict)
 
 
-def _shard_groups(examples: Sequence[Pose3DExample], survivors: np.ndarray,
-                  out_dir: pathlib.Path, config: BuildConfig) -> list[_ShardGroup]:
+def _shard_groups(examples: Sequence[Pose3DExample], out_dir: pathlib.Path,
+                  config: BuildConfig) -> list[_ShardGroup]:
+    """The (dataset, split) groups of `examples` (the dedup survivors) with their shards."""
     by_group: dict[tuple[str, str], list[int]] = {}
-    for i in survivors:
-        by_group.setdefault((examples[i].dataset, examples[i].split), []).append(int(i))
+    for i, example in enumerate(examples):
+        by_group.setdefault((example.dataset, example.split), []).append(i)
+    key_of = example_key if config.shard_by == 'example' else sequence_key
     groups = []
     for (dataset, split), indices in sorted(by_group.items()):
         indices = np.array(indices, np.int64)
         # Never more shards than examples: empty shards would only be clutter.
         num_shards = min(config.num_shards, len(indices))
-        key_of = example_key if config.shard_by == 'example' else sequence_key
         shard_of = assign_shards([key_of(examples[i]) for i in indices], num_shards)
         writer = ShardWriter(out_dir / dataset / split, num_shards, config.shard_prefix)
         groups.append(_ShardGroup(

@@ -357,9 +357,7 @@ def _box(camera: Camera, points_cam_mm: np.ndarray, imshape) -> np.ndarray | Non
     if not len(front):
         return None
     uv = camera.camera_to_image(front)
-    height, width = imshape
-    inside = np.all((uv > -0.5) & (uv < [width - 0.5, height - 0.5]), axis=1)
-    if not inside.any():
+    if not common.inside_image(uv, imshape).any():
         return None
     box = common.box_around_points(uv, imshape=imshape)
     return box if box[2] > 0 and box[3] > 0 else None

@@ -184,6 +184,15 @@ def video_frame_count(path: str | os.PathLike) -> int:
     return video_info(path)[0]
 
 
+def inside_image(points2d: np.ndarray, imshape: tuple[int, int]) -> np.ndarray:
+    """[...] bool: the [..., 2] image points (px, pixel-centre convention) lie strictly inside the
+    (H, W) image, whose outer edge is at -0.5 and W - 0.5 / H - 0.5. NaN points are outside."""
+    height, width = imshape
+    points2d = np.asarray(points2d)
+    with np.errstate(invalid='ignore'):
+        return np.all((points2d > -0.5) & (points2d < [width - 0.5, height - 0.5]), axis=-1)
+
+
 def box_around_points(points2d: np.ndarray, margin: float = 0.1,
                       imshape: tuple[int, int] | None = None) -> np.ndarray:
     """[x, y, w, h] box of the finite 2D points (pixels), grown by `margin` of its size per side.

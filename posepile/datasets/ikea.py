@@ -130,8 +130,7 @@ def convert(root, min_joints_in_view: int = 4) -> Iterator[Pose3DExample]:
             in_front = labelled & (np.nan_to_num(cam_coords[:, 2]) > 0)
             projected = np.full((N_JOINTS, 2), np.nan)
             projected[in_front] = camera.world_to_image(world[in_front])
-            inside = in_front & np.all((projected > -0.5) & (projected < [width - 0.5,
-                                                                          height - 0.5]), axis=1)
+            inside = in_front & common.inside_image(projected, (height, width))
             if np.count_nonzero(inside) < min_joints_in_view:
                 count_skipped('ikea', 'fewer keypoints inside the image than min_joints_in_view')
                 continue

@@ -170,8 +170,7 @@ def convert(root, splits: Iterable[str] = ('train', 'validation', 'test'),
                 in_front = np.all(np.isnan(coords_mm[..., 2]) | (coords_mm[..., 2] > 0), axis=1)
             projected = camera.world_to_image(np.nan_to_num(coords_mm, nan=1.0))
             projected[np.isnan(coords_mm[..., 0])] = np.nan
-            inside = np.all((projected > -0.5) & (projected < [imshape[1] - 0.5, imshape[0] - 0.5]),
-                            axis=2)
+            inside = common.inside_image(projected, imshape)
             n_visible = np.count_nonzero(inside & ~occluded, axis=1)
             count_skipped('jta', 'joint behind the camera', np.count_nonzero(~in_front))
             count_skipped('jta', 'fewer visible joints than min_visible_joints',

@@ -149,7 +149,9 @@ def convert(root, num_composites: int = DEFAULT_NUM_COMPOSITES, persons_per_imag
         composite = Composite(tuple(_layer(pool, j) for pool, j in picks),
                               feather_sigma_px=float(feather_sigma_px))
         image = CompositeImage(composite)
-        hidden = (_hidden_behind_nearer(picks) if drop_hidden
+        boxes = [common.box_around_points(pool.coords2d[j], imshape=pool.imshape)
+                 for pool, j in picks]
+        hidden = (_hidden_behind_nearer(picks, boxes) if drop_hidden
                   else np.zeros(len(picks), bool))
         for slot, (pool, j) in enumerate(picks):
             if hidden[slot]:
@@ -159,7 +161,7 @@ def convert(root, num_composites: int = DEFAULT_NUM_COMPOSITES, persons_per_imag
             yield Pose3DExample(
                 image=image, camera=pool.camera.copy(), world_coords=pool.world[j],
                 joint_names=names,
-                box=common.box_around_points(pool.coords2d[j], imshape=pool.imshape),
+                box=boxes[slot],
                 dataset=dataset_name, sequence=f'{index:06d}', person=slot,
                 camera_id=str(cam_index), frame=0, split='train',
                 mask=VisibleMask(composite, slot),
@@ -268,9 +270,9 @@ def _common_frame_count(videos: list[str]) -> int:
     return n
 
 
-def _hidden_behind_nearer(picks: list[tuple[_Pool, int]]) -> np.ndarray:
-    """[S] bool per slot: every in-image joint of that person lies inside the joint box
-    (common.box_around_points, as its example's box) of a person nearer to the camera.
+def _hidden_behind_nearer(picks: list[tuple[_Pool, int]], boxes: list[np.ndarray]) -> np.ndarray:
+    """[S] bool per slot: every in-image joint of that person lies inside the joint box (`boxes`
+    [S] of [x, y, w, h] px, the examples' boxes) of a person nearer to the camera.
 
     A person whose visible mask is empty satisfies this as a rule (its joints lie on its body,
     which nearer bodies, inside their boxes, cover); the converse is an approximation: such a
@@ -279,7 +281,7 @@ def _hidden_behind_nearer(picks: list[tuple[_Pool, int]]) -> np.ndarray:
     coords = np.stack([pool.coords2d[j] for pool, j in picks])  # [S, J, 2] px
     depth = np.array([pool.depth[j] for pool, j in picks])  # [S] mm
     imshape = picks[0][0].imshape
-    boxes = np.stack([common.box_around_points(c, imshape=imshape) for c in coords])  # [S, 4]
+    boxes = np.stack(boxes)  # [S, 4]
     low, high = boxes[:, None, None, :2], boxes[:, None, None, :2] + boxes[:, None, None, 2:]
     # inside[t, s, j]: joint j of person s lies in the box of person t.
     inside = np.all((coords[None] >= low) & (coords[None] <= high), axis=-1)
