@@ -74,10 +74,10 @@ def _module_from_args(args):
         module = tf.saved_model.load(args.model)
         side = int(module.input_resolution.numpy())
         return module, side, args.model
-    from metrabs.config import ModelConfig
-    from metrabs.export import joint_names_of_set
-    from metrabs.inference_module import PoseEstimatorModule
-    from metrabs.model import MetrabsModel
+    from metrabs.model.config import ModelConfig
+    from metrabs.model.description import joint_names_of_set
+    from metrabs.serving.inference_module import PoseEstimatorModule
+    from metrabs.model.metrabs_model import MetrabsModel
     config = ModelConfig(backbone=args.backbone, proc_side=args.proc_side, ghost_bn_group_size=0)
     model = MetrabsModel(config, joint_names_of_set(args.joint_set))
     model(tf.zeros([1, args.proc_side, args.proc_side, 3]), tf.eye(3, batch_shape=[1]))

@@ -26,9 +26,9 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import tqdm  # noqa: E402
 
-from metrabs import augmentation as aug  # noqa: E402
-from metrabs import input_pipeline as ip  # noqa: E402
-from metrabs import occlusion  # noqa: E402
+from metrabs.data import augmentation as aug  # noqa: E402
+from metrabs.data import input_pipeline as ip  # noqa: E402
+from metrabs.data import occlusion  # noqa: E402
 from posepile import tfrecord_schema  # noqa: E402
 from posepile.camera import Camera, make_crop_camera  # noqa: E402
 from posepile.cropping import (CroppedExample, box_to_crop, decode_rle, encode_jpeg,  # noqa: E402

@@ -7,7 +7,7 @@ The defaults (tiny and EfficientNetV2-B0, both policies, no XLA) take ~3 min on 
 graph tracing of the large backbones costs 1-3 min per cell, XLA compilation more.
 For each (backbone, dtype policy, XLA on/off) it builds MetrabsModel over the joint union of the
 'real' formats (620 joints; --joint-set) at 256 px, AdamW from build_optimizers, and times
-metrabs.train_step.TrainStep on one fixed random batch (the batch contract; data loading is not timed: see bench.input_pipeline).
+metrabs.training.step.TrainStep on one fixed random batch (the batch contract; data loading is not timed: see bench.input_pipeline).
 FLOPs per example come from the backbone's frozen inference graph at batch 1 (TF profiler,
 multiply-add = 2); a training step is counted as 3x the forward FLOPs (forward + gradients with
 respect to activations and to weights, the usual convention for conv nets; the head adds < 1 %).
@@ -28,10 +28,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from bench.flops import graph_flops, reference_gemm_flops  # noqa: E402
-from metrabs.config import ModelConfig  # noqa: E402
-from metrabs.model import MetrabsModel  # noqa: E402
-from metrabs.train_config import TrainConfig  # noqa: E402
-from metrabs.train_step import TrainStep, build_optimizers  # noqa: E402
+from metrabs.model.config import ModelConfig  # noqa: E402
+from metrabs.model.metrabs_model import MetrabsModel  # noqa: E402
+from metrabs.training.config import TrainConfig  # noqa: E402
+from metrabs.training.step import TrainStep, build_optimizers  # noqa: E402
 from posepile.joints import get_union  # noqa: E402
 
 TRAIN_FLOPS_PER_FORWARD = 3.0
@@ -48,7 +48,7 @@ class StepResult:
 
 
 def random_batch(batch_size: int, side: int, n_joints: int, seed: int = 0) -> dict[str, tf.Tensor]:
-    """A batch honouring metrabs.train_step's contract: crop pixels in [0, 1], poses ~4 m away."""
+    """A batch honouring metrabs.training.step's contract: crop pixels in [0, 1], poses ~4 m away."""
     rng = np.random.default_rng(seed)
     focal = 1.2 * side
     k = np.array([[focal, 0, (side - 1) / 2], [0, focal, (side - 1) / 2], [0, 0, 1]], np.float32)

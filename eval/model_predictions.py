@@ -4,7 +4,7 @@ A benchmark module that supports `python -m eval.run --model=...` defines
     def model_inputs(gt) -> Iterable[ModelInput]
 one item per test image: where its pixels are, the person boxes to estimate, the camera
 (intrinsics, 5 OpenCV distortion coefficients, extrinsics) and the prediction keys. `predict`
-feeds each item to the SavedModel's `estimate_poses` (API in metrabs/inference_module.py) and
+feeds each item to the SavedModel's `estimate_poses` (API in metrabs/serving/inference_module.py) and
 collects the rows in the eval/predictions.py layout: poses [N, J, 3] mm in the frame given by
 the extrinsic matrix (the camera frame when it is the identity, which every benchmark uses),
 joint_names = the model's output joint names for the chosen skeleton.
@@ -107,7 +107,7 @@ def camera_frame_input(image, boxes, camera: Camera, sequence: str, frame: int,
 
 @dataclasses.dataclass(frozen=True)
 class InferenceOptions:
-    """Arguments passed to estimate_poses (see metrabs/inference_module.py).
+    """Arguments passed to estimate_poses (see metrabs/serving/inference_module.py).
 
     skeleton: '' for all model joints, else a registered skeleton name the model supports.
     num_aug: test-time augmentations per box (averaged). internal_batch_size: crops per model

@@ -13,7 +13,7 @@ import imageio.v3 as iio
 import numpy as np
 import tensorflow as tf
 
-from metrabs import visualize
+from metrabs.serving import visualize
 
 
 def load_rgb(path: str) -> np.ndarray:

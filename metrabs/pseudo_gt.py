@@ -6,7 +6,7 @@ datasets, in camera coordinates (the training data of the affine-combining autoe
         [--model-config=JSON] [--joint-names-file=JSON] [--input-config=INPUT.json]
 
 The datasets are posepile TFRecord shards (posepile.build), read unaugmented in file order
-through metrabs.input_pipeline.make_eval_dataset (--input-config takes all parts of an
+through metrabs.data.input_pipeline.make_eval_dataset (--input-config takes all parts of an
 InputConfig JSON instead). The paper uses clean studio datasets. Predictions stream batch by
 batch with a progress bar; only the poses are kept in memory.
 
@@ -36,6 +36,7 @@ import numpy as np
 import tensorflow as tf
 import tqdm
 
+from metrabs.model import description, restore
 from posepile.joints.joint_info import JointInfo
 
 
@@ -101,7 +102,7 @@ def make_predict_fn(model: keras.Model, joint_names: Sequence[str], flip_average
 def predict_dataset(model: keras.Model, batches: Iterable[dict], joint_names: Sequence[str],
                     flip_average: bool = False, show_progress: bool = True,
                     total_batches: int | None = None) -> dict[str, np.ndarray]:
-    """Runs the model over batches of the batch contract (metrabs.train_step) and collects.
+    """Runs the model over batches of the batch contract (metrabs.training.step) and collects.
 
     Returns:
         'poses' [N, J, 3], 'poses2d_px' [N, J, 2], 'intrinsics' [N, 3, 3], 'true3d_cam'
@@ -149,16 +150,14 @@ def load_model(model_path: str, model_config: str | None = None,
     that metrabs.train writes next to it (or the given files). ACAE fine-tuned models
     (finetune_mode 'latent' / 'hybrid' in config.json) come back as AcaeLatentModel, whose
     outputs are the decoded latents."""
-    from metrabs import acae_finetune, export
-
-    prefix = export.resolve_checkpoint(model_path)
-    config_path = model_config or export.find_nearby(prefix, 'config.json')
-    names_path = joint_names_file or export.find_nearby(prefix, 'joint_names.json')
+    prefix = restore.resolve_checkpoint(model_path)
+    config_path = model_config or description.find_nearby(prefix, 'config.json')
+    names_path = joint_names_file or description.find_nearby(prefix, 'joint_names.json')
     if config_path is None or names_path is None:
         raise FileNotFoundError(f'{model_path}: no config.json / joint_names.json next to the '
                                 f'checkpoint; pass --model-config and --joint-names-file')
-    names = export.load_joint_names(names_path)
-    return acae_finetune.restore_model(prefix, str(config_path), names), names
+    names = description.load_joint_names(names_path)
+    return restore.restore_model(prefix, str(config_path), names), names
 
 
 def parse_dataset_specs(specs: Sequence[str]) -> dict[str, str]:
@@ -194,7 +193,7 @@ def main(argv=None):
 
     import json
 
-    from metrabs import input_pipeline
+    from metrabs.data import input_pipeline
     try:
         model, joint_names = load_model(args.model, args.model_config, args.joint_names_file)
         side = model.config.proc_side

@@ -1,22 +1,13 @@
-"""MeTRAbs training: the library function `train(...)` and the CLI.
+"""MeTRAbs training CLI (the loop is metrabs.training.loop.train).
 
     python -m metrabs.train --config=CONFIG.json --logdir=DIR --data=tfrecords \
         --input-config=INPUT.json [--val-input-config=VAL.json]
     python -m metrabs.train --config=CONFIG.json --logdir=DIR --data=synthetic-inmemory
 
-DATA ORDER IS A FUNCTION OF THE STEP. `dataset_fn(start_step) -> tf.data.Dataset` must yield the
-global batches (see the batch contract in metrabs.train_step) of steps start_step,
-start_step + 1, ... in order, and the batch of step s must depend only on s (e.g. per-step
-seeds for augmentation, example indices computed from s). A run resumed from a checkpoint at
-step s then sees exactly the batches an uninterrupted run would, so checkpoints need not store
-any iterator state. Each worker calls dataset_fn itself and keeps its slice of every global
-batch: worker w of W takes rows [w*B/W, (w+1)*B/W), and splits them further among its local
-replicas in order.
-
-Data sources of the CLI: 'tfrecords' (shards written by posepile.build, read through
-metrabs.input_pipeline with an InputConfig JSON, e.g. the one posepile.mix writes; the model's
-joints are the config's joint_names) and 'synthetic-inmemory' (a tiny fixed synthetic set, for
-smoke tests and the test suite).
+Data sources: 'tfrecords' (shards written by posepile.build, read through
+metrabs.data.input_pipeline with an InputConfig JSON, e.g. the one posepile.mix writes; the
+model's joints are the config's joint_names) and 'synthetic-inmemory' (a tiny fixed synthetic
+set, metrabs.data.inmemory_synthetic, for smoke tests and the test suite).
 """
 from __future__ import annotations
 
@@ -24,360 +15,27 @@ import argparse
 import dataclasses
 import json
 import logging
-import math
-import os
 import sys
-import time
-from collections.abc import Callable, Sequence
 
-import keras
-import numpy as np
-import tensorflow as tf
-import tqdm
+from metrabs.data.inmemory_synthetic import make_synthetic_dataset_fn
+from metrabs.training import distribution
+from metrabs.training.config import TrainConfig
+from metrabs.training.loop import log, train
 
-from eval import metrics
-from posepile.atomic_io import write_json_atomic
-from metrabs import acae_finetune, checkpointing, distribution
-from metrabs.train_config import TrainConfig
-from metrabs.train_step import LOSS_NAMES, TrainStep, build_optimizers, check_batch_spec
-
-log = logging.getLogger('metrabs.train')
-
-DatasetFn = Callable[[int], tf.data.Dataset]
 DATA_SOURCES = ('tfrecords', 'synthetic-inmemory')
-
-
-@dataclasses.dataclass
-class TrainResult:
-    """What `train` returns.
-
-    Attributes:
-        model: the trained model (its variables live under the strategy).
-        step: number of completed steps.
-        last_losses: float values of LOSS_NAMES at the last step.
-        checkpoint_path: the last checkpoint written (chief's path), or None.
-        resumed_from: the checkpoint the run started from, or None for a fresh run.
-    """
-    model: keras.Model
-    step: int
-    last_losses: dict[str, float]
-    checkpoint_path: str | None
-    resumed_from: str | None
-
-
-class NonFiniteLossError(FloatingPointError):
-    """The loss became NaN or Inf; the on-disk checkpoints were not touched by this step."""
-
-
-def set_seeds_and_determinism(config: TrainConfig):
-    """Seeds Python, NumPy and TF; with config.deterministic, enables TF op determinism.
-
-    Op determinism is process-wide and cannot be turned off again; it is what makes a resumed
-    run bit-identical to an uninterrupted one.
-    """
-    keras.utils.set_random_seed(config.seed)
-    if config.deterministic:
-        tf.config.experimental.enable_op_determinism()
-
-
-def _distribute(strategy: tf.distribute.Strategy, dataset_fn: DatasetFn, start_step: int,
-                global_batch_size: int):
-    n_replicas = strategy.num_replicas_in_sync
-    if global_batch_size % n_replicas:
-        raise ValueError(f'TrainConfig.global_batch_size={global_batch_size} is not divisible by '
-                         f'the {n_replicas} replicas')
-    per_replica = global_batch_size // n_replicas
-
-    def per_worker_dataset(input_context: tf.distribute.InputContext):
-        dataset = dataset_fn(start_step)
-        check_batch_spec(dataset.element_spec, where=f'dataset_fn({start_step})')
-        n_pipelines = input_context.num_input_pipelines
-        per_worker = global_batch_size // n_pipelines
-        first = input_context.input_pipeline_id * per_worker
-
-        def take_slice(batch):
-            return {k: v[first:first + per_worker] for k, v in batch.items()}
-
-        dataset = dataset.map(take_slice)
-        if per_worker != per_replica:
-            # Local replicas take consecutive per-replica batches from this stream in order.
-            dataset = dataset.unbatch().batch(per_replica, drop_remainder=True)
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = (
-            tf.data.experimental.AutoShardPolicy.OFF)
-        options.deterministic = True
-        return dataset.with_options(options).prefetch(2)
-
-    return strategy.distribute_datasets_from_function(per_worker_dataset)
-
-
-def _disk_offsets(radius: int) -> np.ndarray:
-    r = np.arange(-radius, radius + 1)
-    dy, dx = np.meshgrid(r, r, indexing='ij')
-    inside = dy ** 2 + dx ** 2 <= radius ** 2
-    return np.stack([dy[inside], dx[inside]], axis=-1)
-
-
-def draw_joints(images: np.ndarray, coords2d: np.ndarray, valid: np.ndarray,
-                color: Sequence[float], radius: int = 1) -> np.ndarray:
-    """Draws filled disks at joint positions, vectorised (returns a copy).
-
-    Args:
-        images: [N, H, W, 3] float in [0, 1].
-        coords2d: [N, J, 2] crop pixels (x, y; integer coordinates are pixel centres).
-        valid: [N, J] bool, joints to draw.
-        color: RGB in [0, 1].
-    """
-    out = np.array(images, np.float32, copy=True)
-    n, h, w = out.shape[:3]
-    centres = np.round(np.nan_to_num(coords2d[..., ::-1], nan=-1e6)).astype(np.int64)  # (y, x)
-    points = centres[:, :, None, :] + _disk_offsets(radius)[None, None]  # [N, J, D, 2]
-    image_index = np.broadcast_to(np.arange(n)[:, None, None], points.shape[:3])
-    keep = (valid[:, :, None] & (points[..., 0] >= 0) & (points[..., 0] < h)
-            & (points[..., 1] >= 0) & (points[..., 1] < w))
-    out[image_index[keep], points[..., 0][keep], points[..., 1][keep]] = color
-    return out
-
-
-def _prediction_images(model, batch, max_images: int = 4) -> np.ndarray:
-    """Crops with true 2D joints (green) and predicted ones (red), [n, S, S, 3] in [0, 1]."""
-    images = batch['image'][:max_images]
-    pred = model(images, batch['intrinsics'][:max_images], training=False)
-    out = draw_joints(images.numpy(), batch['coords2d'][:max_images].numpy(),
-                      batch['valid2d'][:max_images].numpy(), (0.0, 1.0, 0.0))
-    n_joints = pred['coords2d_px'].shape[1]
-    return draw_joints(out, pred['coords2d_px'].numpy(), np.ones([len(out), n_joints], bool),
-                       (1.0, 0.0, 0.0))
-
-
-def validate(model: keras.Model, dataset: tf.data.Dataset, max_batches: int | None = None
-             ) -> dict[str, float]:
-    """Validation errors over batches of the batch contract, in mm.
-
-    Returns:
-        'val_mpjpe_meanrel': MPJPE after centring prediction and truth on the mean of the
-            labelled joints (the joint set has no common root);
-        'val_mpjpe_abs': camera-frame absolute MPJPE.
-        Only 3D-labelled joints count.
-    """
-    rel_errors, abs_errors = [], []
-    for i, batch in enumerate(dataset):
-        if max_batches is not None and i >= max_batches:
-            break
-        pred = model(batch['image'], batch['intrinsics'], training=False)
-        valid = batch['valid3d'].numpy()
-        truth = np.where(valid[..., None], batch['coords3d_cam'].numpy(), np.nan)
-        weights = valid[..., None].astype(np.float64)
-        counts = np.maximum(weights.sum(axis=1, keepdims=True), 1.0)
-        pred_rel = pred['coords3d_rel_mm'].numpy().astype(np.float64)
-        pred_centred = pred_rel - (pred_rel * weights).sum(axis=1, keepdims=True) / counts
-        truth_centred = truth - np.nansum(truth * weights, axis=1, keepdims=True) / counts
-        rel_errors.append(metrics.joint_errors(pred_centred, truth_centred, alignment='none'))
-        abs_errors.append(metrics.joint_errors(
-            pred['coords3d_abs_mm'].numpy().astype(np.float64), truth, alignment='none'))
-    if not rel_errors:
-        raise ValueError('validation dataset yielded no batches')
-    return {'val_mpjpe_meanrel': float(metrics.nan_mean(np.concatenate(rel_errors))),
-            'val_mpjpe_abs': float(metrics.nan_mean(np.concatenate(abs_errors)))}
-
-
-def train(config: TrainConfig, dataset_fn: DatasetFn, logdir: str,
-          joint_names: Sequence[str] | None = None, *,
-          strategy: tf.distribute.Strategy | None = None,
-          model_fn: Callable[[], keras.Model] | None = None,
-          val_dataset_fn: Callable[[], tf.data.Dataset] | None = None,
-          init_from: str | None = None, show_progress: bool = True) -> TrainResult:
-    """Trains (or resumes training) up to config.training_steps.
-
-    Args:
-        config: TrainConfig.
-        dataset_fn: start_step -> dataset of global batches from that step on (module docstring).
-        logdir: checkpoints go to logdir/checkpoints, TensorBoard events to logdir/train and
-            logdir/validation, the config to logdir/config.json. An existing checkpoint there is
-            resumed from.
-        joint_names: output joints of the default model MetrabsModel(config.model, joint_names).
-        strategy: tf.distribute strategy (default: the default one-device strategy).
-        model_fn: builds the model instead of MetrabsModel (called inside the strategy scope).
-        val_dataset_fn: () -> dataset of validation batches (batch contract), evaluated every
-            config.validate_every steps on the chief.
-        init_from: a training checkpoint (prefix, directory or logdir), or a SavedModel directory
-            written by metrabs.export (backbone only), to initialise from when the run
-            starts fresh (fine-tuning): the backbone only (the head is re-initialised), except
-            for config.finetune_mode 'output_reg' and 'hybrid', which also load the full-joint
-            head (metrabs.acae_finetune.init_backbone_and_head).
-        show_progress: tqdm progress bar on the chief.
-    Raises:
-        NonFiniteLossError: the loss became NaN/Inf (the message names the step); no checkpoint
-            is written for that or any later step.
-    """
-    strategy = strategy or tf.distribute.get_strategy()
-    set_seeds_and_determinism(config)
-    chief = distribution.is_chief(strategy)
-    os.makedirs(logdir, exist_ok=True)
-    if chief:
-        config.save_json(os.path.join(logdir, 'config.json'))
-        if joint_names:  # metrabs.export rebuilds the model from config.json + joint_names.json
-            write_json_atomic(os.path.join(logdir, 'joint_names.json'), list(joint_names))
-
-    with strategy.scope():
-        if model_fn is not None:
-            model = model_fn()
-        else:
-            if not joint_names:
-                raise ValueError('train: give joint_names (or a model_fn)')
-            if config.finetune_mode in ('latent', 'hybrid'):
-                acae = acae_finetune.AcaeMatrices.load(config.acae_weights, joint_names,
-                                                       require_all=True)
-                model = acae_finetune.build_latent_model(
-                    config.model, joint_names, acae, with_teacher=config.finetune_mode == 'hybrid')
-            else:
-                from metrabs.model import MetrabsModel
-                model = MetrabsModel(config.model, joint_names)
-        side = config.model.proc_side
-        model(tf.zeros([1, side, side, 3]), tf.eye(3, batch_shape=[1]), training=False)
-        groups = build_optimizers(config, model)
-        step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step',
-                           aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-    optimizers = {f'optimizer{i}': g.optimizer for i, g in enumerate(groups)}
-    checkpointer = checkpointing.TrainingCheckpointer(
-        os.path.join(logdir, 'checkpoints'), strategy, config.checkpoints_to_keep,
-        model=model, step=step, **optimizers)
-    resumed_from = checkpointer.restore_latest()
-    if resumed_from is None and init_from:
-        if config.finetune_mode in ('output_reg', 'hybrid'):
-            acae_finetune.init_backbone_and_head(model, init_from)
-            log.info('initialised the backbone and the full-joint head from %s', init_from)
-        else:
-            checkpointing.init_from_checkpoint(model, init_from)
-            log.info('initialised the backbone from %s', init_from)
-    start_step = int(step.numpy())
-    if resumed_from:
-        log.info('resuming from %s at step %d', resumed_from, start_step)
-
-    train_step = TrainStep(model, groups, config, strategy, step)
-    if chief:
-        writer = tf.summary.create_file_writer(os.path.join(logdir, 'train'))
-        val_writer = tf.summary.create_file_writer(os.path.join(logdir, 'validation'))
-    else:
-        writer = val_writer = tf.summary.create_noop_writer()
-
-    checkpoint_path = resumed_from
-    last_losses: dict[str, float] = {}
-    n_steps = config.training_steps
-    if start_step < n_steps:
-        distributed = _distribute(strategy, dataset_fn, start_step, config.global_batch_size)
-        iterator = iter(distributed)
-        progress = tqdm.tqdm(total=n_steps, initial=start_step, desc='train', unit='step',
-                             disable=not (show_progress and chief), dynamic_ncols=True)
-        t_start = time.perf_counter()
-        for s in range(start_step, n_steps):
-            batch = next(iterator)
-            training = s < config.bn_inference_start_step
-            values = train_step(batch, training=training)
-            last_losses = {k: float(values[k]) for k in LOSS_NAMES}
-            if not math.isfinite(last_losses['loss']):
-                progress.close()
-                raise NonFiniteLossError(
-                    f'non-finite loss {last_losses["loss"]} at step {s} (0-based; meanrel='
-                    f'{last_losses["meanrel"]}, proj={last_losses["proj"]}, abs='
-                    f'{last_losses["abs"]}); the last checkpoint '
-                    f'{checkpointer.latest} was not overwritten')
-            done = s + 1
-            progress.update(1)
-            if done % config.log_every == 0 or done == n_steps:
-                lr = float(groups[-1].optimizer.learning_rate)
-                with writer.as_default(step=done):
-                    for k, v in last_losses.items():
-                        tf.summary.scalar(f'loss/{k}' if k != 'grad_norm' else k, v)
-                    tf.summary.scalar('learning_rate', lr)
-                    tf.summary.scalar('bn_training_mode', float(training))
-                rate = (done - start_step) / max(time.perf_counter() - t_start, 1e-9)
-                progress.set_postfix(loss=f'{last_losses["loss"]:.4f}', lr=f'{lr:.3g}')
-                log.info('step %d/%d loss %.5f (meanrel %.5f proj %.5f abs %.5f acae %.5f) '
-                         'lr %.4g %.2f steps/s', done, n_steps, last_losses['loss'],
-                         last_losses['meanrel'], last_losses['proj'], last_losses['abs'],
-                         last_losses['acae'], lr, rate)
-            if chief and config.image_summary_every and done % config.image_summary_every == 0:
-                # The batch of step s is a function of s, so it can be fetched again.
-                raw_batch = next(iter(dataset_fn(s).take(1)))
-                with writer.as_default(step=done):
-                    tf.summary.image('predictions', _prediction_images(model, raw_batch),
-                                     max_outputs=4)
-            if val_dataset_fn is not None and config.validate_every and (
-                    done % config.validate_every == 0 or done == n_steps) and chief:
-                results = validate(model, val_dataset_fn(), config.validation_steps)
-                with val_writer.as_default(step=done):
-                    for k, v in results.items():
-                        tf.summary.scalar(k, v)
-                log.info('step %d validation %s', done, results)
-            if done % config.checkpoint_every == 0 or done == n_steps:
-                checkpoint_path = checkpointer.save(done)
-        progress.close()
-        writer.flush()
-        val_writer.flush()
-    return TrainResult(model=model, step=int(step.numpy()), last_losses=last_losses,
-                       checkpoint_path=checkpoint_path, resumed_from=resumed_from)
-
-
-def make_synthetic_dataset_fn(n_joints: int, side: int, global_batch_size: int,
-                              n_examples: int = 64, seed: int = 0) -> DatasetFn:
-    """A tiny fixed synthetic set honouring the batch contract, for smoke tests and tests.
-
-    Poses: a root 3-5 m in front of a pinhole camera (f = 1.2*side px, principal point at the
-    crop centre) plus joint offsets ~N(0, 250 mm), projected with posepile.camera.Camera.
-    Images: uniform noise with a bright dot at each visible joint, so the task is learnable.
-    Every 4th example is 2D-only (valid3d all False); joint 0 of every 3rd example is unlabelled.
-    Step s uses examples (s*B + i) mod n_examples, i < B: the order is a function of s only.
-
-    Returns:
-        dataset_fn(start_step) -> infinite dataset of global batches.
-    """
-    from posepile.camera import Camera  # camera maths live there
-
-    rng = np.random.default_rng(seed)
-    focal = 1.2 * side
-    intrinsics = np.array([[focal, 0, (side - 1) / 2], [0, focal, (side - 1) / 2], [0, 0, 1]],
-                          np.float32)
-    root = np.stack([rng.uniform(-300, 300, n_examples), rng.uniform(-300, 300, n_examples),
-                     rng.uniform(3000, 5000, n_examples)], axis=-1)
-    coords3d = (root[:, None] + rng.normal(0, 250, [n_examples, n_joints, 3])).astype(np.float32)
-    coords2d = Camera(intrinsic_matrix=intrinsics).camera_to_image(coords3d).astype(np.float32)
-    inside = np.all((coords2d >= 0) & (coords2d <= side - 1), axis=-1)
-    valid3d = np.ones([n_examples, n_joints], bool)
-    valid3d[::3, 0] = False
-    valid2d = valid3d & inside
-    valid3d[::4] = False
-    images = rng.uniform(0, 0.5, [n_examples, side, side, 3]).astype(np.float32)
-    images = draw_joints(images, coords2d, valid2d, (1.0, 1.0, 1.0), radius=max(1, side // 32))
-    tensors = {
-        'image': images, 'intrinsics': np.repeat(intrinsics[None], n_examples, axis=0),
-        'coords3d_cam': np.where(valid3d[..., None], coords3d, 0).astype(np.float32),
-        'valid3d': valid3d,
-        'coords2d': np.where(valid2d[..., None], coords2d, 0).astype(np.float32),
-        'valid2d': valid2d,
-        'dataset_index': (np.arange(n_examples) % 2).astype(np.int32)}
-    constants = {k: tf.constant(v) for k, v in tensors.items()}
-
-    def dataset_fn(start_step: int) -> tf.data.Dataset:
-        def batch_of_step(s):
-            indices = (s * global_batch_size + tf.range(global_batch_size, dtype=tf.int64)
-                       ) % n_examples
-            return {k: tf.gather(v, indices) for k, v in constants.items()}
-        return tf.data.Dataset.range(int(start_step), sys.maxsize).map(batch_of_step)
-
-    return dataset_fn
 
 
 def _parse_args(argv):
     parser = argparse.ArgumentParser(
-        prog='python -m metrabs.train', description='Train MeTRAbs (see metrabs/train.py).')
+        prog='python -m metrabs.train',
+        description='Train MeTRAbs (see metrabs/train.py and metrabs/training/loop.py).')
     parser.add_argument('--config', required=True, help='TrainConfig as JSON (missing fields '
                         'keep their defaults)')
     parser.add_argument('--logdir', required=True)
     parser.add_argument('--data', required=True, choices=DATA_SOURCES, help='data source')
     parser.add_argument('--input-config', default=None,
                         help='--data=tfrecords: InputConfig JSON of the training shards '
-                        '(metrabs.input_pipeline; written by posepile.mix)')
+                        '(metrabs.data.input_pipeline; written by posepile.mix)')
     parser.add_argument('--val-input-config', default=None,
                         help='--data=tfrecords: InputConfig JSON of validation shards; '
                         'validation MPJPE is logged every validate_every steps')
@@ -409,7 +67,7 @@ def _parse_args(argv):
 
 def _tfrecord_data(args, config: TrainConfig):
     """(joint names, training dataset_fn, validation dataset_fn or None) from InputConfig JSONs."""
-    from metrabs import input_pipeline  # deferred: the in-memory source needs none of it
+    from metrabs.data import input_pipeline  # deferred: the in-memory source needs none of it
 
     def load(path):
         with open(path, encoding='utf-8') as f:

@@ -34,7 +34,7 @@ in proportion to their number of examples of the split after dedup (manifest 'af
 or to its square root with "sqrt"; every dataset gets at least one row; rounding by
 largest remainder so the sum is exact.
 
-Output: the dict `metrabs.input_pipeline.InputConfig.from_dict` reads ({joint_names, parts_3d,
+Output: the dict `metrabs.data.input_pipeline.InputConfig.from_dict` reads ({joint_names, parts_3d,
 parts_2d (each {name, shard_patterns, examples_per_batch}), union, proc_side, seed,
 augmentation}), written atomically. The table printed lists each dataset's examples of the
 split, rows per batch and share of the batch. `--split=validation` writes the config of the

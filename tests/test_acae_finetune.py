@@ -8,12 +8,15 @@ import pytest
 import tensorflow as tf
 
 from acae.export import write_npz_atomic
-from metrabs import acae_finetune
-from metrabs.config import LossConfig, ModelConfig
-from metrabs.model import MetrabsModel
-from metrabs.train import make_synthetic_dataset_fn, train
-from metrabs.train_config import TrainConfig
-from metrabs.train_step import TrainStep, build_optimizers
+from metrabs.data.inmemory_synthetic import make_synthetic_dataset_fn
+from metrabs.model import latent_model
+from metrabs.model.acae_matrices import AcaeMatrices
+from metrabs.model.config import ModelConfig
+from metrabs.model.metrabs_model import MetrabsModel
+from metrabs.training import consistency
+from metrabs.training.config import LossConfig, TrainConfig
+from metrabs.training.loop import train
+from metrabs.training.step import TrainStep, build_optimizers
 
 N_JOINTS, N_LATENTS, SIDE, BATCH = 6, 4, 64, 8
 JOINTS = [f'j{i}' for i in range(N_JOINTS)]
@@ -60,8 +63,8 @@ def batch():
 
 def _model_for(config, acae_path):
     if config.finetune_mode in ('latent', 'hybrid'):
-        acae = acae_finetune.AcaeMatrices.load(acae_path, JOINTS, require_all=True)
-        model = acae_finetune.build_latent_model(config.model, JOINTS, acae,
+        acae = AcaeMatrices.load(acae_path, JOINTS, require_all=True)
+        model = latent_model.build_latent_model(config.model, JOINTS, acae,
                                                  config.finetune_mode == 'hybrid')
     else:
         model = MetrabsModel(config.model, JOINTS)
@@ -139,7 +142,7 @@ def test_latent_model_outputs_are_decoded_latents_and_loss_by_hand(acae_file, ba
 
 
 def test_latent_absolute_is_the_latents_own_reconstruction(acae_file, batch):
-    from metrabs import reconstruction
+    from metrabs.model import reconstruction
     path, _, _ = acae_file
     config = _config('latent', path)
     model = _model_for(config, path)
@@ -160,7 +163,7 @@ def hybrid_run(acae_file, batch):
 def test_hybrid_loss_by_hand(acae_file, batch, hybrid_run):
     _, w_enc, w_dec = acae_file
     _, pred, values = hybrid_run
-    teacher = {k: pred['teacher_' + k] for k in acae_finetune.OUTPUT_KEYS}
+    teacher = {k: pred['teacher_' + k] for k in latent_model.OUTPUT_KEYS}
     all_valid = np.ones([BATCH, N_LATENTS], bool)
     expected_term = (
         _meanrel_np(pred['latents3d_rel_mm'], _combine(w_enc, teacher['coords3d_rel_mm']),
@@ -179,8 +182,8 @@ def test_hybrid_loss_by_hand(acae_file, batch, hybrid_run):
 def test_hybrid_consistency_term_sends_no_gradient_into_the_teacher(acae_file, batch, hybrid_run):
     model, _, _ = hybrid_run
     path = acae_file[0]
-    acae = acae_finetune.AcaeMatrices.load(path, JOINTS, require_all=True)
-    term = acae_finetune.FinetuneTerm('hybrid', acae, SIDE, LAMBDA_PROJ, N_JOINTS)
+    acae = AcaeMatrices.load(path, JOINTS, require_all=True)
+    term = consistency.FinetuneTerm('hybrid', acae, SIDE, LAMBDA_PROJ, N_JOINTS)
     teacher_vars = model.head.trainable_variables
     student_vars = model.latent_head.trainable_variables
     with tf.GradientTape(persistent=True) as tape:
@@ -201,16 +204,16 @@ def test_affine_combine_2d_matches_numpy():
     rng = np.random.default_rng(0)
     w = _affine_rows(rng, (5, 7))
     points = rng.normal(100, 300, (3, 7, 2))
-    got = acae_finetune.affine_combine(w.astype(np.float32), points.astype(np.float32))
+    got = latent_model.affine_combine(w.astype(np.float32), points.astype(np.float32))
     np.testing.assert_allclose(got, _combine(w, points), atol=1e-2)
 
 
 def test_bad_acae_and_config_are_named(acae_file, tmp_path):
     path = acae_file[0]
     with pytest.raises(KeyError, match='weights.npz.*not know'):
-        acae_finetune.AcaeMatrices.load(path, JOINTS + ['extra'], require_all=True)
+        AcaeMatrices.load(path, JOINTS + ['extra'], require_all=True)
     with pytest.raises(KeyError, match='weights.npz.*does not predict'):
-        acae_finetune.AcaeMatrices.load(path, JOINTS[:4])
+        AcaeMatrices.load(path, JOINTS[:4])
     with pytest.raises(ValueError, match='acae_weights'):
         _config('latent', None)
     with pytest.raises(ValueError, match='finetune_mode'):
@@ -232,18 +235,18 @@ def test_finetune_from_trained_checkpoint_end_to_end(acae_file, tmp_path):
     # Initial values are overwritten by training, so compare against the checkpoint via a
     # fresh restore into a new hybrid model instead of the trained one.
     fresh = _model_for(_config('hybrid', path), path)
-    acae_finetune.init_backbone_and_head(fresh, base.checkpoint_path)
+    consistency.init_backbone_and_head(fresh, base.checkpoint_path)
     for a, b in zip(fresh.head.weights, base.model.head.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     for a, b in zip(fresh.backbone.weights, base.model.backbone.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert result.step == 4 and np.isfinite(result.last_losses['loss'])
     assert result.last_losses['acae'] > 0
-    assert isinstance(result.model, acae_finetune.AcaeLatentModel)
+    assert isinstance(result.model, latent_model.AcaeLatentModel)
     # Pseudo-GT / the consistency evaluation reload the fine-tuned model from its logdir.
     from metrabs import pseudo_gt
     loaded, names = pseudo_gt.load_model(str(tmp_path / 'hybrid'))
-    assert isinstance(loaded, acae_finetune.AcaeLatentModel) and loaded.with_teacher
+    assert isinstance(loaded, latent_model.AcaeLatentModel) and loaded.with_teacher
     assert list(names) == JOINTS
     for a, b in zip(loaded.weights, result.model.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
@@ -259,7 +262,7 @@ def test_finetune_from_trained_checkpoint_end_to_end(acae_file, tmp_path):
     got = served.predict_crops(images, intrinsics)['poses3d'].numpy()
     want = loaded(tf.constant(images), tf.constant(intrinsics), training=False)
     np.testing.assert_allclose(got, want['coords3d_abs_mm'].numpy(), rtol=1e-4, atol=1e-2)
-    w_dec = acae_finetune.AcaeMatrices.load(path, JOINTS, require_all=True).reordered_for(
+    w_dec = AcaeMatrices.load(path, JOINTS, require_all=True).reordered_for(
         len(JOINTS))[1]
     np.testing.assert_allclose(
         got, np.einsum('jl,nlc->njc', w_dec, want['latents3d_abs_mm'].numpy()),

@@ -1,11 +1,11 @@
-"""Tests of metrabs.augmentation and metrabs.occlusion against closed forms (numpy only)."""
+"""Tests of metrabs.data.augmentation and metrabs.data.occlusion against closed forms (numpy only)."""
 import dataclasses
 
 import numpy as np
 import pytest
 
-from metrabs import augmentation as aug
-from metrabs import occlusion
+from metrabs.data import augmentation as aug
+from metrabs.data import occlusion
 from posepile.camera import Camera, make_crop_camera
 from posepile.cropping import box_to_crop
 from posepile.joints import JointInfo

@@ -10,7 +10,7 @@ from cdflib.cdfwrite import CDF
 from fixture_media import write_video
 from fixture_people import default_camera, make_people_sequence
 from posepile import build, joints
-from posepile.camera import Camera, h36m_distortion_to_opencv
+from posepile.camera import h36m_distortion_to_opencv
 from posepile.datasets import common, h36m
 from posepile.datasets.skip_counts import recording_skips
 
@@ -138,7 +138,7 @@ def test_tangential_mapping_vs_official_formula(dataset):
 def test_build_cli_dedups(dataset, tmp_path):
     root = dataset[0]
     out = tmp_path / 'out'
-    assert build.main([f'--dataset=h36m', f'--root={root}', f'--out={out}', '--crop-size=32',
+    assert build.main(['--dataset=h36m', f'--root={root}', f'--out={out}', '--crop-size=32',
                        '--num-shards=2']) == 0
     manifest = json.loads((out / 'manifest.json').read_text())
     info = manifest['datasets']['h36m']

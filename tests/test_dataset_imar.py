@@ -16,7 +16,7 @@ from fixture_media import write_video
 from fixture_people import default_camera, make_people_sequence
 from posepile import build, joints
 from posepile.camera import h36m_distortion_to_opencv
-from posepile.datasets import _imar, chi3d, common, fit3d, humansc3d
+from posepile.datasets import chi3d, common, fit3d, humansc3d
 from posepile.datasets.skip_counts import recording_skips
 
 IMSHAPE = (120, 160)

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from metrabs import export, inference_module, tta
-from metrabs.config import ModelConfig
-from metrabs.inference_module import PoseEstimatorModule
-from metrabs.model import MetrabsModel
+from metrabs.model import description, restore
+from metrabs.serving import inference_module, tta
+from metrabs.model.config import ModelConfig
+from metrabs.serving.inference_module import PoseEstimatorModule
+from metrabs.model.metrabs_model import MetrabsModel
 from posepile import joints as joint_registry
 from posepile.camera import Camera, make_crop_camera
 from posepile.image_warp import reproject_image
@@ -269,11 +270,11 @@ def test_bad_inputs_fail_clearly(exported, image):
 
 def test_export_cli_errors_name_what_is_missing(tmp_path):
     with pytest.raises(FileNotFoundError, match=str(tmp_path)):
-        export.resolve_checkpoint(str(tmp_path))
+        restore.resolve_checkpoint(str(tmp_path))
     (tmp_path / 'bad.json').write_text('{"model": {"backbone": "tiny", "colour": 3}}')
     with pytest.raises(KeyError, match='colour'):
-        export.load_model_config(tmp_path / 'bad.json')
-    assert export.joint_names_of_set('h36m_17') == joint_registry.union_names('h36m_17')
+        description.load_model_config(tmp_path / 'bad.json')
+    assert description.joint_names_of_set('h36m_17') == joint_registry.union_names('h36m_17')
 
 
 def test_acae_outputs_are_the_affine_reconstruction(exported):

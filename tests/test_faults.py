@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from acae import export as acae_export
-from metrabs import input_pipeline as ip
+from metrabs.data import input_pipeline as ip
 from posepile import joints, shards, tfrecord_schema
 from posepile.camera import Camera
 from posepile.cropping import CropConfig, crop_example
@@ -290,7 +290,7 @@ def test_acae_weights_with_mismatched_shapes_are_named(tmp_path):
 
 
 def test_acae_weights_for_other_joints_are_named(tmp_path):
-    from metrabs import acae_finetune
+    from metrabs.model.acae_matrices import AcaeMatrices
     path = _write_acae(tmp_path / 'weights.npz', 3, 2, joint_names=['a', 'b', 'c'])
     with pytest.raises(KeyError, match=r'weights\.npz'):
-        acae_finetune.AcaeMatrices.load(path, ['a', 'b', 'zz'], require_all=True)
+        AcaeMatrices.load(path, ['a', 'b', 'zz'], require_all=True)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from metrabs import heatmaps
+from metrabs.model import heatmaps
 
 STRIDE, SIDE, DEPTH, BOX = 32, 256, 8, 2200.0
 

@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from metrabs import checkpointing, export
-from metrabs.config import ModelConfig
-from metrabs.model import MetrabsModel
+from metrabs.model import description
+from metrabs.serving.saved_model import export
+from metrabs.training import checkpointing
+from metrabs.model.config import ModelConfig
+from metrabs.model.metrabs_model import MetrabsModel
 
 SIDE = 32
 CONFIG = ModelConfig(backbone='tiny', proc_side=SIDE, ghost_bn_group_size=0)
@@ -34,7 +36,7 @@ def exported(tmp_path_factory):
     for v in model.weights:
         v.assign(rng.uniform(0.5, 1.5, v.shape).astype(np.float32))
     out = tmp_path_factory.mktemp('init') / 'saved_model'
-    export.export(model, out)
+    export(model, out)
     return model, str(out)
 
 
@@ -44,7 +46,7 @@ def test_export_writes_model_description(exported):
         assert ModelConfig(**json.load(f)) == CONFIG
     with open(f'{out}/assets/joint_names.json') as f:
         assert json.load(f) == EXPORTED_JOINTS
-    assert export.load_model_config(f'{out}/assets/model_config.json') == CONFIG
+    assert description.load_model_config(f'{out}/assets/model_config.json') == CONFIG
 
 
 def test_raw_variables_follow_crop_model_weight_order(exported):

@@ -1,10 +1,10 @@
-"""Tests of metrabs.input_pipeline on tiny hand-made TFRecord shards."""
+"""Tests of metrabs.data.input_pipeline on tiny hand-made TFRecord shards."""
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from metrabs import augmentation as aug
-from metrabs import input_pipeline as ip
+from metrabs.data import augmentation as aug
+from metrabs.data import input_pipeline as ip
 from posepile import tfrecord_schema
 from posepile.camera import Camera, make_crop_camera
 from posepile.cropping import CroppedExample, box_to_crop, decode_rle, encode_jpeg, encode_rle
@@ -77,7 +77,7 @@ def first_batches(config):
 
 
 def test_batch_contract_and_composition(config, first_batches):
-    from metrabs.train_step import check_batch_spec
+    from metrabs.training.step import check_batch_spec
     check_batch_spec(ip.make_training_dataset(config).element_spec)
     for batch in first_batches:
         assert batch['image'].shape == (4, 48, 48, 3) and batch['image'].dtype == np.float32
@@ -193,7 +193,7 @@ def test_config_dict_round_trip(config):
 _RESUME_IN_NEW_PROCESS = '''
 import json, sys
 import numpy as np
-from metrabs import input_pipeline as ip
+from metrabs.data import input_pipeline as ip
 config = ip.InputConfig.from_dict(json.load(open(sys.argv[1])), source=sys.argv[1])
 batches = list(ip.make_training_dataset(config, int(sys.argv[2])).take(3).as_numpy_iterator())
 np.savez(sys.argv[3], **{f'{i}/{k}': v for i, b in enumerate(batches) for k, v in b.items()})

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from metrabs import losses
-from metrabs.config import LossConfig
+from metrabs.training import losses
+from metrabs.training.config import LossConfig
 
 NAN = np.nan
 

@@ -5,8 +5,8 @@ import keras
 import numpy as np
 import pytest
 
-from metrabs import lr_schedule
-from metrabs.train_config import TrainConfig
+from metrabs.training import lr_schedule
+from metrabs.training.config import TrainConfig
 
 BASE = 2.121e-4
 T = 400_000

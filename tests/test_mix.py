@@ -90,7 +90,7 @@ def test_cli_writes_input_config(builds, tmp_path, capsys):
     assert all('/jta/train/' in p for p in data['parts_3d'][2]['shard_patterns'])
     assert data['joint_names'] == list(joints.get_union('real').names)
 
-    from metrabs.input_pipeline import InputConfig
+    from metrabs.data.input_pipeline import InputConfig
     config = InputConfig.from_dict(data, source=str(out))
     assert config.batch_size == 16
     assert [p.name for p in config.parts] == ['h36m', 'aspset', 'jta', 'coco', 'mpii']

@@ -11,10 +11,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from metrabs import backbones, losses
-from metrabs.config import LossConfig, ModelConfig
-from metrabs.ghost_batchnorm import GhostBatchNormalization
-from metrabs.model import MetrabsModel
+from metrabs.model import backbones
+from metrabs.training import losses
+from metrabs.model.config import ModelConfig
+from metrabs.training.config import LossConfig
+from metrabs.model.ghost_batchnorm import GhostBatchNormalization
+from metrabs.model.metrabs_model import MetrabsModel
 
 SIDE = 64
 JOINTS = ['pelvis', 'lhip', 'rhip', 'head_h36m', 'neck_coco']

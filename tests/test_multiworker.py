@@ -28,7 +28,7 @@ CONFIG = {
 DRIVER = textwrap.dedent('''
     import json, os, sys
     mode, out_path, logdir = sys.argv[1:4]
-    from metrabs import distribution  # device set-up must precede any TF op
+    from metrabs.training import distribution  # device set-up must precede any TF op
     if mode == 'mirrored2':
         distribution.make_logical_cpus(2)
         strategy = distribution.make_strategy('mirrored', ['/cpu:0', '/cpu:1'])
@@ -37,8 +37,9 @@ DRIVER = textwrap.dedent('''
     else:
         strategy = distribution.make_strategy('default')
     import numpy as np
-    from metrabs.train import make_synthetic_dataset_fn, train
-    from metrabs.train_config import TrainConfig
+    from metrabs.data.inmemory_synthetic import make_synthetic_dataset_fn
+    from metrabs.training.loop import train
+    from metrabs.training.config import TrainConfig
     config = TrainConfig.from_dict(json.loads(os.environ['TRAIN_CONFIG_JSON']))
     dataset_fn = make_synthetic_dataset_fn(N_JOINTS, config.model.proc_side,
                                            config.global_batch_size, n_examples=24, seed=7)

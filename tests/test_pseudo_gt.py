@@ -8,8 +8,8 @@ import pytest
 import tensorflow as tf
 
 from metrabs import pseudo_gt
-from metrabs.config import ModelConfig
-from metrabs.model import MetrabsModel
+from metrabs.model.config import ModelConfig
+from metrabs.model.metrabs_model import MetrabsModel
 from posepile import tfrecord_schema
 from posepile.camera import Camera, make_crop_camera
 from posepile.cropping import CroppedExample, box_to_crop, encode_jpeg
@@ -120,7 +120,7 @@ def test_cli_writes_npz_with_joint_names(model, tmp_path):
         assert np.isnan(data['true3d_cam'][1, 2]).all() and np.isfinite(data['true3d_cam'][0]).all()
         poses, intrinsics = data['poses'], data['intrinsics']
     # Same numbers as the library on the same batches.
-    from metrabs import input_pipeline as ip
+    from metrabs.data import input_pipeline as ip
     config = ip.InputConfig(JOINTS, (ip.DatasetPart('studio', f'{tmp_path}/studio/*.tfrecord', 1),),
                             proc_side=SIDE)
     expected = pseudo_gt.predict_dataset(model, ip.make_eval_dataset(config, 3), JOINTS, True,

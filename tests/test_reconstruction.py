@@ -2,7 +2,7 @@
 import numpy as np
 import tensorflow as tf
 
-from metrabs import reconstruction
+from metrabs.model import reconstruction
 
 SIDE, STRIDE = 256, 32
 K = np.array([[500.0, 0, 128], [0, 500.0, 128], [0, 0, 1]], np.float32)

@@ -207,14 +207,15 @@ def test_distortion_for_the_model_api():
 @pytest.fixture(scope='module')
 def exported(tmp_path_factory):
     """Directory of a tiny MetrabsModel over the synthetic union's joints, exported with
-    metrabs.export.export, with random weights of a visible scale."""
+    metrabs.serving.saved_model.export, with random weights of a visible scale."""
     import tensorflow as tf
 
-    from metrabs import export
-    from metrabs.config import ModelConfig
-    from metrabs.model import MetrabsModel
+    from metrabs.model.description import joint_names_of_set
+    from metrabs.serving.saved_model import export
+    from metrabs.model.config import ModelConfig
+    from metrabs.model.metrabs_model import MetrabsModel
 
-    names = export.joint_names_of_set('synthetic')
+    names = joint_names_of_set('synthetic')
     model = MetrabsModel(ModelConfig(backbone='tiny', proc_side=SIDE, ghost_bn_group_size=0),
                          names)
     model(tf.zeros([1, SIDE, SIDE, 3]), tf.eye(3, batch_shape=[1]), training=False)
@@ -227,7 +228,7 @@ def exported(tmp_path_factory):
         else:
             v.assign(rng.normal(0.0, 0.3, v.shape).astype(np.float32))
     out = tmp_path_factory.mktemp('model') / 'savedmodel'
-    export.export(model, out)
+    export(model, out)
     return out
 
 

@@ -13,14 +13,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from metrabs import checkpointing, losses
+from metrabs.training import checkpointing, losses
 from posepile import joints
-from metrabs.config import LossConfig, ModelConfig
-from metrabs.model import MetrabsModel
-from metrabs.train import (NonFiniteLossError, draw_joints, make_synthetic_dataset_fn, train,
-                           validate)
-from metrabs.train_config import TrainConfig
-from metrabs.train_step import OptimizerGroup, TrainStep, build_optimizers, labels_with_nan
+from metrabs.model.config import ModelConfig
+from metrabs.training.config import LossConfig
+from metrabs.model.metrabs_model import MetrabsModel
+from metrabs.data.inmemory_synthetic import draw_joints, make_synthetic_dataset_fn
+from metrabs.training.loop import NonFiniteLossError, train, validate
+from metrabs.training.config import TrainConfig
+from metrabs.training.step import OptimizerGroup, TrainStep, build_optimizers, labels_with_nan
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N_JOINTS = 6

@@ -1,10 +1,10 @@
-"""metrabs.tf_camera against posepile.camera / image_warp, TTA parameters and flip symmetry,
+"""metrabs.serving.tf_camera against posepile.camera / image_warp, TTA parameters and flip symmetry,
 plausibility filtering and pose NMS against hand-computed cases."""
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from metrabs import pose_filtering, tf_camera, tta
+from metrabs.serving import pose_filtering, tf_camera, tta
 from posepile.camera import (Camera, distort_normalized, make_crop_camera, rotation_x,
                              rotation_y, undistort_normalized)
 from posepile.image_warp import reproject_image

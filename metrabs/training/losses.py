@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from metrabs.config import LossConfig
+from metrabs.training.config import LossConfig
 
 
 def labelled_mask(coords: tf.Tensor) -> tf.Tensor:

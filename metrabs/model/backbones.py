@@ -14,7 +14,7 @@ from collections.abc import Callable
 import keras
 import tensorflow as tf
 
-from metrabs.ghost_batchnorm import GhostBatchNormalization
+from metrabs.model.ghost_batchnorm import GhostBatchNormalization
 
 _IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
 _IMAGENET_STD_RGB = (0.229, 0.224, 0.225)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from metrabs import heatmaps
-from metrabs.config import ModelConfig
+from metrabs.model import heatmaps
+from metrabs.model.config import ModelConfig
 
 
 class MetrabsHead(keras.layers.Layer):

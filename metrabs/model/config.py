@@ -9,7 +9,7 @@ class ModelConfig:
     """Architecture and geometry of the MeTRAbs model.
 
     Attributes:
-        backbone: a name from `metrabs.backbones.BACKBONE_NAMES`, e.g. 'efficientnetv2-s'.
+        backbone: a name from `metrabs.model.backbones.BACKBONE_NAMES`, e.g. 'efficientnetv2-s'.
         backbone_weights: path of a local weights file for the backbone (Keras `.weights.h5` or a
             legacy `.h5`), or None to start from random initialisation (nothing is downloaded).
         proc_side: side of the square input crop, pixels.
@@ -64,18 +64,3 @@ class ModelConfig:
     def heatmap_side(self) -> int:
         """Cells per side of the heatmaps (8 for 256 px at stride 32)."""
         return self.proc_side // self.stride
-
-
-@dataclasses.dataclass(frozen=True)
-class LossConfig:
-    """Weights of the MeTRAbs loss terms: L_meanrel + lambda_proj*L_proj + lambda_abs*L_abs.
-
-    Attributes:
-        lambda_proj: weight of the 2D projection loss (crop-size normalised L1).
-        lambda_abs: weight of the absolute 3D loss (metres, L1).
-        abs_loss_start_step: training step from which L_abs counts (before it, weight 0).
-    """
-
-    lambda_proj: float = 0.2
-    lambda_abs: float = 0.1
-    abs_loss_start_step: int = 5000

@@ -1,7 +1,7 @@
 """TrainConfig: hyper-parameters of the MeTRAbs training loop, with the reference defaults.
 
-The model's own hyper-parameters live in `metrabs.config.ModelConfig`, the loss weights in
-`metrabs.config.LossConfig`; a TrainConfig holds both plus everything the loop needs.
+The model's own hyper-parameters live in `metrabs.model.config.ModelConfig`, the loss weights in
+`metrabs.training.config.LossConfig`; a TrainConfig holds both plus everything the loop needs.
 """
 from __future__ import annotations
 
@@ -11,7 +11,22 @@ import math
 import os
 from typing import Any
 
-from metrabs.config import LossConfig, ModelConfig
+from metrabs.model.config import ModelConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+    """Weights of the MeTRAbs loss terms: L_meanrel + lambda_proj*L_proj + lambda_abs*L_abs.
+
+    Attributes:
+        lambda_proj: weight of the 2D projection loss (crop-size normalised L1).
+        lambda_abs: weight of the absolute 3D loss (metres, L1).
+        abs_loss_start_step: training step from which L_abs counts (before it, weight 0).
+    """
+
+    lambda_proj: float = 0.2
+    lambda_abs: float = 0.1
+    abs_loss_start_step: int = 5000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,7 +43,8 @@ class TrainConfig:
         lr_schedule: 'constant_then_decay' (default; the design notes and the issue: constant
             for 92 %, then a smooth decay by x1/3 over the last 8 %) or 'reference' (our reading
             of the released MeTRAbs code, unconfirmed: decay by x1/3 over the first 92 %, then
-            restart at base/30 and decay by x0.3 over the last 8 %). See metrabs.lr_schedule.
+            restart at base/30 and decay by x0.3 over the last 8 %). See
+            metrabs.training.lr_schedule.
         lr_decay_start_fraction: where the last phase starts, fraction of training_steps (0.92).
         weight_decay: decoupled weight decay as the reference's flag value (3e-3).
         normalize_weight_decay: if True (reference), the AdamW coefficient is
@@ -51,7 +67,7 @@ class TrainConfig:
         validate_every: run validation every N steps when a validation dataset_fn is given
             (0: never).
         validation_steps: batches per validation run (None: until the dataset ends).
-        finetune_mode: ACAE consistency fine-tuning (metrabs.acae_finetune): 'none',
+        finetune_mode: ACAE consistency fine-tuning (metrabs.training.consistency): 'none',
             'output_reg' (a: extra L1 to the ACAE reconstruction), 'latent' (b: latent head,
             outputs W_dec @ latents) or 'hybrid' (c: full head + latent head, student-teacher L1).
         acae_weights: path of the frozen ACAE's weights.npz (needed unless finetune_mode='none').

@@ -5,11 +5,10 @@ import dataclasses
 from collections.abc import Sequence
 
 import keras
-import tensorflow as tf
 
-from metrabs import backbones, reconstruction
-from metrabs.config import ModelConfig
-from metrabs.metrabs_head import MetrabsHead
+from metrabs.model import backbones, reconstruction
+from metrabs.model.config import ModelConfig
+from metrabs.model.head import MetrabsHead
 
 
 @keras.saving.register_keras_serializable(package='metrabs')

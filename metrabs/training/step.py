@@ -30,10 +30,11 @@ from collections.abc import Callable
 import keras
 import tensorflow as tf
 
-from metrabs import acae_finetune
-from metrabs import losses as losses_lib
-from metrabs import lr_schedule
-from metrabs.train_config import TrainConfig
+from metrabs.model.acae_matrices import AcaeMatrices
+from metrabs.training import consistency
+from metrabs.training import losses as losses_lib
+from metrabs.training import lr_schedule
+from metrabs.training.config import TrainConfig
 
 BATCH_FIELDS: dict[str, tuple[tf.DType, int]] = {
     'image': (tf.float32, 4),
@@ -47,7 +48,8 @@ BATCH_FIELDS: dict[str, tuple[tf.DType, int]] = {
 """Field name -> (dtype, rank) of the batch contract above."""
 
 LOSS_NAMES = ('loss', 'meanrel', 'proj', 'abs', 'acae', 'grad_norm')
-"""'acae': the unweighted extra term of ACAE fine-tuning (0 without; metrabs.acae_finetune)."""
+"""'acae': the unweighted extra term of ACAE fine-tuning (0 without; see
+metrabs.training.consistency)."""
 
 
 def check_batch_spec(element_spec, where: str = 'training dataset'):
@@ -143,7 +145,8 @@ class TrainStep:
         config: TrainConfig.
         strategy: the tf.distribute strategy the model and optimizers were created under.
         step: int64 scalar tf.Variable holding the number of completed steps; incremented here.
-        finetune_term: the extra loss of ACAE fine-tuning (metrabs.acae_finetune.FinetuneTerm);
+        finetune_term: the extra loss of ACAE fine-tuning
+            (metrabs.training.consistency.FinetuneTerm);
             default: built from config.finetune_mode / acae_weights over model.joint_names.
             It is weighted by config.lambda_acae; in 'hybrid' mode the labels supervise the
             teacher outputs.
@@ -158,10 +161,10 @@ class TrainStep:
     def __init__(self, model: keras.Model, groups: list[OptimizerGroup], config: TrainConfig,
                  strategy: tf.distribute.Strategy, step: tf.Variable, finetune_term=None):
         if finetune_term is None and config.finetune_mode != 'none':
-            acae = acae_finetune.AcaeMatrices.load(
+            acae = AcaeMatrices.load(
                 config.acae_weights, model.joint_names,
                 require_all=config.finetune_mode != 'output_reg')
-            finetune_term = acae_finetune.FinetuneTerm(
+            finetune_term = consistency.FinetuneTerm(
                 config.finetune_mode, acae, config.model.proc_side, config.loss.lambda_proj,
                 len(model.joint_names))
         self.finetune_term = finetune_term
@@ -195,7 +198,7 @@ class TrainStep:
             supervised = predictions
             acae_term = tf.constant(0.0, tf.float32)
             if self.finetune_term is not None:
-                supervised = acae_finetune.supervised_outputs(self.finetune_term.mode, predictions)
+                supervised = consistency.supervised_outputs(self.finetune_term.mode, predictions)
                 acae_term = self.finetune_term(predictions)
             terms = losses_lib.combined_loss(
                 supervised, true3d, true2d, self.config.model.proc_side, self.step, loss_config)

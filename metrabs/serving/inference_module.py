@@ -27,7 +27,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 
-from metrabs import pose_filtering, tf_camera, tta
+from metrabs.model.acae_matrices import AcaeMatrices
+from metrabs.serving import pose_filtering, tf_camera, tta
 from posepile import joints as joint_registry
 from posepile.joints import JointInfo
 
@@ -60,7 +61,6 @@ def acae_projection(model_joint_names: Sequence[str], acae_arrays: Mapping[str, 
 
     Raises ValueError naming `source` if the ACAE knows joints the model does not predict.
     """
-    from metrabs.acae_finetune import AcaeMatrices  # the one place ACAE joints meet model joints
     try:
         acae = AcaeMatrices.from_arrays(acae_arrays, model_joint_names, source)
     except KeyError as e:
@@ -75,7 +75,8 @@ class PoseEstimatorModule(tf.Module):
     """Everything the SavedModel exposes (see module docstring).
 
     Args:
-        crop_model: a built MetrabsModel (call(images, intrinsics) -> dict, see metrabs.model).
+        crop_model: a built MetrabsModel (call(images, intrinsics) -> dict, see
+            metrabs.model.metrabs_model).
         bone_stats: optional {'<joint_a>-<joint_b>' (model joint names): mean length mm}.
         acae_arrays: optional ACAE weights (acae.export.load_weights) over model joint names.
         detector: optional loaded detector SavedModel (contract in the module docstring).

@@ -9,7 +9,8 @@ because the centre is shared); world-frame joints go into the new camera frame w
 2 cx - x, camera x negated), so only the left/right labels are swapped here (mirror_perm).
 
 Appearance (float32 [0, 1] images, crop px): background replacement through the person mask,
-synthetic occluders (`metrabs.occlusion`), colour jitter (brightness, contrast, saturation, hue).
+synthetic occluders (`metrabs.data.occlusion`), colour jitter (brightness, contrast, saturation,
+hue).
 
 Randomness: every function takes an explicit np.random.Generator; `example_rng` derives it from
 (global seed, stream id, position in the stream), so augmentation is a pure function of those.
@@ -26,7 +27,7 @@ from posepile.camera import Camera, make_crop_camera, reproject_image_points
 from posepile.cropping import box_to_crop
 from posepile.image_warp import reproject_image
 from posepile.joints import JointInfo
-from metrabs import occlusion
+from metrabs.data import occlusion
 
 BackgroundSource = Callable[[np.random.Generator, tuple[int, int]], np.ndarray]
 """(rng, (H, W)) -> float32 [H, W, 3] in [0, 1]; the default is `occlusion.random_texture`."""

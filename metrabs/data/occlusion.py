@@ -10,8 +10,8 @@ MeTRAbs pastes Pascal VOC objects) plug in through the `OccluderSource` hook:
     for image, instance_mask in voc_segmentation_object_pairs:       # user's own loader
         cutouts += cutouts_from_instance_mask(image, instance_mask)  # (rgb, alpha) per object
     source = CutoutOccluderSource(cutouts)
-    ... pass `occluder_source=source` to `metrabs.augmentation.augment`
-    (and to `metrabs.input_pipeline.make_training_dataset`).
+    ... pass `occluder_source=source` to `metrabs.data.augmentation.augment`
+    (and to `metrabs.data.input_pipeline.make_training_dataset`).
 
 Backgrounds default to random textures; `ImageBackgroundSource(paths)` pastes the person onto
 random windows of the user's own photos instead (pass it as `background_source`).

@@ -1,6 +1,6 @@
 """tf.data input pipeline: posepile TFRecord shards -> MeTRAbs training / evaluation batches.
 
-Output (the batch contract of metrabs.train_step): 'image' float32 [B, P, P, 3] in [0, 1],
+Output (the batch contract of metrabs.training.step): 'image' float32 [B, P, P, 3] in [0, 1],
 'intrinsics' float32 [B, 3, 3] (augmented crop camera K, px), 'coords3d_cam' float32 [B, J, 3]
 (that camera's frame, mm, 0 where invalid), 'valid3d' bool [B, J], 'coords2d' float32 [B, J, 2]
 (crop px, 0 where invalid), 'valid2d' bool [B, J], 'dataset_index' int32 [B]. J follows
@@ -32,8 +32,8 @@ import numpy as np
 import tensorflow as tf
 import tqdm
 
-from metrabs import augmentation as aug_lib
-from metrabs import occlusion
+from metrabs.data import augmentation as aug_lib
+from metrabs.data import occlusion
 from posepile import shards as shards_lib
 from posepile import tfrecord_schema
 from posepile.camera import Camera

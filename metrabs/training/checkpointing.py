@@ -17,7 +17,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from metrabs import distribution
+from metrabs.model import description
+from metrabs.model.metrabs_model import MetrabsModel
+from metrabs.model.restore import resolve_checkpoint
+from metrabs.training import distribution
 
 
 class TrainingCheckpointer:
@@ -63,23 +66,6 @@ class TrainingCheckpointer:
         if not self.is_chief:
             shutil.rmtree(self.write_directory, ignore_errors=True)
         return path
-
-
-def resolve_checkpoint(path: str) -> str:
-    """Checkpoint prefix ('.../ckpt-1000') from a prefix, a checkpoint directory, or a training
-    logdir holding checkpoints/ (the latest checkpoint). SavedModel directories are refused."""
-    if os.path.isdir(path):
-        if tf.saved_model.contains_saved_model(path):
-            raise ValueError(f'{path}: a SavedModel, not a training checkpoint; pass the training '
-                             f'logdir or a checkpoint')
-        for directory in (path, os.path.join(path, 'checkpoints')):
-            prefix = tf.train.latest_checkpoint(directory)
-            if prefix is not None:
-                return prefix
-        raise FileNotFoundError(f'{path}: no checkpoint in this directory or its checkpoints/')
-    if not tf.io.gfile.exists(path + '.index'):
-        raise FileNotFoundError(f'{path}: not a checkpoint (no {path}.index)')
-    return path
 
 
 def restore_parts(path: str, **parts) -> str:
@@ -138,19 +124,16 @@ def init_from_saved_model(model: keras.Model, saved_model_dir: str):
         ValueError: the backbone name or proc_side differs from `model.config`, or the exported
             variables do not fit the rebuilt model.
     """
-    from metrabs import export  # deferred: export imports this module and the serving stack
-    from metrabs.model import MetrabsModel
-
     assets = os.path.join(saved_model_dir, 'assets')
-    config_path = os.path.join(assets, export.MODEL_CONFIG_ASSET)
-    names_path = os.path.join(assets, export.JOINT_NAMES_ASSET)
+    config_path = os.path.join(assets, description.MODEL_CONFIG_ASSET)
+    names_path = os.path.join(assets, description.JOINT_NAMES_ASSET)
     for required in (config_path, names_path):
         if not os.path.isfile(required):
             raise FileNotFoundError(
                 f'{saved_model_dir}: no {os.path.relpath(required, saved_model_dir)}; re-export '
                 f'the model with the current metrabs.export to fine-tune from it')
-    exported_config = export.load_model_config(config_path)
-    joint_names = export.load_joint_names(names_path)
+    exported_config = description.load_model_config(config_path)
+    joint_names = description.load_joint_names(names_path)
     config = getattr(model, 'config', None)
     if config is not None:
         for field in ('backbone', 'proc_side'):
