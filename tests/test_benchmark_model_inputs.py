@@ -578,3 +578,51 @@ def test_model_run_refuses_a_model_without_detector(mupots_case, tmp_path, monke
     with pytest.raises(SystemExit, match='exported without a person detector.*--boxes=gt'):
         run_with(fake, ['--benchmark=mupots', f'--root={gt.source}'], tmp_path, monkeypatch,
                  ('TS1',))
+
+
+@pytest.mark.slow
+def test_predict_runs_the_real_detect_poses():
+    """The real PoseEstimatorModule (tiny random model) with a fixed-box detector, the object
+    an export saves: predict() in detector mode equals calling its detect_poses directly with
+    the benchmark's settings; without a detection the single-person fallback estimates the
+    whole image. (Loaded SavedModels take the same keyword arguments: their signatures are
+    these tf.functions'.)"""
+    import tensorflow as tf
+
+    from eval import model_predictions
+    from metrabs.model.metrabs_model import MetrabsModel
+    from metrabs.serving.inference_module import PoseEstimatorModule
+    from test_export import CONFIG, SIDE, _FixedDetector, _joint_names, _randomize
+
+    model = MetrabsModel(CONFIG, _joint_names())
+    model(tf.zeros([1, SIDE, SIDE, 3]), tf.eye(3, batch_shape=[1]))
+    _randomize(model)
+    loaded = PoseEstimatorModule(model, detector=_FixedDetector())
+    assert model_predictions.has_detector(loaded)
+    rng = np.random.default_rng(4)
+    image = rng.integers(0, 256, (96, 128, 3)).astype(np.uint8)
+    cam = Camera(intrinsic_matrix=[[150.0, 0, 64], [0, 150, 48], [0, 0, 1]], world_up=(0, -1, 0))
+    item = model_predictions.camera_frame_input(lambda: image, None, cam, 'TS1', 0)
+    options = model_predictions.InferenceOptions(num_aug=1, antialias_factor=2)
+    settings = model_predictions.DetectorSettings(threshold=0.5, max_detections=-1)
+    got = model_predictions.predict(loaded, [item], options, detector=settings)
+    direct = loaded.detect_poses(
+        image, intrinsic_matrix=cam.intrinsic_matrix.astype(np.float32),
+        distortion_coeffs=np.zeros(5, np.float32), extrinsic_matrix=np.eye(4, dtype=np.float32),
+        world_up_vector=np.array([0, -1, 0], np.float32), num_aug=1, antialias_factor=2,
+        detector_threshold=0.5, detector_flip_aug=True, suppress_implausible_poses=False)
+    np.testing.assert_allclose(got.boxes, direct['boxes'].numpy(), atol=1e-5)
+    np.testing.assert_allclose(got.poses, direct['poses3d'].numpy(), atol=1e-3)
+    assert got.person.tolist() == list(range(len(got.boxes))) and got.box_source == 'detector'
+    assert len(got.boxes) == 4  # 2 fixed boxes above 0.5, and their mirror images (flip aug)
+    # Threshold above every detector score: nobody found, the whole image is estimated.
+    blind = model_predictions.DetectorSettings(threshold=0.95, max_detections=1,
+                                               fallback_whole_image=True)
+    fallback = model_predictions.predict(loaded, [item], options, detector=blind)
+    whole = loaded.estimate_poses(
+        image, np.array([[0, 0, 128, 96]], np.float32),
+        intrinsic_matrix=cam.intrinsic_matrix.astype(np.float32),
+        world_up_vector=np.array([0, -1, 0], np.float32), num_aug=1, antialias_factor=2)
+    np.testing.assert_allclose(fallback.poses, whole['poses3d'].numpy(), atol=1e-3)
+    np.testing.assert_allclose(fallback.boxes, [[0, 0, 128, 96, -1]])
+    # (a SavedModel exported without a detector: tests/test_synthetic_benchmark.py)

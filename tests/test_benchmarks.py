@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import scipy.io
 from cdflib.cdfwrite import CDF
-from scipy.spatial.transform import Rotation
 
 from eval import report, run
 from eval.benchmarks import get_benchmark

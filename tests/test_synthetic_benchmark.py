@@ -285,6 +285,7 @@ def test_model_predictions_equal_direct_calls(gt, loaded, model_run):
         assert set(_all_joint_names(gt)) <= set(data['joint_names'].tolist())
     predictions = load_predictions(path)
     model = loaded
+    assert not model_predictions.has_detector(model)  # exported without --detector
     model_names = [n.decode() for n in model.joint_names.numpy()]
     assert list(predictions.joint_names) == model_names
     # A distorted (synwide) frame and one other, called directly with the raw camera.

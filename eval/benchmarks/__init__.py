@@ -185,19 +185,17 @@ def breakdown_table(title: str, errors: dict[str, np.ndarray], groups: np.ndarra
     return Table(title, [labels.get(c, c) for c in order] + ['Avg'], rows)
 
 
-def error_sets(pred: np.ndarray, gt: np.ndarray, root_index: int,
-               eval_joints: np.ndarray | None = None,
-               pck_threshold_mm: float = metrics.PCK_THRESHOLD_MM) -> dict[str, np.ndarray]:
-    """Per-entry arrays [N, J_eval] for each metric: errors in mm, PCK/AUC hits in percent."""
-    selection = slice(None) if eval_joints is None else np.asarray(eval_joints)
+def error_sets(pred: np.ndarray, gt: np.ndarray, root_index: int) -> dict[str, np.ndarray]:
+    """Per-entry arrays [N, J] for each metric: errors in mm, PCK@150 mm / AUC hits in percent
+    (strict <, the 3DHP convention); protocols select their joints from these."""
     root = metrics.joint_errors(pred, gt, 'root', root_index)
     return {
-        'MPJPE': root[:, selection],
-        'PA-MPJPE': metrics.joint_errors(pred, gt, 'procrustes', root_index)[:, selection],
-        'N-MPJPE': metrics.joint_errors(pred, gt, 'scale', root_index)[:, selection],
-        'MPJPE-abs': metrics.joint_errors(pred, gt, 'none', root_index)[:, selection],
-        'PCK': 100.0 * metrics.pck_hits(root[:, selection], pck_threshold_mm),
-        'AUC': 100.0 * metrics.auc_scores(root[:, selection]),
+        'MPJPE': root,
+        'PA-MPJPE': metrics.joint_errors(pred, gt, 'procrustes', root_index),
+        'N-MPJPE': metrics.joint_errors(pred, gt, 'scale', root_index),
+        'MPJPE-abs': metrics.joint_errors(pred, gt, 'none', root_index),
+        'PCK': 100.0 * metrics.pck_hits(root),
+        'AUC': 100.0 * metrics.auc_scores(root),
     }
 
 

@@ -319,8 +319,9 @@ def evaluate(gt: PW3DGT, predictions: Predictions) -> BenchmarkResult:
     if counts['n_poses_without_prediction']:
         conventions['missing'] = (f'{counts["n_poses_without_prediction"]} evaluated poses '
                                   f'have no tracked detection yet and are left out')
+    per_joint = {k: errors[k] for k in ('MPJPE', 'PA-MPJPE', 'MPJPE-abs')}
     return BenchmarkResult('pw3d', summary, [table, by_split, wacv23], counts, protocol,
-                           per_joint_dict(errors, gt.joint_names), conventions)
+                           per_joint_dict(per_joint, gt.joint_names), conventions)
 
 
 BOX_MARGIN = 0.1  # of the projected joints' extent per side: 24 joints bound the body loosely
