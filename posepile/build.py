@@ -392,6 +392,9 @@ def _manifest(counts_before: Counter, survivors, names_per_survivor,
         'skeleton': config.skeleton,
         'joint_sets': [{'dataset': dataset, 'joint_names': list(names), 'num_examples': count}
                        for (dataset, names), count in sorted(joint_sets.items())],
+        # User-registered formats the joints come from (posepile.mix registers them again).
+        'skeleton_definitions': joints.user_skeleton_definitions(
+            {n for _, names in joint_sets for n in names}),
         'num_examples': int(sum(s['num_examples'] for s in shards)),
         'shards': shards,
     }

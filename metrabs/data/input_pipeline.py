@@ -44,7 +44,7 @@ from posepile import shards as shards_lib
 from posepile import tfrecord_schema
 from posepile.camera import Camera
 from posepile.cropping import decode_jpeg, decode_rle
-from posepile.joints import get_union
+from posepile.joints import get_union, register_skeleton
 
 _INT64_MAX = np.iinfo(np.int64).max
 # Larger than any shard: batching a whole shard into one tensor lets it be permuted in place.
@@ -96,6 +96,9 @@ class InputConfig:
             'all'); records are densified into it before the model's joints are picked.
         num_parallel_calls: parallel augmentation calls (tf.data.AUTOTUNE = -1).
         prefetch_batches: batches prefetched at the end of the pipeline.
+        skeletons: definitions of user-defined skeleton formats (posepile.joints
+            .register_skeleton) whose joints are among joint_names; registered when the
+            config is made, so a fresh process knows them (posepile.mix fills this in).
     """
     joint_names: tuple[str, ...]
     parts_3d: tuple[DatasetPart, ...]
@@ -106,9 +109,13 @@ class InputConfig:
     union: str = 'all'
     num_parallel_calls: int = tf.data.AUTOTUNE
     prefetch_batches: int = 2
+    skeletons: tuple[Mapping[str, Any], ...] = ()
 
     def __post_init__(self):
         object.__setattr__(self, 'joint_names', tuple(self.joint_names))
+        object.__setattr__(self, 'skeletons', tuple(self.skeletons))
+        for definition in self.skeletons:
+            register_skeleton(definition)
         object.__setattr__(self, 'parts_3d', tuple(self.parts_3d))
         object.__setattr__(self, 'parts_2d', tuple(self.parts_2d))
         if not self.joint_names:

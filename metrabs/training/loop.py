@@ -36,6 +36,7 @@ import tqdm
 
 from eval import metrics
 from metrabs.data.inmemory_synthetic import DatasetFn, draw_joints
+from metrabs.model import description
 from metrabs.model.acae_matrices import AcaeMatrices
 from metrabs.model.latent_model import build_latent_model
 from metrabs.model.metrabs_model import MetrabsModel
@@ -205,6 +206,7 @@ def _train(config, dataset_fn, logdir, joint_names, strategy, model_fn, val_data
         config.save_json(os.path.join(logdir, 'config.json'))
         if joint_names:  # metrabs.export rebuilds the model from config.json + joint_names.json
             write_json_atomic(os.path.join(logdir, 'joint_names.json'), list(joint_names))
+            description.write_skeleton_definitions(logdir, joint_names)
 
     with strategy.scope():
         if model_fn is not None:
