@@ -9,10 +9,10 @@ On a machine without a GPU it says so and exits 0 (--allow-cpu runs the same cel
 devices, for testing this script: the numbers then mean nothing for GPUs).
 
 Training cells: for each (backbone, px, policy, XLA, number of GPUs) a fresh process (so every
-cell starts with empty GPU memory and its own XLA setting) builds the model over the 620-joint
+cell starts with empty GPU memory and its own XLA setting) builds the model over the joints of the
 'real' union with ghost BN 16 (the paper's), AdamW from build_optimizers and
-metrabs.training.step.TrainStep under MirroredStrategy over the first n GPUs (one GPU: no
-strategy), and times steps on one fixed random batch of batch_per_gpu x n examples after two
+metrabs.training.step.TrainStep under MirroredStrategy over the first n GPUs (one GPU:
+OneDeviceStrategy), and times steps on one fixed random batch of batch_per_gpu x n examples after two
 warm-up steps (bench.train_step's batch and timing; data loading is timed separately).
 XLA 'on' is TF's auto-clustering (tf.config.optimizer.set_jit(True)), which compiles the
 step's clusters on every replica under any strategy. A cell that runs out of memory is
@@ -192,7 +192,9 @@ def main(argv=None) -> int:
                                            args.input_batches) for side in args.sides}
 
     cores = len(os.sched_getaffinity(0))
-    print(f'\nTraining on {available} x {device_name}; {cores} CPU cores; 620 joints, ghost BN '
+    from posepile.joints import get_union
+    print(f'\nTraining on {available} x {device_name}; {cores} CPU cores; '
+          f'{len(get_union("real"))} joints, ghost BN '
           f'{GHOST_BN}, batch {args.batch_per_gpu} per device, {args.steps} timed steps')
     print('| backbone | px | policy | XLA | devices | batch | examples/s | per device | '
           'scaling | first step s | cores to feed |')

@@ -6,7 +6,8 @@ Run from the repository root:
 The defaults (tiny and EfficientNetV2-B0, both policies, no XLA) take ~3 min on 2 busy cores:
 graph tracing of the large backbones costs 1-3 min per cell, XLA compilation more.
 For each (backbone, dtype policy, XLA on/off) it builds MetrabsModel over the joint union of the
-'real' formats (620 joints; --joint-set) at 256 px, AdamW from build_optimizers, and times
+'real' formats (620 joints when bench/README.md was measured, 652 since JRDB-Pose and PoseTrack;
+--joint-set) at 256 px, AdamW from build_optimizers, and times
 metrabs.training.step.TrainStep on one fixed random batch (the batch contract; data loading is not timed: see bench.input_pipeline).
 FLOPs per example come from the backbone's frozen inference graph at batch 1 (TF profiler,
 multiply-add = 2); a training step is counted as 3x the forward FLOPs (forward + gradients with
