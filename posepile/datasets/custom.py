@@ -93,16 +93,20 @@ class LabelMask:
         return image == self.label
 
 
+def _check_fields(value: Any, known: set[str], where: str) -> None:
+    if not isinstance(value, dict):
+        raise common.DatasetFormatError(f'{where}: must hold a JSON object')
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise common.DatasetFormatError(f'{where}: unknown fields {unknown}; known: '
+                                        f'{sorted(known)}')
+
+
 def _dataset_info(root: pathlib.Path) -> dict[str, Any]:
     path = root / 'dataset.json'
     info = common.load_json(common.require_file(
         path, 'the description of a custom dataset (docs/ADDING_A_DATASET.md)'))
-    if not isinstance(info, dict):
-        raise common.DatasetFormatError(f'{path}: must hold a JSON object')
-    unknown = sorted(set(info) - _DATASET_KEYS)
-    if unknown:
-        raise common.DatasetFormatError(f'{path}: unknown fields {unknown}; known: '
-                                        f'{sorted(_DATASET_KEYS)}')
+    _check_fields(info, _DATASET_KEYS, str(path))
     for key in ('name', 'skeleton'):
         if not isinstance(info.get(key), str) or not info[key]:
             raise common.DatasetFormatError(f'{path}: field "{key}" must be a non-empty string')
@@ -150,12 +154,7 @@ def _load_array(path: pathlib.Path, shape: tuple) -> np.ndarray:
 
 
 def _camera(spec: Any, where: str, world_up) -> Camera:
-    if not isinstance(spec, dict):
-        raise common.DatasetFormatError(f'{where}: a camera is a JSON object')
-    unknown = sorted(set(spec) - _CAMERA_KEYS)
-    if unknown:
-        raise common.DatasetFormatError(f'{where}: unknown fields {unknown}; known: '
-                                        f'{sorted(_CAMERA_KEYS)}')
+    _check_fields(spec, _CAMERA_KEYS, where)
     if 'optical_center' in spec and 'translation' in spec:
         raise common.DatasetFormatError(f'{where}: give "optical_center" or "translation", '
                                         f'not both')

@@ -59,7 +59,9 @@ import numpy as np
 from posepile import joints
 from posepile.camera import Camera
 from posepile.datasets import common
-from posepile.datasets._video2d import DEFAULT_MIN_LIMB_JOINTS, MotionFilter2D, limb_joint_mask
+from posepile.datasets._video2d import (DEFAULT_MIN_LIMB_JOINTS, MotionFilter2D,
+                                        annotations_in_track_order, limb_joint_mask,
+                                        video_images)
 from posepile.datasets.skip_counts import count_skipped
 from posepile.example import Pose3DExample
 
@@ -199,30 +201,13 @@ def _convert_file(root, path, sequence, camera_id, split, cameras, frame_offset,
                   min_limb_joints, motion_fraction, names, limbs, no_world):
     data = common.load_json(path)
     _check_keypoint_names(data, path)
-    frame_of_image = {}
-    for i, image in enumerate(common.get_field(data, 'images', path)):
-        where = f'{path} [images {i}]'
-        file_name = str(common.get_field(image, 'file_name', where))
-        stem = pathlib.PurePath(file_name).stem
-        if not stem.isdigit():
-            raise common.DatasetFormatError(f'{where}: file_name {file_name!r} does not end in '
-                                            f'a frame number')
-        frame_of_image[int(common.get_field(image, 'id', where))] = (
-            int(stem) + frame_offset, str(pathlib.PurePath(file_name).parent))
-    annotations = common.get_field(data, 'annotations', path)
-    keyed = []
-    for i, ann in enumerate(annotations):
-        where = f'{path} [annotation id {ann.get("id", i) if isinstance(ann, dict) else i}]'
-        image_id = int(common.get_field(ann, 'image_id', where))
-        if image_id not in frame_of_image:
-            raise common.DatasetFormatError(f'{where}: image_id {image_id} is not in the file\'s '
-                                            f'"images"')
-        keyed.append((frame_of_image[image_id][0], int(common.get_field(ann, 'track_id', where)),
-                      i, where, ann))
+    images = video_images(data, path)
     motion = MotionFilter2D()
     shapes: dict[str, tuple[int, int]] = {}
     dataset = 'jrdb'
-    for frame, track, _, where, ann in sorted(keyed, key=lambda k: k[:3]):
+    for track, where, ann in annotations_in_track_order(data, path, images):
+        file_name, label_frame, _ = images[int(ann['image_id'])]
+        frame = label_frame + frame_offset
         if ann.get('is_crowd', ann.get('iscrowd', 0)):
             count_skipped(dataset, 'crowd annotation')
             continue
@@ -237,7 +222,7 @@ def _convert_file(root, path, sequence, camera_id, split, cameras, frame_offset,
             count_skipped(dataset, 'fewer labelled limb joints than min_limb_joints')
             continue
         coords2d = np.where(labelled[:, None], keypoints[:, :2], np.nan)
-        image_dir = frame_of_image[ann['image_id']][1]
+        image_dir = str(pathlib.PurePath(file_name).parent)
         image_path = common.safe_path(root / 'images', f'{image_dir}/{frame:06d}.jpg', path)
         if not image_path.is_file():
             count_skipped(dataset, 'labelled frame without an image')

@@ -53,7 +53,9 @@ import numpy as np
 from posepile import joints
 from posepile.camera import camera_from_fov
 from posepile.datasets import common
-from posepile.datasets._video2d import DEFAULT_MIN_LIMB_JOINTS, MotionFilter2D, limb_joint_mask
+from posepile.datasets._video2d import (DEFAULT_MIN_LIMB_JOINTS, MotionFilter2D,
+                                        annotations_in_track_order, limb_joint_mask,
+                                        video_images)
 from posepile.datasets.coco import DEFAULT_FOV_DEG
 from posepile.datasets.skip_counts import count_skipped
 from posepile.example import Pose3DExample
@@ -151,30 +153,16 @@ def convert(root, splits: Iterable[str] = ('train', 'validation'),
 def _convert_video(root, path, split, fov_deg, min_limb_joints, head_fraction, names, limbs):
     data = common.load_json(path)
     columns, n_slots = _keypoint_columns(data, path)
-    images = {}
-    for i, image in enumerate(common.get_field(data, 'images', path)):
-        where = f'{path} [images {i}]'
-        file_name = str(common.get_field(image, 'file_name', where))
-        stem = pathlib.PurePath(file_name).stem
-        if not stem.isdigit():
-            raise common.DatasetFormatError(f'{where}: file_name {file_name!r} does not end in '
-                                            f'a frame number')
-        images[int(common.get_field(image, 'id', where))] = (
-            file_name, int(stem), _ignore_regions(image, where))
-    keyed = []
-    for i, ann in enumerate(common.get_field(data, 'annotations', path)):
-        where = f'{path} [annotation id {ann.get("id", i) if isinstance(ann, dict) else i}]'
-        image_id = int(common.get_field(ann, 'image_id', where))
-        if image_id not in images:
-            raise common.DatasetFormatError(f'{where}: image_id {image_id} is not in the file\'s '
-                                            f'"images"')
-        keyed.append((images[image_id][1], int(common.get_field(ann, 'track_id', where)), i,
-                      where, ann, image_id))
+    images = video_images(data, path)
+    regions = {image_id: _ignore_regions(record, f'{path} [images id {image_id}]')
+               for image_id, (_, _, record) in images.items()}
     dataset = 'posetrack'
     motion = MotionFilter2D()
     base = camera = None
     no_world = np.full((len(names), 3), np.nan, np.float32)
-    for frame, track, _, where, ann, image_id in sorted(keyed, key=lambda k: k[:3]):
+    for track, where, ann in annotations_in_track_order(data, path, images):
+        image_id = int(ann['image_id'])
+        file_name, frame, _ = images[image_id]
         if 'bbox' not in ann:
             count_skipped(dataset, 'annotation without bbox')
             continue
@@ -185,7 +173,6 @@ def _convert_video(root, path, split, fov_deg, min_limb_joints, head_fraction, n
             count_skipped(dataset, 'fewer labelled limb joints than min_limb_joints')
             continue
         coords2d = np.where(labelled[:, None], keypoints[:, :2], np.nan)
-        file_name, _, regions = images[image_id]
         if base is None:  # images/... is relative to root or to root/posetrack_data
             base = next((b for b in (root, root / 'posetrack_data')
                          if (b / file_name).is_file()), None)
@@ -211,4 +198,4 @@ def _convert_video(root, path, split, fov_deg, min_limb_joints, head_fraction, n
             box=box, dataset=dataset, sequence=pathlib.PurePath(file_name).parent.name,
             person=track, camera_id='', frame=frame, split=split,
             coords2d=coords2d.astype(np.float32),
-            extra={'ignore_regions': regions, 'annotation_id': ann.get('id')})
+            extra={'ignore_regions': regions[image_id], 'annotation_id': ann.get('id')})
