@@ -37,8 +37,8 @@ largest remainder so the sum is exact.
 Output: the dict `metrabs.data.input_pipeline.InputConfig.from_dict` reads ({joint_names, parts_3d,
 parts_2d (each {name, shard_patterns, examples_per_batch}), union, proc_side, seed,
 augmentation, and `skeletons`: the definitions of user-registered skeleton formats among the
-joints, taken from the builds' manifests}), written atomically. The table printed lists each dataset's examples of the
-split, rows per batch and share of the batch. `--split=validation` writes the config of the
+joints, taken from the builds' manifests}), written atomically. The table printed lists each
+dataset's examples of the split, rows per batch and share of the batch. `--split=validation` writes the config of the
 validation shards that `metrabs.train --val-input-config` reads.
 """
 from __future__ import annotations
