@@ -269,3 +269,24 @@ def test_build_mix_train_export_see_the_new_joints(dataset, tmp_path):
     loaded = tf.saved_model.load(str(export_dir))
     got = [n.decode() for n in loaded.per_skeleton_joint_names['mylab'].numpy()]
     assert got == JOINT_NAMES
+
+
+def test_environment_variable_registers_in_every_process(tmp_path):
+    (tmp_path / 'skeletons').mkdir()
+    (tmp_path / 'skeletons' / 'mylab.json').write_text(json.dumps(SKELETON))
+    other = {**SKELETON, 'name': 'other', 'joints': ['head', 'neck'], 'pairs': [],
+             'edges': 'head-neck'}
+    (tmp_path / 'other.json').write_text(json.dumps(other))
+    env = dict(os.environ, PYTHONPATH=str(REPO),
+               POSEPILE_SKELETONS=f'{tmp_path / "skeletons"}{os.pathsep}{tmp_path / "other.json"}')
+    done = subprocess.run(
+        [sys.executable, '-c', 'from posepile import joints; u = joints.get_union("real"); '
+         'print(len(u), joints.union_names("other"), u.names[-19:-2] == tuple('
+         'joints.union_names("mylab")))'], env=env, capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split('[')[1].startswith("'head_other', 'neck_other']")
+    assert done.stdout.strip().endswith('True')
+    env['POSEPILE_SKELETONS'] = str(tmp_path / 'missing.json')
+    done = subprocess.run([sys.executable, '-c', 'from posepile import joints; '
+                           'joints.get_union("real")'], env=env, capture_output=True, text=True)
+    assert done.returncode != 0 and 'POSEPILE_SKELETONS names' in done.stderr
