@@ -19,6 +19,8 @@ INSTALL_REQUIRES = [
     'tqdm==4.70.1',
     'matplotlib==3.11.2',
     'tensorboard==2.21.0',
+    # JRDB's calibration is YAML (already installed with ml-collections; pinned as we import it).
+    'pyyaml==6.0.4',
     # Image warps of the perspective crop (remap with distortion) need a fast resampler.
     'opencv-python-headless==5.0.0.93',
 ]

@@ -21,7 +21,8 @@ from __future__ import annotations
 import argparse
 
 from metrabs.model import restore
-from metrabs.model.description import (find_nearby, joint_names_of_set, load_joint_names)
+from metrabs.model.description import (find_nearby, joint_names_of_set, load_joint_names,
+                                       register_skeletons_nearby)
 from metrabs.serving.saved_model import export
 
 
@@ -42,6 +43,7 @@ def _parse_args(argv):
 def main(argv=None):
     args = _parse_args(argv)
     prefix = restore.resolve_checkpoint(args.checkpoint)
+    register_skeletons_nearby(prefix)  # user-defined skeletons of the model's joints, if any
     config_path = args.model_config or find_nearby(prefix, 'config.json')
     if config_path is None:
         raise SystemExit(f'{prefix}: no config.json next to the checkpoint; pass --model-config')

@@ -392,34 +392,75 @@ def _manifest(counts_before: Counter, survivors, names_per_survivor,
         'skeleton': config.skeleton,
         'joint_sets': [{'dataset': dataset, 'joint_names': list(names), 'num_examples': count}
                        for (dataset, names), count in sorted(joint_sets.items())],
+        # User-registered formats the joints come from (posepile.mix registers them again).
+        'skeleton_definitions': joints.user_skeleton_definitions(
+            {n for _, names in joint_sets for n in names}),
         'num_examples': int(sum(s['num_examples'] for s in shards)),
         'shards': shards,
     }
 
 
+def _config_record(config: BuildConfig) -> dict[str, Any]:
+    """What build_config.json holds for `config`, as JSON would store it (tuples become lists).
+    Workers change speed, not content, so they are left out: resuming with another count is
+    fine."""
+    record = {**dataclasses.asdict(config), 'schema_version': SCHEMA_VERSION}
+    record = json.loads(json.dumps(record))
+    record.pop('workers')
+    return record
+
+
+def _read_config_record(path: pathlib.Path) -> dict[str, Any]:
+    try:
+        existing = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f'{path}: not valid JSON ({error}); delete it to rebuild') from error
+    # Builds from before converter options were recorded had none.
+    existing.setdefault('converter_options', {})
+    existing.setdefault('shard_by', 'example')
+    return existing
+
+
+def settings_conflict(out_dir: str | os.PathLike, config: BuildConfig) -> str | None:
+    """Why `out_dir` cannot take a build with `config` (it holds one made with other settings,
+    whose shards would not fit together), or None if it can. Reads only."""
+    path = pathlib.Path(out_dir) / CONFIG_NAME
+    if not path.exists():
+        return None
+    existing, wanted = _read_config_record(path), _config_record(config)
+    if existing == wanted:
+        return None
+    changed = sorted(k for k in set(existing) | set(wanted) if existing.get(k) != wanted.get(k))
+    return (f'{path}: {out_dir} holds a build with other settings (differing: {changed}); use '
+            f'another --out or delete it')
+
+
 def _check_or_write_config(out_dir: pathlib.Path, config: BuildConfig) -> None:
-    """Refuses to resume a build made with other settings (its shards would not fit together)."""
-    path = out_dir / CONFIG_NAME
-    wanted = {**dataclasses.asdict(config), 'schema_version': SCHEMA_VERSION}
-    # Compare as JSON would store it (tuples become lists).
-    wanted = json.loads(json.dumps(wanted))
-    # Workers change speed, not content: resuming with another count is fine.
-    wanted.pop('workers')
-    if path.exists():
-        try:
-            existing = json.loads(path.read_text())
-        except json.JSONDecodeError as error:
-            raise ValueError(f'{path}: not valid JSON ({error}); delete it to rebuild') from error
-        # Builds from before converter options were recorded had none.
-        existing.setdefault('converter_options', {})
-        existing.setdefault('shard_by', 'example')
-        if existing != wanted:
-            changed = sorted(k for k in set(existing) | set(wanted)
-                             if existing.get(k) != wanted.get(k))
-            raise ValueError(f'{path}: {out_dir} holds a build with other settings (differing: '
-                             f'{changed}); use another --out or delete it')
-    else:
-        write_json_atomic(path, wanted)
+    """Refuses to resume a build made with other settings; records the settings of a new one."""
+    conflict = settings_conflict(out_dir, config)
+    if conflict:
+        raise ValueError(conflict)
+    if not (out_dir / CONFIG_NAME).exists():
+        write_json_atomic(out_dir / CONFIG_NAME, _config_record(config))
+
+
+def is_complete(out_dir: str | os.PathLike, config: BuildConfig) -> bool:
+    """True if `out_dir` holds a finished build with these settings: its build_config.json
+    matches, its manifest.json exists (written last, so the build ran to the end) and every
+    shard the manifest lists exists. (Shard contents are checked when a build resumes and when
+    posepile.mix / the input pipeline read them, not here: hashing terabytes to decide to skip
+    would defeat the purpose.)"""
+    out_dir = pathlib.Path(out_dir)
+    config_path, manifest_path = out_dir / CONFIG_NAME, out_dir / MANIFEST_NAME
+    if not (config_path.is_file() and manifest_path.is_file()):
+        return False
+    try:
+        if _read_config_record(config_path) != _config_record(config):
+            return False
+        manifest = json.loads(manifest_path.read_text())
+    except (ValueError, OSError):
+        return False
+    return all((out_dir / shard['file']).is_file() for shard in manifest.get('shards', ()))
 
 
 # ------------------------------------------------------------------------------------------ CLI
@@ -471,34 +512,69 @@ def _converter_options(pairs: Sequence[str], convert) -> dict[str, Any]:
     return options
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+@dataclasses.dataclass(frozen=True)
+class PreparedBuild:
+    """A checked build request: the converter, its keyword options and the BuildConfig."""
+    args: argparse.Namespace
+    converter: Any
+    options: dict[str, Any]
+    config: BuildConfig
+
+
+def prepare(argv: Sequence[str] | None = None) -> PreparedBuild:
+    """Parses the CLI arguments and resolves them into what `main` runs (posepile.build_all
+    uses it too, to know the settings a build would record before starting it).
+
+    Raises:
+        ValueError: the root is not a directory, or a converter option or --body-model-dir does
+            not fit the converter (the message names them).
+    """
     from posepile import datasets
     args = parse_args(argv)
     root = pathlib.Path(args.root)
     if not root.is_dir():
-        print(f'posepile.build: --root {root} is not a directory', file=sys.stderr)
-        return 2
-    converter = datasets.get_converter(args.dataset)
+        raise ValueError(f'--root {root} is not a directory')
     try:
-        converter_options = _converter_options(args.converter_option, converter.convert)
-    except ValueError as error:
-        print(f'posepile.build: {error}', file=sys.stderr)
-        return 2
-    config = BuildConfig(
-        crop_size=args.crop_size, num_shards=args.num_shards, workers=args.workers,
-        jpeg_quality=args.jpeg_quality, dedup_threshold_mm=args.dedup_threshold_mm,
-        box_scale=args.box_scale, skeleton=converter.SKELETON, dataset_index=args.dataset_index,
-        converter_options=converter_options,
-        shard_by=getattr(converter, 'SHARD_BY', 'example'))
+        converter = datasets.get_converter(args.dataset)
+    except KeyError as error:
+        raise ValueError(error.args[0]) from None
+    converter_options = _converter_options(args.converter_option, converter.convert)
     options = {}
     if args.body_model_dir is not None:
         if 'body_model_dir' not in inspect.signature(converter.convert).parameters:
-            print(f'posepile.build: the {args.dataset} converter uses no body model; drop '
-                  f'--body-model-dir', file=sys.stderr)
-            return 2
+            raise ValueError(f'the {args.dataset} converter uses no body model; drop '
+                             f'--body-model-dir')
         options['body_model_dir'] = args.body_model_dir
     options.update(converter_options)
-    manifest = build_dataset(converter.convert(root, **options), args.out, config)
+    # Most converters emit one fixed skeleton; a converter whose skeleton is named by the data
+    # (the `custom` one) says which through skeleton_of(root, **options).
+    skeleton_of = getattr(converter, 'skeleton_of', None)
+    skeleton = skeleton_of(root, **converter_options) if skeleton_of else converter.SKELETON
+    config = BuildConfig(
+        crop_size=args.crop_size, num_shards=args.num_shards, workers=args.workers,
+        jpeg_quality=args.jpeg_quality, dedup_threshold_mm=args.dedup_threshold_mm,
+        box_scale=args.box_scale, skeleton=skeleton, dataset_index=args.dataset_index,
+        converter_options=converter_options,
+        shard_by=getattr(converter, 'SHARD_BY', 'example'))
+    return PreparedBuild(args, converter, options, config)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        prepared = prepare(argv)
+    except ValueError as error:
+        print(f'posepile.build: {error}', file=sys.stderr)
+        return 2
+    args = prepared.args
+    from posepile.datasets.common import DatasetFormatError
+    examples = prepared.converter.convert(pathlib.Path(args.root), **prepared.options)
+    try:
+        manifest = build_dataset(examples, args.out, prepared.config)
+    except DatasetFormatError as error:
+        # The dataset's files are not what its authors distribute: the message names the file
+        # and field, a traceback would only bury it. Complete shards stay for the rerun.
+        print(f'posepile.build: {error}', file=sys.stderr)
+        return 1
     shard_counts = Counter(s['dataset'] for s in manifest['shards'])
     for name, info in manifest['datasets'].items():
         print(f'{name}: {info["num_before_dedup"]} examples, {info["num_after_dedup"]} after '

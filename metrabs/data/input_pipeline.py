@@ -19,6 +19,12 @@ augmentation of position n uses `augmentation.example_rng(seed, stream_id, n)`, 
 id a CRC32 of the part's name (adding a part does not change the others' streams).
 Shuffling is at shard granularity plus within shards, so shards should mix sequences (the
 posepile writer assigns examples to shards by a hash of each example's key).
+
+Multi-worker input: `rows=(a, b)` makes the pipeline produce only rows a..b-1 of every global
+batch (worker w of W: a = w*B/W), bit-identical to those rows of the full batch. A part none of
+whose rows fall in the range is not opened at all, so each worker reads only the shards of the
+datasets it has rows of; a part cut by the range reads its records but decodes and augments only
+the positions in range (the rest are dropped as serialized bytes, before the JPEG decode).
 """
 from __future__ import annotations
 
@@ -38,7 +44,7 @@ from posepile import shards as shards_lib
 from posepile import tfrecord_schema
 from posepile.camera import Camera
 from posepile.cropping import decode_jpeg, decode_rle
-from posepile.joints import get_union
+from posepile.joints import get_union, register_skeleton
 
 _INT64_MAX = np.iinfo(np.int64).max
 # Larger than any shard: batching a whole shard into one tensor lets it be permuted in place.
@@ -90,6 +96,9 @@ class InputConfig:
             'all'); records are densified into it before the model's joints are picked.
         num_parallel_calls: parallel augmentation calls (tf.data.AUTOTUNE = -1).
         prefetch_batches: batches prefetched at the end of the pipeline.
+        skeletons: definitions of user-defined skeleton formats (posepile.joints
+            .register_skeleton) whose joints are among joint_names; registered when the
+            config is made, so a fresh process knows them (posepile.mix fills this in).
     """
     joint_names: tuple[str, ...]
     parts_3d: tuple[DatasetPart, ...]
@@ -100,9 +109,13 @@ class InputConfig:
     union: str = 'all'
     num_parallel_calls: int = tf.data.AUTOTUNE
     prefetch_batches: int = 2
+    skeletons: tuple[Mapping[str, Any], ...] = ()
 
     def __post_init__(self):
         object.__setattr__(self, 'joint_names', tuple(self.joint_names))
+        object.__setattr__(self, 'skeletons', tuple(self.skeletons))
+        for definition in self.skeletons:
+            register_skeleton(definition)
         object.__setattr__(self, 'parts_3d', tuple(self.parts_3d))
         object.__setattr__(self, 'parts_2d', tuple(self.parts_2d))
         if not self.joint_names:
@@ -340,10 +353,18 @@ def _make_example_fn(config: InputConfig, training: bool,
 
 
 def _part_training_dataset(config: InputConfig, part: DatasetPart, dataset_index: int,
-                           start_step: int, parse_fn, example_fn) -> tf.data.Dataset:
+                           start_step: int, parse_fn, example_fn,
+                           keep: tuple[int, int] | None = None) -> tf.data.Dataset:
+    """Batches of this part's rows of steps start_step, ...; `keep` = (k0, k1) keeps only its
+    rows k0..k1-1 of every step (module docstring), else all examples_per_batch rows."""
     sid = stream_id(part.name)
+    count = part.examples_per_batch
     stream = example_stream(part.shard_paths(), order_key(config, part),
-                            start_position=start_step * part.examples_per_batch, with_source=True)
+                            start_position=start_step * count, with_source=True)
+    k0, k1 = keep if keep is not None else (0, count)
+    if (k0, k1) != (0, count):
+        stream = stream.filter(lambda serialized, position, source: tf.logical_and(
+            position % count >= k0, position % count < k1))
     seed_prefix = tf.constant([config.seed & 0xFFFFFFFF, sid], tf.int64)
 
     def load(serialized, position, source):
@@ -353,7 +374,26 @@ def _part_training_dataset(config: InputConfig, part: DatasetPart, dataset_index
         return example
 
     return (stream.map(load, num_parallel_calls=config.num_parallel_calls, deterministic=True)
-            .batch(part.examples_per_batch, drop_remainder=True))
+            .batch(k1 - k0, drop_remainder=True))
+
+
+def rows_of_parts(config: InputConfig, rows: tuple[int, int] | None
+                  ) -> list[tuple[int, int] | None]:
+    """Per part (batch order): which of its rows (k0, k1) fall in the global batch rows
+    `rows` = (a, b), or None if none do. rows=None: every part's full range."""
+    if rows is None:
+        return [(0, p.examples_per_batch) for p in config.parts]
+    first, stop = (int(r) for r in rows)
+    if not 0 <= first < stop <= config.batch_size:
+        raise ValueError(f'rows={rows}: expected 0 <= a < b <= {config.batch_size} (the batch '
+                         f'size)')
+    result, offset = [], 0
+    for part in config.parts:
+        k0 = max(first, offset) - offset
+        k1 = min(stop, offset + part.examples_per_batch) - offset
+        result.append((k0, k1) if k0 < k1 else None)
+        offset += part.examples_per_batch
+    return result
 
 
 def _concat_parts(*batches):
@@ -368,12 +408,14 @@ def _union_parse_fn(config: InputConfig):
 
 def make_training_dataset(config: InputConfig, start_step: int = 0,
                           occluder_source: occlusion.OccluderSource | None = None,
-                          background_source: aug_lib.BackgroundSource | None = None
-                          ) -> tf.data.Dataset:
+                          background_source: aug_lib.BackgroundSource | None = None,
+                          rows: tuple[int, int] | None = None) -> tf.data.Dataset:
     """Endless dataset of augmented training batches for steps start_step, start_step + 1, ...
 
     The batch of step s is the same whether the dataset starts at 0 or at s (module
     docstring). Rows: per part, `examples_per_batch` rows in config order (3D parts, then 2D).
+    `rows` = (a, b): only rows a..b-1 of every batch, reading only the parts they come from
+    (one worker's share; module docstring).
     Hooks: `occluder_source` (e.g. occlusion.CutoutOccluderSource over real object cut-outs)
     and `background_source` replace the random-shape occluders / random-texture backgrounds.
     """
@@ -381,8 +423,10 @@ def make_training_dataset(config: InputConfig, start_step: int = 0,
         raise ValueError(f'make_training_dataset: start_step must be >= 0, got {start_step}')
     parse_fn = _union_parse_fn(config)
     example_fn = _make_example_fn(config, True, occluder_source, background_source)
-    parts = [_part_training_dataset(config, part, index, int(start_step), parse_fn, example_fn)
-             for index, part in enumerate(config.parts)]
+    parts = [_part_training_dataset(config, part, index, int(start_step), parse_fn, example_fn,
+                                    keep)
+             for index, (part, keep) in enumerate(zip(config.parts, rows_of_parts(config, rows)))
+             if keep is not None]
     dataset = tf.data.Dataset.zip(tuple(parts)).map(_concat_parts)
     return dataset.with_options(_deterministic_options()).prefetch(config.prefetch_batches)
 
@@ -434,8 +478,9 @@ def _deterministic_options() -> tf.data.Options:
 
 
 def make_dataset_fn(config: InputConfig, **hooks):
-    """`metrabs.train`'s DatasetFn: start_step -> make_training_dataset(config, start_step)."""
-    def dataset_fn(start_step: int) -> tf.data.Dataset:
-        return make_training_dataset(config, start_step, **hooks)
+    """`metrabs.train`'s DatasetFn: (start_step, rows=None) -> make_training_dataset(config,
+    start_step, rows=rows); the training loop passes each worker's rows."""
+    def dataset_fn(start_step: int, rows: tuple[int, int] | None = None) -> tf.data.Dataset:
+        return make_training_dataset(config, start_step, rows=rows, **hooks)
     return dataset_fn
 
