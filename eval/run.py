@@ -27,6 +27,8 @@ import sys
 from eval import report
 from eval.benchmarks import BENCHMARKS, get_benchmark
 from eval.predictions import BOX_SOURCES, load_predictions, save
+from posepile import cli
+from posepile.cli import UserError
 
 MODEL_NOT_SUPPORTED = (
     'benchmark {name!r} is not supported for --model yet: running the exported model API '
@@ -105,7 +107,7 @@ def ground_truth_options(module, args: argparse.Namespace) -> dict:
     unknown = [k for k in chosen if k not in accepted]
     if unknown:
         flags = ', '.join('--' + k.replace('_', '-') for k in unknown)
-        raise SystemExit(f'error: {flags} does not apply to benchmark {args.benchmark!r}')
+        raise UserError(f'{flags} does not apply to benchmark {args.benchmark!r}')
     return chosen
 
 
@@ -113,8 +115,7 @@ def box_source(module, args: argparse.Namespace) -> str:
     """--boxes, else the benchmark's default; an error if the benchmark cannot detect."""
     boxes = args.boxes or getattr(module, 'DEFAULT_BOXES', 'gt')
     if boxes == 'detector' and not hasattr(module, 'DETECTOR'):
-        raise SystemExit(f'error: benchmark {args.benchmark!r} has no detector mode '
-                         f'(--boxes=gt only)')
+        raise UserError(f'benchmark {args.benchmark!r} has no detector mode (--boxes=gt only)')
     return boxes
 
 
@@ -136,14 +137,14 @@ def run_model(module, gt, args: argparse.Namespace) -> pathlib.Path:
     from eval import model_predictions
 
     if not args.model.is_dir():
-        raise SystemExit(f'error: --model {args.model} is not a SavedModel directory')
+        raise UserError(f'--model {args.model} is not a SavedModel directory')
     boxes = box_source(module, args)
     options = inference_options(module, args)
     model = tf.saved_model.load(str(args.model))
     if boxes == 'detector' and not model_predictions.has_detector(model):
-        raise SystemExit(f'error: {args.model} was exported without a person detector '
-                         f'(metrabs.export --detector=...), so --boxes=detector would estimate '
-                         f'one person in the whole image; use --boxes=gt')
+        raise UserError(f'{args.model} was exported without a person detector '
+                        f'(metrabs.export --detector=...), so --boxes=detector would estimate '
+                        f'one person in the whole image; use --boxes=gt')
     takes_boxes = 'boxes' in inspect.signature(module.model_inputs).parameters
     # Listed up front for the progress bar's total: ground-truth objects need not define len,
     # and a multi-person benchmark has fewer images than GT rows. Items hold paths or lazy
@@ -164,19 +165,14 @@ def run_model(module, gt, args: argparse.Namespace) -> pathlib.Path:
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run(args: argparse.Namespace) -> int:
     module = get_benchmark(args.benchmark)
     if args.model is not None:
         if not hasattr(module, 'model_inputs'):
-            print('error: ' + MODEL_NOT_SUPPORTED.format(name=args.benchmark,
-                                                         module=module.__name__),
-                  file=sys.stderr)
-            return 2
+            raise UserError(MODEL_NOT_SUPPORTED.format(name=args.benchmark,
+                                                       module=module.__name__))
         if args.out is None:
-            print('error: --model needs --out (the predictions are saved next to the report)',
-                  file=sys.stderr)
-            return 2
+            raise UserError('--model needs --out (the predictions are saved next to the report)')
         box_source(module, args)  # an impossible --boxes fails before the ground truth is read
     gt = module.load_ground_truth(args.root, **ground_truth_options(module, args))
     predictions_path = args.predictions if args.model is None else run_model(module, gt, args)
@@ -187,6 +183,12 @@ def main(argv: list[str] | None = None) -> int:
         report.write_json(args.out, report.result_to_json(result))
         print(f'wrote {args.out}')
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.run(build_parser, run, argv,
+                   uses_tensorflow=lambda args: args.model is not None
+                   or getattr(get_benchmark(args.benchmark), 'READS_TFRECORDS', False))
 
 
 if __name__ == '__main__':

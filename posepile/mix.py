@@ -54,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from posepile import joints
+from posepile import cli, joints
 from posepile.atomic_io import write_json_atomic
 from posepile.build import MANIFEST_NAME
 
@@ -328,12 +328,13 @@ def format_table(table: Sequence[Mapping[str, Any]]) -> str:
     return '\n'.join(lines)
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='python -m posepile.mix',
         description='Check a training mix of built datasets and write the input pipeline '
-                    'config (InputConfig JSON).')
-    parser.add_argument('--config', required=True, help='the mix JSON file')
+                    'config (InputConfig JSON). The mix JSON fields: docs/CONFIGURATION.md.')
+    parser.add_argument('--config', required=True,
+                        help='the mix JSON file (e.g. configs/mix_synthetic_cpu.json)')
     parser.add_argument('--out', required=True, help='where to write the InputConfig JSON')
     parser.add_argument('--tfrecord-root', default=None,
                         help='base of relative "tfrecords" dirs (default: the mix file\'s '
@@ -341,23 +342,26 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--split', default='train', choices=SPLITS,
                         help='which split\'s shards the config reads (validation: for '
                              'metrabs.train --val-input-config)')
-    return parser.parse_args(argv)
+    return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        mix = load_mix(args.config)
-        config, table = make_input_config(mix, args.tfrecord_root, args.split)
-    except (FileNotFoundError, KeyError, ValueError) as e:
-        print(f'posepile.mix: {e}', file=sys.stderr)
-        return 2
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    mix = load_mix(args.config)
+    config, table = make_input_config(mix, args.tfrecord_root, args.split)
     write_json_atomic(args.out, config)
     print(format_table(table))
     print(f'wrote {args.out}: {len(config["parts_3d"])} 3D + {len(config["parts_2d"])} 2D '
           f'datasets, batch {sum(r["per_batch"] for r in table)}, '
           f'{len(config["joint_names"])} joints')
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return cli.run(build_parser, run, argv)
 
 
 if __name__ == '__main__':
