@@ -4,8 +4,12 @@
     python -m eval.run --benchmark=mupots --root=/data/MultiPersonTestSet --model=SAVEDMODEL \
         --out=report.json [--boxes=detector|gt] [--skeleton=NAME] [--num-aug=1]
 
+    python -m eval.run --benchmark=tfrecords --root=BUILD_DIR --model=SAVEDMODEL --out=report.json
+
 --benchmark: one of eval.benchmarks.BENCHMARKS. --root: the benchmark as distributed (see each
-module's docstring for the files read). --predictions: the npz layout of eval/predictions.py.
+module's docstring for the files read); for 'tfrecords', any output of posepile.build or
+posepile.build_all (any dataset, your own included): its test split in every skeleton format
+the records label (eval/benchmarks/tfrecords.py). --predictions: the npz layout of eval/predictions.py.
 --model: an exported SavedModel (metrabs.export); it is run on the benchmark's test images with
 the benchmark's cameras (eval/model_predictions.py), with the person boxes from the model's own
 detector (--boxes=detector, the default for the four public benchmarks, as the released MeTRAbs
@@ -47,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--benchmark', required=True, choices=sorted(BENCHMARKS))
     parser.add_argument('--root', required=True, type=pathlib.Path,
-                        help='benchmark root folder, as distributed')
+                        help='benchmark root folder, as distributed (tfrecords: a build '
+                             'directory)')
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument('--predictions', type=pathlib.Path, help='predictions .npz')
     source.add_argument('--model', type=pathlib.Path,
@@ -85,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
                                'absolute PCK')
     protocol.add_argument('--split', default=None,
                           choices=('all', 'train', 'validation', 'test'),
-                          help='pw3d: sequences to evaluate (default: all 60)')
+                          help='pw3d: sequences to evaluate (default: all 60); tfrecords: the '
+                               'built split to evaluate (default: test)')
     protocol.add_argument('--valid-frames', default=None, choices=('official', 'campose'),
                           help='pw3d: official = campose_valid and 2D pose present (default), '
                                'campose = campose_valid only (SPIN)')
