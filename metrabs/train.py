@@ -55,9 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--init-from', default=None,
                         help='initialise the backbone from a training checkpoint (prefix, its '
                         'directory or the logdir) or from a SavedModel directory written by '
-                        'metrabs.export (same backbone and proc_side; the last layer is '
-                        're-initialised, so the joint set may differ). With --finetune-mode '
-                        'output_reg/hybrid also the full-joint head (training checkpoints only)')
+                        'metrabs.export (same backbone and proc_side). The head (last layer) '
+                        'is kept when the source predicts the same joints, else re-initialised, '
+                        'so the joint set may differ; the log says which, and a validation at '
+                        'step 0 shows the start. With --finetune-mode output_reg/hybrid also '
+                        'the full-joint head (training checkpoints only)')
     parser.add_argument('--finetune-mode', default=None,
                         choices=('none', 'output_reg', 'latent', 'hybrid'),
                         help='ACAE consistency fine-tuning (overrides the config field)')
