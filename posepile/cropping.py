@@ -23,7 +23,7 @@ from pycocotools import mask as mask_lib
 
 from posepile.camera import Camera, make_crop_camera, reproject_image_points
 from posepile.example import Pose3DExample
-from posepile.image_warp import reproject_image
+from posepile.image_warp import Reprojection
 
 # Points per box edge when mapping the box into the crop: box edges are straight in the crop only
 # without lens distortion, so the crop box is the bounding box of densely sampled edge points.
@@ -118,9 +118,11 @@ def crop_example(example: Pose3DExample, config: CropConfig = CropConfig(),
     except ValueError as error:
         raise ValueError(f'{where}: field box {example.box.tolist()}: {error}') from error
 
-    crop = reproject_image(image, example.camera, crop_camera, (side, side),
-                           border_value=config.border_value, interp='linear',
-                           antialias_factor=antialias_factor_for(example.box, config))
+    # One Reprojection for the image and its mask: with lens distortion the sampling map is
+    # the costly part, and the mask's comes from the image's.
+    warp = Reprojection(example.camera, crop_camera, (side, side))
+    crop = warp(image, border_value=config.border_value, interp='linear',
+                antialias_factor=antialias_factor_for(example.box, config))
 
     mask = None
     if example.mask is not None:
@@ -128,8 +130,7 @@ def crop_example(example: Pose3DExample, config: CropConfig = CropConfig(),
         if full_mask.shape != image.shape[:2]:
             raise ValueError(f'{where}: mask size {list(full_mask.shape)} differs from the image '
                              f'size {list(image.shape[:2])}')
-        crop_mask = reproject_image(full_mask.astype(bool), example.camera, crop_camera,
-                                    (side, side), interp='nearest')
+        crop_mask = warp(full_mask.astype(bool), interp='nearest')
         mask = encode_rle(crop_mask)
 
     coords2d = None
