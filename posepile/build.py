@@ -44,10 +44,9 @@ from posepile.cropping import CropConfig, crop_task, init_crop_worker
 from posepile.datasets.skip_counts import recording_skips, skipped_by_dataset
 from posepile.dedup import dedup_mask
 from posepile.example import Pose3DExample
-from posepile.shards import ShardWriter, assign_shards
+from posepile.shards import MANIFEST_NAME, ShardWriter, assign_shards
 from posepile.tfrecord_schema import SCHEMA_VERSION, encode_example
 
-MANIFEST_NAME = 'manifest.json'
 CONFIG_NAME = 'build_config.json'
 SPLITS = ('train', 'validation', 'test')
 SHARD_BY = ('example', 'sequence')
@@ -375,7 +374,7 @@ def _manifest(counts_before: Counter, survivors, names_per_survivor,
     joint_sets = Counter((ex.dataset, names) for ex, names in zip(survivors, names_per_survivor))
     shards = [{'file': g.infos[s].path.relative_to(out_dir).as_posix(), 'dataset': g.dataset,
                'split': g.split, 'num_examples': g.infos[s].num_records,
-               'sha256': g.infos[s].sha256}
+               'sha256': g.infos[s].sha256, 'num_bytes': g.infos[s].num_bytes}
               for g in groups for s in sorted(g.infos)]
     return {
         'schema_version': SCHEMA_VERSION,
