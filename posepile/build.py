@@ -75,6 +75,8 @@ class BuildConfig:
         shard_by: 'example' spreads a group's examples over its shards by a hash of each
             example's (track, frame); 'sequence' keeps each (dataset, sequence) in one shard, for
             converters whose examples share an expensive image (a converter's SHARD_BY).
+        reduced_decode: decode JPEG frames at reduced resolution where the crop is much
+            smaller (CropConfig.reduced_decode).
     """
     crop_size: int = 256
     num_shards: int = 16
@@ -87,6 +89,7 @@ class BuildConfig:
     shard_prefix: str = 'examples'
     converter_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     shard_by: str = 'example'
+    reduced_decode: bool = True
 
     def __post_init__(self):
         if self.shard_by not in SHARD_BY:
@@ -100,7 +103,7 @@ class BuildConfig:
 
     def crop_config(self) -> CropConfig:
         return CropConfig(crop_size=self.crop_size, box_scale=self.box_scale,
-                          jpeg_quality=self.jpeg_quality)
+                          jpeg_quality=self.jpeg_quality, reduced_decode=self.reduced_decode)
 
 
 def build_dataset(examples: Iterable[Pose3DExample], out_dir: str | os.PathLike,
@@ -412,6 +415,8 @@ def _check_or_write_config(out_dir: pathlib.Path, config: BuildConfig) -> None:
         # Builds from before converter options were recorded had none.
         existing.setdefault('converter_options', {})
         existing.setdefault('shard_by', 'example')
+        # Builds from before reduced decoding decoded every frame in full.
+        existing.setdefault('reduced_decode', False)
         if existing != wanted:
             changed = sorted(k for k in set(existing) | set(wanted)
                              if existing.get(k) != wanted.get(k))
@@ -439,6 +444,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--dedup-threshold-mm', type=float, default=defaults.dedup_threshold_mm)
     parser.add_argument('--box-scale', type=float, default=defaults.box_scale)
     parser.add_argument('--dataset-index', type=int, default=defaults.dataset_index)
+    parser.add_argument('--full-resolution-decode', action='store_true',
+                        help='decode every JPEG frame in full (default: at 1/2, 1/4 or 1/8 where '
+                        'the crop keeps >= 2 frame px per crop px; see posepile/frame_decode.py)')
     parser.add_argument('--body-model-dir', default=None,
                         help='SMPL-family model files (<dir>/smpl/SMPL_NEUTRAL.npz, ...; see '
                         'posepile/body_models.py) for converters that run the body model')
@@ -488,7 +496,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         jpeg_quality=args.jpeg_quality, dedup_threshold_mm=args.dedup_threshold_mm,
         box_scale=args.box_scale, skeleton=converter.SKELETON, dataset_index=args.dataset_index,
         converter_options=converter_options,
-        shard_by=getattr(converter, 'SHARD_BY', 'example'))
+        shard_by=getattr(converter, 'SHARD_BY', 'example'),
+        reduced_decode=not args.full_resolution_decode)
     options = {}
     if args.body_model_dir is not None:
         if 'body_model_dir' not in inspect.signature(converter.convert).parameters:

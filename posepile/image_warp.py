@@ -92,8 +92,11 @@ class Reprojection:
 
     def __call__(self, image: np.ndarray, border_mode: str = 'constant',
                  border_value: float | Sequence[float] = 0, interp: str = 'linear',
-                 antialias_factor: int = 1) -> np.ndarray:
-        """`image` [H, W] or [H, W, C] warped; arguments as in `reproject_image`."""
+                 antialias_factor: int = 1, source_scale: int = 1) -> np.ndarray:
+        """`image` [H, W] or [H, W, C] warped; arguments as in `reproject_image`.
+        `source_scale`: `image` has that many times the resolution of `old_camera`'s image
+        (old_camera describes a frame decoded at reduced resolution, `image` is the full frame,
+        e.g. its mask): a full-frame pixel coordinate is s * (u + 0.5) - 0.5."""
         image = np.asarray(image)
         if image.ndim not in (2, 3):
             raise ValueError(f'reproject_image: image must be [H, W] or [H, W, C], got '
@@ -109,7 +112,7 @@ class Reprojection:
                              f'got {antialias_factor}')
         if image.dtype == bool:
             warped = self(image.astype(np.uint8) * 255, border_mode, 255 if border_value else 0,
-                          interp, antialias_factor)
+                          interp, antialias_factor, source_scale)
             return warped >= 128
 
         factor = int(antialias_factor)
@@ -120,14 +123,22 @@ class Reprojection:
         border_value = _as_cv_scalar(border_value)
         flags = _INTERPOLATIONS[interp]
         border = _BORDER_MODES[border_mode]
+        offset = (source_scale - 1) / 2
         if _can_use_homography(self.old_camera, render_camera, render_shape):
             inverse = np.linalg.inv(homography_between(self.old_camera, render_camera))
+            if source_scale != 1:
+                inverse = np.array([[source_scale, 0, offset], [0, source_scale, offset],
+                                    [0, 0, 1]]) @ inverse
             result = cv2.warpPerspective(
                 image, inverse, (render_shape[1], render_shape[0]),
                 flags=flags | cv2.WARP_INVERSE_MAP, borderMode=border, borderValue=border_value)
         else:
-            result = cv2.remap(image, self._maps_at(factor, render_camera, render_shape), None,
-                               interpolation=flags, borderMode=border, borderValue=border_value)
+            maps = self._maps_at(factor, render_camera, render_shape)
+            if source_scale != 1:
+                # OUTSIDE stays far outside.
+                maps = maps * np.float32(source_scale) + np.float32(offset)
+            result = cv2.remap(image, maps, None, interpolation=flags, borderMode=border,
+                               borderValue=border_value)
 
         if factor > 1:
             result = cv2.resize(result, (out_w, out_h), interpolation=cv2.INTER_AREA)
