@@ -50,6 +50,8 @@ from posepile.tfrecord_schema import SCHEMA_VERSION, encode_example
 CONFIG_NAME = 'build_config.json'
 SPLITS = ('train', 'validation', 'test')
 SHARD_BY = ('example', 'sequence')
+_THREAD_VARIABLES = ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS')
+_CHUNK = 16
 # Examples deduplicated at once. Only survivors stay in memory, so a build's peak memory is this
 # many examples plus the survivors (not the whole dataset: SURREAL alone has millions of frames).
 DEDUP_CHUNK = 200_000
@@ -335,14 +337,28 @@ class _Cropper:
                     f'posepile.build: workers > 1 needs picklable examples (image as a path, '
                     f'bytes, an array or a picklable callable), but {self.examples[0].dataset} '
                     f'examples are not ({error}); use --workers=1') from error
-            self.pool = multiprocessing.get_context('spawn').Pool(self.workers, init_crop_worker)
+            # Children inherit the environment at spawn: one BLAS / OpenMP thread per worker
+            # process (the pool is the parallelism; threads per process would oversubscribe).
+            saved = {k: os.environ.get(k) for k in _THREAD_VARIABLES}
+            os.environ.update({k: '1' for k in _THREAD_VARIABLES})
+            try:
+                self.pool = multiprocessing.get_context('spawn').Pool(self.workers,
+                                                                      init_crop_worker)
+            finally:
+                for key, value in saved.items():
+                    if value is None:
+                        os.environ.pop(key, None)
+                    else:
+                        os.environ[key] = value
         return self
 
     def records(self, indices: np.ndarray) -> Iterator[bytes]:
         tasks = ((self.examples[i], self.crop_config, self.dataset_index, self.names[i])
                  for i in indices)
+        # Chunks of consecutive examples per worker: a worker then reads a video's frames in
+        # order (VideoFrame decodes forward instead of seeking when they are close).
         cropped = (map(crop_task, tasks) if self.pool is None
-                   else self.pool.imap(crop_task, tasks, chunksize=4))
+                   else self.pool.imap(crop_task, tasks, chunksize=_CHUNK))
         return map(encode_example, cropped)
 
     def __exit__(self, *exc):
@@ -439,7 +455,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     defaults = BuildConfig()
     parser.add_argument('--crop-size', type=int, default=defaults.crop_size)
     parser.add_argument('--num-shards', type=int, default=defaults.num_shards)
-    parser.add_argument('--workers', type=int, default=defaults.workers)
+    parser.add_argument('--workers', type=int, default=len(os.sched_getaffinity(0)),
+                        help='crop processes (default: the CPUs this process may use)')
     parser.add_argument('--jpeg-quality', type=int, default=defaults.jpeg_quality)
     parser.add_argument('--dedup-threshold-mm', type=float, default=defaults.dedup_threshold_mm)
     parser.add_argument('--box-scale', type=float, default=defaults.box_scale)
