@@ -177,7 +177,11 @@ def undistort_normalized(points: np.ndarray, coeffs: np.ndarray | None) -> np.nd
         return target.copy()
     shape = target.shape
     target = target.reshape(-1, 2)
-    estimate = target.copy()
+    # Start from one fixed-point step, x0 = 2 t - distort(t), a better guess than t (saves a
+    # Newton iteration for typical lenses); NaN where the distortion overflows.
+    with np.errstate(all='ignore'):
+        estimate = 2 * target - distort_normalized(target, coeffs)
+    estimate = np.where(np.isfinite(estimate), estimate, target)
     step_size = 1e-7
     n = len(target)
     for _ in range(_UNDISTORT_MAX_ITER):

@@ -8,8 +8,8 @@ cv2.remap fills with the border value.
 
 `exact_maps` runs the camera maths at every output pixel: ~0.15 us per pixel, 150 ms for the
 1024 x 1024 render of an antialiased 256 px crop, 30x the remap itself. `interpolated_maps`
-runs it on nodes ~24 old-image px apart, carries them by Catmull-Rom interpolation to a grid
-~3 old-image px apart and from there bilinearly (cv2.resize) to the pixels, and checks the
+runs it on nodes ~32 old-image px apart, carries them by Catmull-Rom interpolation to a grid
+~4 old-image px apart and from there bilinearly (cv2.resize) to the pixels, and checks the
 result against the camera maths next to every cell's centre and edge midpoints, where
 interpolation errors of a smooth map peak. Cells over the bound (and their neighbours) are
 evaluated exactly, or, if there are many, the spacing is refined.
@@ -23,6 +23,7 @@ near the fold-over).
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import cv2
@@ -35,14 +36,14 @@ from posepile.camera import Camera, apply_matrix
 OUTSIDE = -1e5
 # Default bound (old-image px) on the interpolated map's error at the check points. Between
 # check points the error can be larger; the tests bound it over whole maps (strong wide-angle,
-# rational and fold-over calibrations included) at 0.05 px, measured worst 0.023 px. For scale:
+# rational and fold-over calibrations included) at 0.05 px, measured worst 0.029 px. For scale:
 # cv2.remap itself rounds sample positions to 1/32 px (up to 0.016 px per axis).
 MAX_ERROR_PX = 0.02
 # (coarse, fine) grid spacings tried in turn, in old-image px (converted to new-image px by the
 # cameras' focal lengths): the camera maths runs every `coarse`, Catmull-Rom fills a grid every
-# `fine`, bilinear interpolation the pixels. The first meets MAX_ERROR_PX for the calibrations
-# of Human3.6M-like studios at the first try.
-_SPACINGS = ((24.0, 3.0), (12.0, 2.0), (6.0, 1.0))
+# `fine`, bilinear interpolation the pixels. The first meets MAX_ERROR_PX at the first try for
+# the Human3.6M-like calibrations of bench.posepile (measured 0.001-0.006 px).
+_SPACINGS = ((32.0, 4.0), (24.0, 3.0), (12.0, 2.0), (6.0, 1.0))
 _MAX_FINE_STEP = 8
 # Above this fraction of pixels in cells over the bound, the next, finer spacing is cheaper
 # than evaluating those cells exactly.
@@ -95,21 +96,32 @@ def render_and_output_maps(old_camera: Camera, new_camera: Camera, shape: tuple[
     ([H, W, 2], e.g. for the crop's mask), from one run of the camera maths.
 
     Output pixel (i, j) is render coordinate factor * (i, j) + (factor - 1) / 2; its map is
-    the render's interpolation evaluated there, taken straight from the interpolation grid
-    (cv2.resize with scale factor / grid spacing samples exactly those points), except where
-    the render's map was evaluated exactly, which is evaluated exactly here too.
+    the bilinear interpolation of the render's interpolation grid there (the render's own
+    second stage), except where the render's map was evaluated exactly, which is evaluated
+    exactly here too.
     """
     render_camera = new_camera.copy().scale_output(factor)
     maps, grid, fine_step, exact = _interpolate(
-        old_camera, render_camera, (shape[0] * factor, shape[1] * factor), max_error_px)
+        old_camera, render_camera, (shape[0] * factor, shape[1] * factor), max_error_px,
+        preferred_fine_step=factor)
     if grid is None:
         return maps, maps_at_pixel_centres(maps, factor, old_camera, new_camera)
-    # Without the grid's outer ring, grid point k sits at render coordinate (k + 0.5) *
-    # fine_step - 0.5, i.e. output pixel i at grid coordinate (i + 0.5) * factor / fine_step -
-    # 0.5, which is where cv2.resize samples when given the scale fine_step / factor.
-    scale = fine_step / factor
-    small = cv2.resize(grid[1:, 1:], None, fx=scale, fy=scale,
-                       interpolation=cv2.INTER_LINEAR)[:shape[0], :shape[1]]
+    if fine_step == factor:
+        # Grid point k sits at render coordinate (k - 0.5) * factor - 0.5: output pixel i is
+        # grid point i + 1 itself.
+        small = grid[1:1 + shape[0], 1:1 + shape[1]].copy()
+        if exact is not None:
+            blocks = exact.reshape(shape[0], factor, shape[1], factor).any(axis=(1, 3))
+            _evaluate_exactly(old_camera, new_camera, small, blocks)
+        return maps, small
+    # Grid point k (array index, outer ring first) sits at render coordinate (k - 0.5) *
+    # fine_step - 0.5, so output pixel i is at grid coordinate (i + 0.5) * factor / fine_step
+    # + 0.5. (cv2.resize with a scale factor does not sample at exactly these points when it
+    # enlarges.)
+    along_y = _linear_resample(grid, shape[0], factor, fine_step)
+    small = np.ascontiguousarray(_linear_resample(
+        np.ascontiguousarray(along_y.transpose(1, 0, 2)), shape[1], factor,
+        fine_step).transpose(1, 0, 2))
     if exact is not None:
         blocks = exact.reshape(shape[0], factor, shape[1], factor).any(axis=(1, 3))
         _evaluate_exactly(old_camera, new_camera, small, blocks)
@@ -117,16 +129,19 @@ def render_and_output_maps(old_camera: Camera, new_camera: Camera, shape: tuple[
 
 
 def _interpolate(old_camera: Camera, new_camera: Camera, shape: tuple[int, int],
-                 max_error_px: float
+                 max_error_px: float, preferred_fine_step: int | None = None
                  ) -> tuple[np.ndarray, np.ndarray | None, int, np.ndarray | None]:
     """-> (maps [H, W, 2], the Catmull-Rom grid they were enlarged from (with its outer ring;
     None for `exact_maps`), its spacing, [H, W] bool mask of the pixels evaluated exactly or
-    None)."""
+    None). `preferred_fine_step` is taken for the first spacing if it spans 1.5 .. 4.5
+    old-image px (a render's antialias factor: then the grid holds the output's map)."""
     if new_camera.has_distortion or not max_error_px > 0:
         return exact_maps(old_camera, new_camera, shape), None, 1, None
     ratio = _source_px_per_px(old_camera, new_camera)
-    for coarse_source_px, fine_source_px in _SPACINGS:
+    for level, (coarse_source_px, fine_source_px) in enumerate(_SPACINGS):
         fine = int(np.clip(round(fine_source_px / ratio), 1, _MAX_FINE_STEP))
+        if level == 0 and preferred_fine_step and 1.5 <= preferred_fine_step * ratio <= 4.5:
+            fine = preferred_fine_step
         coarse = fine * max(2, round(coarse_source_px / (ratio * fine)))
         checks = _check_pixels(coarse, shape[1], shape[0])
         maps, exact, truth, grid = two_stage_maps(old_camera, new_camera, shape, coarse, fine,
@@ -266,6 +281,28 @@ def maps_at_pixel_centres(maps: np.ndarray, factor: int, old_camera: Camera,
     return small
 
 
+def _linear_resample(values: np.ndarray, n: int, factor: int, step: int) -> np.ndarray:
+    """[K, ...] float32 -> [n, ...] float32: linear interpolation along axis 0 at coordinates
+    (i + 0.5) * factor / step + 0.5, i = 0 .. n - 1. The coordinate advances by factor / step =
+    F / S (in lowest terms), so with period S the fractions repeat and the indices advance by F:
+    each phase is two strided slices (no gathers)."""
+    divisor = math.gcd(factor, step)
+    advance, period = factor // divisor, step // divisor
+    out = np.empty((n,) + values.shape[1:], np.float32)
+    for phase in range(min(period, n)):
+        # Exact rational arithmetic for the phase's first coordinate: (2 i factor + factor +
+        # step) / (2 step).
+        numerator = 2 * phase * factor + factor + step
+        base = numerator // (2 * step)
+        fraction = np.float32((numerator - 2 * step * base) / (2 * step))
+        count = len(range(phase, n, period))
+        stop = base + advance * (count - 1) + 1
+        low = values[base:stop:advance]
+        high = values[base + 1:stop + 1:advance] if fraction else low
+        out[phase::period] = low * (1 - fraction) + high * fraction
+    return out
+
+
 def _evaluate_exactly(old_camera: Camera, new_camera: Camera, maps: np.ndarray,
                       where: np.ndarray) -> None:
     ys, xs = np.nonzero(where)
@@ -313,6 +350,7 @@ def _upsample(values: np.ndarray, index: np.ndarray, weights: np.ndarray,
     return out
 
 
+@functools.lru_cache(maxsize=256)
 def _check_pixels(step: int, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
     """Pixels (x [N], y [N]) next to the centre and two edge midpoints of every other cell
     along each axis of a node grid `step` px apart (nodes at (j + 0.5) * step - 0.5). Away from
@@ -329,7 +367,9 @@ def _check_pixels(step: int, width: int, height: int) -> tuple[np.ndarray, np.nd
     for px, py in ((centre_x, centre_y), (centre_x, node_y), (node_x, centre_y)):
         xs.append(np.repeat(px[None], len(py), axis=0).ravel())
         ys.append(np.repeat(py, len(px)))
-    return np.concatenate(xs), np.concatenate(ys)
+    xs, ys = np.concatenate(xs), np.concatenate(ys)
+    xs.flags.writeable = ys.flags.writeable = False  # cached: shared by all callers
+    return xs, ys
 
 
 def _source_px_per_px(old_camera: Camera, new_camera: Camera) -> float:
