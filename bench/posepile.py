@@ -159,7 +159,7 @@ def main():
                  f'{rate / 1e6:.2f} M poses/s', f'kept {kept:.1%}'))
     coords, track_ids, frames = smooth_motion(np.array([args.poses]), rng)
     rate, kept = time_dedup(coords, track_ids, frames)
-    rows.append(('dedup, one track of 1 M frames', f'{rate / 1e6:.2f} M poses/s',
+    rows.append((f'dedup, one track of {args.poses} frames', f'{rate / 1e6:.2f} M poses/s',
                  f'kept {kept:.1%}'))
 
     cv2.setNumThreads(1)

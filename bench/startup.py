@@ -2,7 +2,7 @@
 
 Run from the repository root:  .venv/bin/python -m bench.startup [--records=1048576 --shards=128]
 Writes a tree as posepile.build lays it out (OUT/<dataset>/train/*.tfrecord + OUT/manifest.json)
-of tiny real examples (16 px crops, 17 joints; ~0.8 KB each) into a temporary directory, then
+of tiny real examples (16 px crops, 17 joints; ~1.9 KB each) into a temporary directory, then
 times, each in a fresh process (nothing cached but the OS page cache, which the first run warms):
   - before: the start commit's metrabs.data.input_pipeline (loaded from git), which walks every
     record header of every shard in Python before the dataset exists;

@@ -106,22 +106,17 @@ def render_and_output_maps(old_camera: Camera, new_camera: Camera, shape: tuple[
         preferred_fine_step=factor)
     if grid is None:
         return maps, maps_at_pixel_centres(maps, factor, old_camera, new_camera)
-    if fine_step == factor:
-        # Grid point k sits at render coordinate (k - 0.5) * factor - 0.5: output pixel i is
-        # grid point i + 1 itself.
-        small = grid[1:1 + shape[0], 1:1 + shape[1]].copy()
-        if exact is not None:
-            blocks = exact.reshape(shape[0], factor, shape[1], factor).any(axis=(1, 3))
-            _evaluate_exactly(old_camera, new_camera, small, blocks)
-        return maps, small
     # Grid point k (array index, outer ring first) sits at render coordinate (k - 0.5) *
     # fine_step - 0.5, so output pixel i is at grid coordinate (i + 0.5) * factor / fine_step
-    # + 0.5. (cv2.resize with a scale factor does not sample at exactly these points when it
-    # enlarges.)
-    along_y = _linear_resample(grid, shape[0], factor, fine_step)
-    small = np.ascontiguousarray(_linear_resample(
-        np.ascontiguousarray(along_y.transpose(1, 0, 2)), shape[1], factor,
-        fine_step).transpose(1, 0, 2))
+    # + 0.5: grid point i + 1 itself when fine_step == factor. (cv2.resize with a scale factor
+    # does not sample at exactly these points when it enlarges.)
+    if fine_step == factor:
+        small = grid[1:1 + shape[0], 1:1 + shape[1]].copy()
+    else:
+        along_y = _linear_resample(grid, shape[0], factor, fine_step)
+        small = np.ascontiguousarray(_linear_resample(
+            np.ascontiguousarray(along_y.transpose(1, 0, 2)), shape[1], factor,
+            fine_step).transpose(1, 0, 2))
     if exact is not None:
         blocks = exact.reshape(shape[0], factor, shape[1], factor).any(axis=(1, 3))
         _evaluate_exactly(old_camera, new_camera, small, blocks)
@@ -156,8 +151,8 @@ def _interpolate(old_camera: Camera, new_camera: Camera, shape: tuple[int, int],
 
 
 def two_stage_maps(old_camera: Camera, new_camera: Camera, shape: tuple[int, int],
-                   coarse_step: int, fine_step: int, max_error_px: float = MAX_ERROR_PX,
-                   checks: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.int64),) * 2
+                   coarse_step: int, fine_step: int, max_error_px: float,
+                   checks: tuple[np.ndarray, np.ndarray]
                    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
     """Maps interpolated in two stages -> ([H, W, 2] float32 maps, [H, W] bool mask of the pixels
     evaluated exactly or None if there are none, [N, 2] float64 exact map at the `checks`
