@@ -35,5 +35,7 @@ setup(
     extras_require={
         'gpu': ['tensorflow[and-cuda]==2.21.0'],
         'dev': ['pytest==9.2.0', 'pytest-timeout==2.4.0', 'hypothesis==6.170.17'],
+        # bench.build_stages encodes its H.264 test video with the ffmpeg this ships.
+        'bench': ['imageio-ffmpeg==0.8.1'],
     },
 )

@@ -107,7 +107,9 @@ def _numpy_pipeline(model, image, box, camera, world_up, num_aug=1):
         up = turned.R @ world_up
         roll = np.arctan2(up[0], -up[1]) + roll_a
         crop_cam = make_crop_camera(camera, box, SIDE, scale=1.25, rotation_rad=roll, flip=flip)
-        crop = reproject_image(image.astype(np.float32), camera, crop_cam, (SIDE, SIDE))
+        # Exact maps: the reference for the in-graph warp (tf_camera), which is exact per pixel.
+        crop = reproject_image(image.astype(np.float32), camera, crop_cam, (SIDE, SIDE),
+                               max_map_error_px=0)
         crop = np.clip(crop / 255.0 * bright, 0, 1)
         pred = model(crop[None], crop_cam.intrinsic_matrix[None].astype(np.float32))
         pose_crop = pred['coords3d_abs_mm'].numpy()[0].astype(np.float64)
