@@ -226,7 +226,8 @@ def test_saved_model_cli_runs_the_serving_signatures(exported, tmp_path):
                 extrinsic_matrix=np.eye(4, dtype=np.float32),
                 world_up_vector=np.array([0, -1, 0], np.float32),
                 default_fov_degrees=np.float32(55), internal_batch_size=np.int32(8),
-                antialias_factor=np.int32(1), num_aug=np.int32(2), skeleton=np.array(b'h36m_17'))
+                antialias_factor=np.int32(1), num_aug=np.int32(2), skeleton=np.array(b'h36m_17'),
+                suppress_implausible_poses=np.array(False))
     np.savez(tmp_path / 'estimate.npz', **args)
     result = subprocess.run(
         [str(cli), 'run', '--dir', str(out), '--tag_set', 'serve', '--signature_def',
@@ -236,8 +237,8 @@ def test_saved_model_cli_runs_the_serving_signatures(exported, tmp_path):
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3'), capture_output=True, text=True,
         timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    want = loaded.estimate_poses(**{k: v for k, v in args.items() if k != 'skeleton'},
-                                 skeleton='h36m_17')['poses3d'].numpy()
+    want = loaded.estimate_poses(**{k: v for k, v in args.items() if k not in (
+        'skeleton', 'suppress_implausible_poses')}, skeleton='h36m_17')['poses3d'].numpy()
     np.testing.assert_allclose(np.load(tmp_path / 'estimate_out' / 'poses3d.npy'), want,
                                rtol=1e-4, atol=1e-4 * np.abs(want).max())
 
