@@ -138,6 +138,12 @@ class PoseEstimatorModule(tf.Module):
         self.predict_crops = tf.function(self._predict_crops, input_signature=[
             tf.TensorSpec([None, side, side, 3], tf.uint8, name='images'),
             tf.TensorSpec([None, 3, 3], _f32, name='intrinsics')])
+        # The same with one dict argument: the endpoint Keras 3 can wrap
+        # (keras.layers.TFSMLayer(path, call_endpoint='serve') passes its input positionally).
+        self.serve = tf.function(
+            lambda inputs: self._predict_crops(inputs['images'], inputs['intrinsics']),
+            input_signature=[{'images': tf.TensorSpec([None, side, side, 3], tf.uint8),
+                              'intrinsics': tf.TensorSpec([None, 3, 3], _f32)}])
         # The network, traced once and called by every entry point: the SavedModel then holds
         # one copy of its graph instead of one per signature (load time grows with the total
         # graph size; see bench/README.md, load and first call).

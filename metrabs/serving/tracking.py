@@ -1,7 +1,7 @@
 """Simple IoU tracking: a person keeps an id from frame to frame while their boxes overlap.
 
-Each frame's boxes are matched to the live tracks' last boxes by maximum total IoU (Hungarian
-assignment, scipy) among pairs with IoU >= iou_threshold; unmatched boxes start new tracks; a
+Each frame's boxes are matched to the live tracks' last boxes by the assignment of maximum total
+IoU over pairs with IoU >= iou_threshold (Hungarian algorithm, scipy); unmatched boxes start new tracks; a
 track not matched for more than max_age frames ends (ids are never reused). No motion model:
 meant for video at normal frame rates, where a person's box moves little between frames.
 """
@@ -45,8 +45,9 @@ class IouTracker:
         matched_tracks = np.zeros(len(self._ids), bool)
         if len(boxes) and len(self._ids):
             iou = box_iou(boxes, self._boxes)
+            iou = np.where(iou >= self.iou_threshold, iou, 0.0)
             rows, cols = linear_sum_assignment(-iou)
-            good = iou[rows, cols] >= self.iou_threshold
+            good = iou[rows, cols] > 0
             ids[rows[good]] = self._ids[cols[good]]
             matched_tracks[cols[good]] = True
             self._boxes[cols[good]] = boxes[rows[good]]

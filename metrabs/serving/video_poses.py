@@ -203,13 +203,13 @@ def run(model, input_path: str | os.PathLike, out_path: str | os.PathLike,
     total = round(meta['duration'] * fps) if meta.get('duration') else None
     _, edges = skeleton_joints(model, options.skeleton)
     with contextlib.ExitStack() as stack:
-        on_frame = None
+        render = None
         if render_path is not None:
             write = stack.enter_context(video_writer(render_path, fps, tuple(meta['size'])))
 
-            def on_frame(frame, rows):
+            def render(frame, rows):
                 write(visualize.draw_overlay(frame, rows['poses2d'], edges, rows['boxes'],
                                              rows['track_id'] if options.track else None))
-        result = estimate_video(model, frames, fps, options, on_frame, total, progress)
+        result = estimate_video(model, frames, fps, options, render, total, progress)
     write_poses_npz(out_path, result)
     return result
