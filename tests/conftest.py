@@ -3,6 +3,7 @@ fixtures of the tiny exported model (tracing and exporting are the slow part, so
 module that needs an export shares these; helpers in fixture_tiny_model.py)."""
 import os
 
+import numpy as np
 import pytest
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
@@ -49,3 +50,30 @@ def exported_with_detector(tiny_logdir, od_detector_dir, tmp_path_factory):
     tiny.run_module('metrabs.export', f'--checkpoint={root}', f'--out={out}',
                     f'--detector={od_detector_dir}')
     return tf.saved_model.load(str(out)), out
+
+
+@pytest.fixture(scope='session')
+def deployment_workspace(exported, tmp_path_factory):
+    """A folder laid out like the default run's (out/models/separate_heads = the tiny export,
+    photo.jpg, video.mp4) in which the README's deployment shell commands have run: they write
+    the ONNX and TFLite (float32, float16) crop models next to the SavedModel."""
+    import shlex
+    import sys
+
+    import imageio.v3 as iio
+
+    import fixture_tiny_model as tiny
+    _, _, out = exported
+    root = tmp_path_factory.mktemp('workspace')
+    (root / 'out' / 'models').mkdir(parents=True)
+    (root / 'out' / 'models' / 'separate_heads').symlink_to(out, target_is_directory=True)
+    photo = tiny.smooth_image()
+    iio.imwrite(root / 'photo.jpg', photo)
+    tiny.write_clip(root / 'video.mp4', [np.roll(photo, 4 * t, axis=1) for t in range(6)])
+    for block in tiny.readme_blocks('bash'):
+        for line in block.splitlines():
+            if line.strip() and not line.lstrip().startswith('#'):
+                args = shlex.split(line)
+                assert args[:2] == ['.venv/bin/python', '-m'], line
+                tiny.run_module(*args[2:], cwd=root)
+    return root

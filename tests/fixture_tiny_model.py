@@ -132,3 +132,52 @@ class ObjectDetectionApiStyleDetector(tf.Module):
 def save_od_detector(path: pathlib.Path) -> None:
     detector = ObjectDetectionApiStyleDetector()
     tf.saved_model.save(detector, str(path), signatures={'serving_default': detector.__call__})
+
+
+README = REPO / 'README.md'
+README_SECTIONS = ('Using an exported model', 'Deployment')
+# The README's snippets are written for the default run's model (synthetic skeletons); the tiny
+# test model predicts the H36M and COCO skeletons instead.
+README_SUBSTITUTIONS = {"'synsmpl'": "'h36m_17'", '--skeleton=synsmpl': '--skeleton=h36m_17'}
+
+
+def readme_blocks(language: str) -> list[str]:
+    """The ```language code blocks of the README sections README_SECTIONS, in order, with
+    README_SUBSTITUTIONS applied."""
+    blocks, section, fence, lines = [], None, None, []
+    for line in README.read_text(encoding='utf-8').splitlines():
+        if fence is None and line.startswith('## '):
+            section = line[3:].strip()
+        elif fence is None and line.startswith('```'):
+            fence, lines = line[3:].strip(), []
+        elif line.startswith('```'):
+            if fence == language and section in README_SECTIONS:
+                text = '\n'.join(lines)
+                for old, new in README_SUBSTITUTIONS.items():
+                    text = text.replace(old, new)
+                blocks.append(text)
+            fence = None
+        elif fence is not None:
+            lines.append(line)
+    return blocks
+
+
+def write_clip(path, frames, fps: float = 10.0) -> None:
+    """Frames [T, H, W, 3] uint8 as a (near-)lossless H.264 .mp4 via the imageio-ffmpeg binary."""
+    import imageio_ffmpeg
+    height, width = frames[0].shape[:2]
+    writer = imageio_ffmpeg.write_frames(str(path), (width, height), fps=fps, codec='libx264',
+                                         pix_fmt_out='yuv444p', output_params=['-crf', '0'],
+                                         macro_block_size=1, ffmpeg_log_level='error')
+    writer.send(None)
+    for frame in frames:
+        writer.send(np.ascontiguousarray(frame))
+    writer.close()
+
+
+def smooth_image(shape=(240, 320, 3), seed=1) -> np.ndarray:
+    """A smooth random uint8 image (a stand-in photo)."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.uniform(0, 255, (12, 16, 3)).astype(np.float32)
+    return tf.image.resize(coarse[None], shape[:2], 'bicubic')[0].numpy().clip(
+        0, 255).astype(np.uint8)

@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from fixture_tiny_model import IMAGE_SHAPE, expected_person_boxes, rectangle_image, run_module
+from fixture_tiny_model import (IMAGE_SHAPE, expected_person_boxes, rectangle_image, run_module,
+                                write_clip)
 from metrabs import video
 from metrabs.serving import video_poses
 
@@ -28,16 +29,8 @@ def _frame_rects(t):
 
 @pytest.fixture(scope='module')
 def clip(tmp_path_factory):
-    import imageio_ffmpeg
     path = tmp_path_factory.mktemp('video') / 'walk.mp4'
-    height, width = IMAGE_SHAPE[:2]
-    writer = imageio_ffmpeg.write_frames(str(path), (width, height), fps=10, codec='libx264',
-                                         pix_fmt_out='yuv444p', output_params=['-crf', '0'],
-                                         macro_block_size=1, ffmpeg_log_level='error')
-    writer.send(None)
-    for t in range(N_FRAMES):
-        writer.send(rectangle_image(_frame_rects(t)))
-    writer.close()
+    write_clip(path, [rectangle_image(_frame_rects(t)) for t in range(N_FRAMES)])
     return path
 
 

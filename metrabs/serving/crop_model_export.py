@@ -57,6 +57,17 @@ def _input_signature(side: int) -> list[tf.TensorSpec]:
             tf.TensorSpec([None, 3, 3], tf.float32, name='intrinsics')]
 
 
+def _crop_function(model):
+    """predict_crops of a PoseEstimatorModule, or the serving_default signature of a loaded
+    SavedModel (tf2onnx cannot sort the graph of the restored predict_crops function, whose
+    network is a nested call, but converts the signature's)."""
+    signatures = getattr(model, 'signatures', None)
+    if signatures is None:
+        return model.predict_crops
+    signature = signatures[SIGNATURE_KEY]
+    return tf.function(lambda images, intrinsics: signature(images=images, intrinsics=intrinsics))
+
+
 def export_onnx(model, out_path: str | os.PathLike, opset: int = DEFAULT_ONNX_OPSET) -> None:
     """Writes model.predict_crops as ONNX to out_path (+ the sidecar JSON), atomically.
 
@@ -64,7 +75,7 @@ def export_onnx(model, out_path: str | os.PathLike, opset: int = DEFAULT_ONNX_OP
     """
     import tf2onnx  # only exports need it
     side = int(model.input_resolution.numpy())
-    proto, _ = tf2onnx.convert.from_function(model.predict_crops,
+    proto, _ = tf2onnx.convert.from_function(_crop_function(model),
                                              input_signature=_input_signature(side), opset=opset)
     outputs = sorted(o.name for o in proto.graph.output)
     if outputs != ['poses2d', 'poses3d']:
