@@ -93,3 +93,28 @@ def test_load_detector_rejects_other_models(tmp_path):
     tf.saved_model.save(NotADetector(), str(tmp_path / 'other'))
     with pytest.raises(ValueError, match='other.*not a detector'):
         detectors.load_detector(str(tmp_path / 'other'))
+
+
+def test_user_boxes_get_plausibility_flags_instead_of_being_dropped(
+        exported_with_detector, tiny_logdir, tmp_path):
+    loaded, _ = exported_with_detector
+    image = rectangle_image(RECTS)
+    boxes = expected_person_boxes(RECTS)[:, :4]
+    plain = loaded.estimate_poses(image, boxes, num_aug=2)
+    flagged = loaded.estimate_poses(image, boxes, num_aug=2, suppress_implausible_poses=True)
+    assert plain['is_plausible'].numpy().tolist() == [True, True]  # not tested: all True
+    np.testing.assert_array_equal(flagged['poses3d'].numpy(), plain['poses3d'].numpy())  # 1:1
+    # detect_poses on the same people keeps only poses flagged plausible (pose NMS may drop
+    # more): the flag is the same test.
+    kept = loaded.detect_poses(image, num_aug=2)['boxes'].numpy()[:, :4]
+    flags = flagged['is_plausible'].numpy()
+    for box in kept:
+        assert flags[np.flatnonzero(np.all(np.abs(boxes - box) < 1e-3, axis=1))[0]]
+    # A dataset mean thigh of 1 km makes anyone ~1/2500 of the mean size (size range 0.4-1.8):
+    # every pose is implausible, and still returned.
+    _, model = tiny_logdir
+    (tmp_path / 'bones.json').write_text('{"lkne_h36m-lhip_h36m": 1e6}')
+    module = build_module(model, bone_stats=str(tmp_path / 'bones.json'))
+    out = module.estimate_poses(image, boxes, num_aug=1, suppress_implausible_poses=True)
+    assert out['is_plausible'].numpy().tolist() == [False, False]
+    assert out['poses3d'].shape[0] == 2

@@ -3,13 +3,18 @@
 Mirrors the published MeTRAbs model API (isarandi/metrabs docs/API.md):
     predict_crops(images [N, S, S, 3] uint8, intrinsics [N, 3, 3] float32)
         -> {'poses3d' [N, J, 3] crop-camera mm, 'poses2d' [N, J, 2] crop px}  (all model joints)
+    serve({'images', 'intrinsics'}) -> the same (one dict argument: Keras 3's TFSMLayer)
     estimate_poses(image [H, W, 3] uint8, boxes [P, 4] float32 xywh px, intrinsic_matrix [3, 3],
         distortion_coeffs [5], extrinsic_matrix [4, 4], world_up_vector [3],
         default_fov_degrees, internal_batch_size, antialias_factor, num_aug, average_aug,
-        skeleton) -> {'poses3d' [P, J, 3] (or [P, A, J, 3]) world mm, 'poses2d' ... image px}
+        skeleton, suppress_implausible_poses)
+        -> {'poses3d' [P, J, 3] (or [P, A, J, 3]) world mm, 'poses2d' ... image px,
+            'is_plausible' [P] bool}: poses stay 1:1 with the boxes; with
+            suppress_implausible_poses the flag is the plausibility test detect_poses filters
+            with (pose_filtering.is_plausible), without it all True
     estimate_poses_batched(images [B, H, W, 3], boxes ragged [B, None, 4], intrinsic_matrix
         [B or 1, 3, 3], distortion_coeffs [B or 1, 5], extrinsic_matrix [B or 1, 4, 4], ...)
-        -> ragged {'poses3d' [B, None, J, 3], 'poses2d' [B, None, J, 2]}
+        -> ragged {'poses3d' [B, None, J, 3], 'poses2d' [B, None, J, 2], 'is_plausible'}
     detect_poses(image, ..., detector_threshold, detector_nms_iou_threshold, max_detections,
         detector_flip_aug, suppress_implausible_poses) -> {'boxes' [P, 5], 'poses3d', 'poses2d'}
     detect_poses_batched(images, ...) -> ragged versions.
@@ -17,8 +22,10 @@ Unknown intrinsics (the default, all -1) come from default_fov_degrees along the
 side. The extrinsic matrix maps world to camera (p_cam = E @ [p_world; 1], mm); poses3d are in the
 world frame. skeleton='' gives all model joints; unknown names fail naming the known ones.
 Detector contract (optional SavedModel): detector(image [H, W, 3] uint8, threshold float32,
-nms_iou_threshold float32, max_detections int32) -> [N, 5] float32 (x, y, w, h, score). Without one,
-detect_poses treats the whole image as one person box with score 1 (documented fallback).
+nms_iou_threshold float32, max_detections int32) -> [N, 5] float32 (x, y, w, h, score); TF2 Object
+Detection API / TF-Hub detectors are adapted to it (metrabs.serving.detectors). Without one,
+detect_poses treats the whole image as one person box with score 1 (documented fallback). Zero
+boxes or detections give empty results ([0, 5], [0, J, 3]) in every entry point.
 """
 from __future__ import annotations
 
