@@ -58,7 +58,6 @@ def deployment_workspace(exported, tmp_path_factory):
     photo.jpg, video.mp4) in which the README's deployment shell commands have run: they write
     the ONNX and TFLite (float32, float16) crop models next to the SavedModel."""
     import shlex
-    import sys
 
     import imageio.v3 as iio
 

@@ -203,13 +203,13 @@ def run(model, input_path: str | os.PathLike, out_path: str | os.PathLike,
     total = round(meta['duration'] * fps) if meta.get('duration') else None
     _, edges = skeleton_joints(model, options.skeleton)
     with contextlib.ExitStack() as stack:
-        render = None
-        if render_path is not None:
-            write = stack.enter_context(video_writer(render_path, fps, tuple(meta['size'])))
+        write = (stack.enter_context(video_writer(render_path, fps, tuple(meta['size'])))
+                 if render_path is not None else None)
 
-            def render(frame, rows):
-                write(visualize.draw_overlay(frame, rows['poses2d'], edges, rows['boxes'],
-                                             rows['track_id'] if options.track else None))
-        result = estimate_video(model, frames, fps, options, render, total, progress)
+        def render(frame, rows):
+            write(visualize.draw_overlay(frame, rows['poses2d'], edges, rows['boxes'],
+                                         rows['track_id'] if options.track else None))
+        result = estimate_video(model, frames, fps, options, render if write else None, total,
+                                progress)
     write_poses_npz(out_path, result)
     return result
