@@ -44,14 +44,16 @@ from posepile.cropping import CropConfig, crop_task, init_crop_worker
 from posepile.datasets.skip_counts import recording_skips, skipped_by_dataset
 from posepile.dedup import dedup_mask
 from posepile.example import Pose3DExample
+from posepile.shards import MANIFEST_NAME, ShardWriter, assign_shards
 
-# posepile.shards and posepile.tfrecord_schema import TensorFlow; they are imported where used,
-# so that `python -m posepile.build --help` answers without it (posepile/cli.py).
+# posepile.tfrecord_schema imports TensorFlow: it is imported where used, so that
+# `python -m posepile.build --help` answers without it (posepile/cli.py).
 
-MANIFEST_NAME = 'manifest.json'
 CONFIG_NAME = 'build_config.json'
 SPLITS = ('train', 'validation', 'test')
 SHARD_BY = ('example', 'sequence')
+_THREAD_VARIABLES = ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS')
+_CHUNK = 16
 # Examples deduplicated at once. Only survivors stay in memory, so a build's peak memory is this
 # many examples plus the survivors (not the whole dataset: SURREAL alone has millions of frames).
 DEDUP_CHUNK = 200_000
@@ -77,6 +79,8 @@ class BuildConfig:
         shard_by: 'example' spreads a group's examples over its shards by a hash of each
             example's (track, frame); 'sequence' keeps each (dataset, sequence) in one shard, for
             converters whose examples share an expensive image (a converter's SHARD_BY).
+        reduced_decode: decode JPEG frames at reduced resolution where the crop is much
+            smaller (CropConfig.reduced_decode).
     """
     crop_size: int = 256
     num_shards: int = 16
@@ -89,6 +93,7 @@ class BuildConfig:
     shard_prefix: str = 'examples'
     converter_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     shard_by: str = 'example'
+    reduced_decode: bool = True
 
     def __post_init__(self):
         if self.shard_by not in SHARD_BY:
@@ -102,7 +107,7 @@ class BuildConfig:
 
     def crop_config(self) -> CropConfig:
         return CropConfig(crop_size=self.crop_size, box_scale=self.box_scale,
-                          jpeg_quality=self.jpeg_quality)
+                          jpeg_quality=self.jpeg_quality, reduced_decode=self.reduced_decode)
 
 
 def build_dataset(examples: Iterable[Pose3DExample], out_dir: str | os.PathLike,
@@ -159,7 +164,7 @@ class _ShardGroup:
     """The shards of one (dataset, split): members[s] are indices into the collected examples."""
     dataset: str
     split: str
-    writer: Any  # posepile.shards.ShardWriter
+    writer: ShardWriter
     members: list[np.ndarray]
     missing: list[int]
     infos: dict[int, Any] = dataclasses.field(default_factory=dict)
@@ -171,7 +176,6 @@ def _shard_groups(examples: Sequence[Pose3DExample], out_dir: pathlib.Path,
     by_group: dict[tuple[str, str], list[int]] = {}
     for i, example in enumerate(examples):
         by_group.setdefault((example.dataset, example.split), []).append(i)
-    from posepile.shards import ShardWriter, assign_shards
     key_of = example_key if config.shard_by == 'example' else sequence_key
     groups = []
     for (dataset, split), indices in sorted(by_group.items()):
@@ -335,14 +339,28 @@ class _Cropper:
                     f'posepile.build: workers > 1 needs picklable examples (image as a path, '
                     f'bytes, an array or a picklable callable), but {self.examples[0].dataset} '
                     f'examples are not ({error}); use --workers=1') from error
-            self.pool = multiprocessing.get_context('spawn').Pool(self.workers, init_crop_worker)
+            # Children inherit the environment at spawn: one BLAS / OpenMP thread per worker
+            # process (the pool is the parallelism; threads per process would oversubscribe).
+            saved = {k: os.environ.get(k) for k in _THREAD_VARIABLES}
+            os.environ.update({k: '1' for k in _THREAD_VARIABLES})
+            try:
+                self.pool = multiprocessing.get_context('spawn').Pool(self.workers,
+                                                                      init_crop_worker)
+            finally:
+                for key, value in saved.items():
+                    if value is None:
+                        os.environ.pop(key, None)
+                    else:
+                        os.environ[key] = value
         return self
 
     def records(self, indices: np.ndarray) -> Iterator[bytes]:
         tasks = ((self.examples[i], self.crop_config, self.dataset_index, self.names[i])
                  for i in indices)
+        # Chunks of consecutive examples per worker: a worker then reads a video's frames in
+        # order (VideoFrame decodes forward instead of seeking when they are close).
         cropped = (map(crop_task, tasks) if self.pool is None
-                   else self.pool.imap(crop_task, tasks, chunksize=4))
+                   else self.pool.imap(crop_task, tasks, chunksize=_CHUNK))
         from posepile.tfrecord_schema import encode_example
         return map(encode_example, cropped)
 
@@ -379,7 +397,7 @@ def _manifest(counts_before: Counter, survivors, names_per_survivor,
     joint_sets = Counter((ex.dataset, names) for ex, names in zip(survivors, names_per_survivor))
     shards = [{'file': g.infos[s].path.relative_to(out_dir).as_posix(), 'dataset': g.dataset,
                'split': g.split, 'num_examples': g.infos[s].num_records,
-               'sha256': g.infos[s].sha256}
+               'sha256': g.infos[s].sha256, 'num_bytes': g.infos[s].num_bytes}
               for g in groups for s in sorted(g.infos)]
     return {
         'schema_version': SCHEMA_VERSION,
@@ -428,6 +446,8 @@ def _read_config_record(path: pathlib.Path) -> dict[str, Any]:
     # Builds from before converter options were recorded had none.
     existing.setdefault('converter_options', {})
     existing.setdefault('shard_by', 'example')
+    # Builds from before reduced decoding decoded every frame in full.
+    existing.setdefault('reduced_decode', False)
     return existing
 
 
@@ -478,7 +498,7 @@ def is_complete(out_dir: str | os.PathLike, config: BuildConfig) -> bool:
 SETTING_HELP = {
     'crop_size': 'side of the stored square crops, px',
     'num_shards': 'TFRecord files per (dataset, split) (fewer if it has fewer examples)',
-    'workers': 'processes that crop (1 = in this process)',
+    'workers': 'crop processes (default: the CPUs this process may use)',
     'jpeg_quality': 'JPEG quality of the stored crops, 0..100',
     'dedup_threshold_mm': "the 100 mm rule: a frame is kept only if some joint moved at least "
                           "this far (mm) since its track's last kept frame; 0 keeps every frame "
@@ -500,9 +520,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--out', required=True, help='output directory for shards + manifest')
     defaults = BuildConfig()
     for key, help_text in SETTING_HELP.items():
-        default = getattr(defaults, key)
+        default = getattr(defaults, key) if key != 'workers' else len(os.sched_getaffinity(0))
         parser.add_argument(f'--{key.replace("_", "-")}', type=type(default), default=default,
                             help=f'{help_text} (default {default})')
+    parser.add_argument('--full-resolution-decode', action='store_true',
+                        help='decode every JPEG frame in full (default: at 1/2, 1/4 or 1/8 where '
+                        'the crop keeps >= 2 frame px per crop px; see posepile/frame_decode.py)')
     parser.add_argument('--body-model-dir', default=None,
                         help='SMPL-family model files (<dir>/smpl/SMPL_NEUTRAL.npz, ...; see '
                         'posepile/body_models.py) for converters that run the body model')
@@ -583,7 +606,8 @@ def prepare(argv: Sequence[str] | None = None, args: argparse.Namespace | None =
         jpeg_quality=args.jpeg_quality, dedup_threshold_mm=args.dedup_threshold_mm,
         box_scale=args.box_scale, skeleton=skeleton, dataset_index=args.dataset_index,
         converter_options=converter_options,
-        shard_by=getattr(converter, 'SHARD_BY', 'example'))
+        shard_by=getattr(converter, 'SHARD_BY', 'example'),
+        reduced_decode=not args.full_resolution_decode)
     return PreparedBuild(args, converter, options, config)
 
 
