@@ -97,8 +97,11 @@ def one_line(error: BaseException) -> str:
     text = str(text)
     assertion = re.search(r'assertion failed: (.*)', text)
     if assertion:
-        parts = re.findall(r'\[([^\[\]]*)\]', assertion.group(1))
-        text = ' '.join(p.strip().strip("'\"") for p in parts) or assertion.group(1)
+        # tf.debugging.Assert prints each of its data items in brackets: "[a] [b] [1 2 3]".
+        items = assertion.group(1).strip()
+        if items.startswith('[') and items.endswith(']'):
+            items = ' '.join(part.strip() for part in items[1:-1].split('] ['))
+        text = items
     else:
         lines = [line.strip() for line in text.splitlines()]
         kept = [line for line in lines if line and not _TF_BOILERPLATE.match(line)]
