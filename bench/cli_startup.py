@@ -37,7 +37,7 @@ COMMANDS = {
     'metrabs.pseudo_gt': ['--model={tmp}/missing', '--datasets=a={tmp}/*.tfrecord',
                           '--out={tmp}/p.npz'],
     'metrabs.demo': ['--model={tmp}/missing', '--image={tmp}/missing.jpg', '--out={tmp}/d.png'],
-    'metrabs.video': ['--model={tmp}/missing', '--video={tmp}/missing.mp4', '--out={tmp}/v.mp4'],
+    'metrabs.video': ['--model={tmp}/missing', '--input={tmp}/missing.mp4', '--out={tmp}/v.npz'],
     'metrabs.config_reference': ['--check={tmp}/missing.md'],
     'acae.train': ['--poses={tmp}/missing.npz', '--out={tmp}/acae'],
     'eval.run': ['--benchmark=synthetic', '--root={tmp}/missing', '--predictions={tmp}/p.npz'],

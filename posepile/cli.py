@@ -208,3 +208,22 @@ def import_tensorflow(verbose: bool = False):
             print('\n'.join(kept), file=sys.stderr)
     logging.getLogger('tensorflow').setLevel(logging.WARNING)
     return tensorflow
+
+
+class DeferredModule:
+    """A stand-in for a module, imported at its first attribute access (TensorFlow through
+    import_tensorflow, so quietly). For a command whose module is also its library and so uses
+    TensorFlow at the top level (acae.train, metrabs.pseudo_gt): `tf = cli.DeferredModule(
+    'tensorflow')` there lets `--help` answer without importing it."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attribute):
+        import importlib
+        if self._name == 'tensorflow' or self._name.startswith(('keras', 'tensorflow.')):
+            import_tensorflow()
+        module = importlib.import_module(self._name)
+        value = getattr(module, attribute)
+        setattr(self, attribute, value)  # later lookups skip __getattr__
+        return value
