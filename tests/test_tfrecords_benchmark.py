@@ -228,3 +228,40 @@ def test_model_run_equals_direct_calls_on_the_crops(built, gt, exported, tmp_pat
             skeleton='synsmpl')['poses3d'].numpy()
         row = np.flatnonzero((sequence == gt.sequence[i]) & (frame == gt.frame[i]))
         np.testing.assert_allclose(poses[row], direct, atol=1e-3)
+
+
+@pytest.mark.slow
+def test_demo_shows_the_ground_truth_and_its_error(world, exported, tmp_path, capsys):
+    """metrabs.demo on a synthetic test image finds its annotation in the world, estimates in
+    the annotated box with the world's camera and prints the error; checked against the
+    synthetic benchmark's ground truth and a direct model call."""
+    import re
+
+    import imageio.v3 as iio
+    import tensorflow as tf
+
+    from eval import metrics
+    from eval.model_predictions import opencv5_distortion
+    from metrabs import demo
+
+    truth = synthetic_bench.load_ground_truth(world)
+    i = 0
+    out = tmp_path / 'demo.png'
+    assert demo.main([f'--model={exported}', f'--image={truth.image_paths[i]}', f'--out={out}',
+                      '--skeleton=synsmpl']) == 0
+    printed = capsys.readouterr().out
+    assert 'skeleton synsmpl' in printed and 'ground truth dashed' in printed
+    assert 'ground truth from the synthetic dataset' in printed
+    shown = float(re.search(r'MPJPE (\d+) mm', printed).group(1))
+    model = tf.saved_model.load(str(exported))
+    cam = truth.cameras[i]
+    pred = model.estimate_poses(
+        iio.imread(truth.image_paths[i]), truth.boxes[i:i + 1],
+        intrinsic_matrix=cam.intrinsic_matrix.astype(np.float32),
+        distortion_coeffs=opencv5_distortion(cam),
+        world_up_vector=(cam.R @ cam.world_up).astype(np.float32), num_aug=1,
+        skeleton='synsmpl')['poses3d'].numpy()
+    want = metrics.nan_mean(metrics.joint_errors(pred, truth.coords['synsmpl'][i:i + 1], 'mean'))
+    assert shown == pytest.approx(want, abs=0.6)  # printed rounded to 1 mm
+    figure = iio.imread(out)
+    assert figure.shape[:2] == (550, 1200) and figure.std() > 1
