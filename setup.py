@@ -31,6 +31,7 @@ INSTALL_REQUIRES = [
     'ai-edge-litert==2.3.0',
     'tensorflow-hub==0.16.1',
     'tf-keras==2.21.0',
+    # metrabs.video's overlay and bench.build_stages' H.264 test video use the ffmpeg it ships.
     'imageio-ffmpeg==0.8.1',
 ]
 
@@ -44,7 +45,5 @@ setup(
     extras_require={
         'gpu': ['tensorflow[and-cuda]==2.21.0'],
         'dev': ['pytest==9.2.0', 'pytest-timeout==2.4.0', 'hypothesis==6.170.17'],
-        # bench.build_stages encodes its H.264 test video with the ffmpeg this ships.
-        'bench': ['imageio-ffmpeg==0.8.1'],
     },
 )

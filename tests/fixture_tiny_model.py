@@ -85,6 +85,17 @@ def expected_person_boxes(rects: dict) -> np.ndarray:
     return np.array(sorted(rows, key=lambda r: -r[4]), np.float32).reshape(-1, 5)
 
 
+class FixedBoxDetector(tf.Module):
+    """A detector SavedModel obeying the contract: fixed boxes, thresholded by score."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8),
+                                  tf.TensorSpec([], tf.float32), tf.TensorSpec([], tf.float32),
+                                  tf.TensorSpec([], tf.int32)])
+    def __call__(self, image, threshold, nms_iou_threshold, max_detections):
+        boxes = tf.constant([[10.0, 5, 40, 60, 0.9], [60, 20, 30, 50, 0.6], [0, 0, 5, 5, 0.1]])
+        return tf.boolean_mask(boxes, boxes[:, 4] >= threshold)
+
+
 class ObjectDetectionApiStyleDetector(tf.Module):
     """The TF2 Object Detection API output signature, computed from the image: for each colour of
     RECT_COLORS present (channel values > 200 / < 50), the bounding box of its pixels, plus an

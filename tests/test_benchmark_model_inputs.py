@@ -604,13 +604,12 @@ def test_predict_runs_the_real_detect_poses():
     from eval import model_predictions
     from metrabs.model.metrabs_model import MetrabsModel
     from metrabs.serving.inference_module import PoseEstimatorModule
-    from fixture_tiny_model import CONFIG, SIDE, joint_names, randomize
-    from test_export import _FixedDetector
+    from fixture_tiny_model import CONFIG, SIDE, FixedBoxDetector, joint_names, randomize
 
     model = MetrabsModel(CONFIG, joint_names())
     model(tf.zeros([1, SIDE, SIDE, 3]), tf.eye(3, batch_shape=[1]))
     randomize(model)
-    loaded = PoseEstimatorModule(model, detector=_FixedDetector())
+    loaded = PoseEstimatorModule(model, detector=FixedBoxDetector())
     assert model_predictions.has_detector(loaded)
     rng = np.random.default_rng(4)
     image = rng.integers(0, 256, (96, 128, 3)).astype(np.uint8)

@@ -18,7 +18,7 @@ from posepile import joints as joint_registry
 from posepile.camera import Camera, make_crop_camera
 from posepile.image_warp import reproject_image
 
-from fixture_tiny_model import IMAGE_SHAPE, SIDE, joint_names
+from fixture_tiny_model import IMAGE_SHAPE, SIDE, FixedBoxDetector, joint_names
 
 pytestmark = pytest.mark.slow
 K = np.array([[150.0, 0.0, 66.0], [0.0, 155.0, 45.0], [0.0, 0.0, 1.0]], np.float32)
@@ -260,20 +260,9 @@ def test_acae_outputs_are_the_affine_reconstruction(exported):
                                'my_acae.npz')
 
 
-class _FixedDetector(tf.Module):
-    """A detector SavedModel obeying the contract: fixed boxes, thresholded by score."""
-
-    @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8),
-                                  tf.TensorSpec([], tf.float32), tf.TensorSpec([], tf.float32),
-                                  tf.TensorSpec([], tf.int32)])
-    def __call__(self, image, threshold, nms_iou_threshold, max_detections):
-        boxes = tf.constant([[10.0, 5, 40, 60, 0.9], [60, 20, 30, 50, 0.6], [0, 0, 5, 5, 0.1]])
-        return tf.boolean_mask(boxes, boxes[:, 4] >= threshold)
-
-
 def test_pluggable_detector(exported, image, tmp_path):
     model, loaded, _ = exported
-    tf.saved_model.save(_FixedDetector(), str(tmp_path / 'detector'))
+    tf.saved_model.save(FixedBoxDetector(), str(tmp_path / 'detector'))
     module = PoseEstimatorModule(model, detector=tf.saved_model.load(str(tmp_path / 'detector')))
     pred = module.detect_poses(image, num_aug=1, suppress_implausible_poses=False)
     np.testing.assert_allclose(pred['boxes'].numpy(), [[10, 5, 40, 60, 0.9], [60, 20, 30, 50,
