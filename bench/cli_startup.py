@@ -39,6 +39,7 @@ COMMANDS = {
     'metrabs.demo': ['--model={tmp}/missing', '--image={tmp}/missing.jpg', '--out={tmp}/d.png'],
     'metrabs.video': ['--model={tmp}/missing', '--input={tmp}/missing.mp4', '--out={tmp}/v.npz'],
     'metrabs.config_reference': ['--check={tmp}/missing.md'],
+    'metrabs.training.slurm': [],  # outside a SLURM job: no SLURM_*NODELIST variable
     'acae.train': ['--poses={tmp}/missing.npz', '--out={tmp}/acae'],
     'eval.run': ['--benchmark=synthetic', '--root={tmp}/missing', '--predictions={tmp}/p.npz'],
     'eval.compare': ['a={tmp}/missing.json'],

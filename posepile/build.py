@@ -68,7 +68,7 @@ class BuildConfig:
         num_shards: number of TFRecord files.
         workers: processes that crop (1 = in this process).
         jpeg_quality: JPEG quality of the crops (0..100).
-        dedup_threshold_mm: the dedup rule's threshold, mm (0 keeps everything that moved at all).
+        dedup_threshold_mm: the dedup rule's threshold, mm (0 keeps every example).
         box_scale: the person box's larger side times this spans the crop (margin; see cropping).
         skeleton: the converter's skeleton name; examples whose joint names are this skeleton's
             plain names are renamed to its union names. None: names must already be union names.
@@ -500,8 +500,8 @@ SETTING_HELP = {
     'num_shards': 'TFRecord files per (dataset, split) (fewer if it has fewer examples)',
     'workers': 'crop processes (default: the CPUs this process may use)',
     'jpeg_quality': 'JPEG quality of the stored crops, 0..100',
-    'dedup_threshold_mm': "the 100 mm rule: a frame is kept only if some joint moved at least "
-                          "this far (mm) since its track's last kept frame; 0 keeps every frame "
+    'dedup_threshold_mm': "the 100 mm rule: a frame is kept only if some joint moved more than "
+                          "this (mm) since its track's last kept frame; 0 keeps every frame "
                           "(photos, small datasets)",
     'box_scale': "the person box's larger side times this spans the crop (margin)",
     'dataset_index': 'stored in every record: the position of the dataset in a multi-dataset mix',
@@ -626,7 +626,7 @@ def dedup_warnings(manifest: dict[str, Any]) -> list[str]:
                 lines.append(
                     f'warning: the {threshold:g} mm rule kept {after} of {before} {name} {split} '
                     f'examples ({100 * after / before:.0f}%): a frame is kept only when some '
-                    f'joint moved >= {threshold:g} mm since its track\'s last kept frame, which '
+                    f'joint moved more than {threshold:g} mm since its track\'s last kept frame, which '
                     f'thins densely sampled video as intended; for photos or a small dataset '
                     f'use --dedup-threshold-mm=0 (keeps every frame)')
     return lines

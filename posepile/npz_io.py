@@ -45,8 +45,8 @@ def read_npz(path: str | os.PathLike, required: Sequence[str] = (),
         raise ValueError(f'{path}: is a single .npy array, expected {what} (np.savez of named '
                          f'arrays)')
     if not (head.startswith(_ZIP_MAGIC) or head.startswith(_EMPTY_ZIP_MAGIC)):
-        kind = 'empty' if not head else f'starts with {head!r}'
-        raise ValueError(f'{path}: not {what}: the file is {kind}, not a zip archive of .npy '
+        kind = 'is empty' if not head else f'starts with {head!r}'
+        raise ValueError(f'{path}: not {what}: the file {kind}, not a zip archive of .npy '
                          f'arrays (np.savez writes those)')
     arrays = {}
     try:

@@ -78,7 +78,9 @@ def test_help_answers_without_tensorflow(module):
 
 
 @pytest.mark.parametrize('module', sorted(COMMANDS))
-def test_user_error_is_one_line_with_exit_status_2(module, tmp_path, capsys):
+def test_user_error_is_one_line_with_exit_status_2(module, tmp_path, capsys, monkeypatch):
+    for name in [n for n in os.environ if n.startswith('SLURM')]:  # (if run inside a job)
+        monkeypatch.delenv(name)
     # A package's CLI is its __main__ module (python -m posepile.joints).
     path = module if importlib.util.find_spec(module).submodule_search_locations is None \
         else f'{module}.__main__'
@@ -94,7 +96,9 @@ def test_user_error_is_one_line_with_exit_status_2(module, tmp_path, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count('\n') == 1 and err.startswith(f'python -m {module}: error: '), err
-    if module != 'posepile.synthetic':  # (its example error is a bad --num)
+    if module == 'metrabs.training.slurm':  # its input is the environment SLURM sets
+        assert 'SLURM_JOB_NODELIST is not set' in err
+    elif module != 'posepile.synthetic':  # (its example error is a bad --num)
         assert str(tmp_path) in err  # it names the missing input
     with pytest.raises(Exception) as info:  # --debug: the error itself, traceback and all
         main(argv + ['--debug'])
