@@ -11,17 +11,14 @@ import pytest
 
 import fixture_tiny_model as tiny
 from posepile.synthetic.ground_truth import load_test_ground_truth
-from posepile.synthetic.writer import write_world
 
 pytestmark = pytest.mark.slow
 PHOTO = pathlib.Path(__file__).parent / 'data' / 'astronaut_256.jpg'
 
 
 @pytest.fixture(scope='module')
-def synthetic_image(tmp_path_factory):
-    root = tmp_path_factory.mktemp('world')
-    write_world(root, num=40, seed=2, progress=False)
-    return pathlib.Path(load_test_ground_truth(root).image_paths[0])
+def synthetic_image(synthetic_world):
+    return pathlib.Path(load_test_ground_truth(synthetic_world).image_paths[0])
 
 
 @pytest.mark.parametrize('which', ['photo', 'synthetic'])

@@ -19,16 +19,13 @@ from eval.predictions import Predictions, load_predictions, save_predictions
 from posepile.camera import Camera
 from posepile.synthetic.format_weights import FORMAT_NAMES
 from posepile.synthetic.ground_truth import load_test_ground_truth
-from posepile.synthetic.writer import write_world
 
 SIDE = 64  # the tiny model's crop side
 
 
 @pytest.fixture(scope='module')
-def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp('synthetic_world')
-    write_world(root, num=60, seed=3, progress=False)
-    return root
+def world(synthetic_world):
+    return synthetic_world
 
 
 @pytest.fixture(scope='module')

@@ -17,16 +17,13 @@ from posepile import build, joints
 from posepile.camera import Camera
 from posepile.example import Pose3DExample
 from posepile.synthetic.format_weights import FORMAT_NAMES
-from posepile.synthetic.writer import write_world
 
 SIDE = 64
 
 
 @pytest.fixture(scope='module')
-def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp('world')
-    write_world(root, num=60, seed=3, progress=False)
-    return root
+def world(synthetic_world):
+    return synthetic_world
 
 
 @pytest.fixture(scope='module')
