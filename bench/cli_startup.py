@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -58,6 +59,11 @@ def _module_exists(name: str) -> bool:
         return False
 
 
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _run(args: list[str], env: dict | None = None) -> tuple[float, subprocess.CompletedProcess]:
     start = time.perf_counter()
     result = subprocess.run([sys.executable, *args], capture_output=True, text=True,
@@ -65,15 +71,19 @@ def _run(args: list[str], env: dict | None = None) -> tuple[float, subprocess.Co
     return time.perf_counter() - start, result
 
 
-def help_row(module: str, repeats: int) -> tuple[float, bool, int]:
-    """(median seconds of --help, whether --help imported tensorflow, its exit status)."""
-    times = []
+def help_row(module: str, repeats: int) -> tuple[float, float, bool, int]:
+    """(median wall seconds of --help, median CPU seconds of its process (user + system: far less
+    sensitive to other load than the wall time), whether --help imported tensorflow, its exit
+    status)."""
+    times, cpu = [], []
     for _ in range(repeats):
+        cpu_before = _children_cpu_seconds()
         seconds, result = _run(['-m', module, '--help'])
         times.append(seconds)
+        cpu.append(_children_cpu_seconds() - cpu_before)
     _, traced = _run(['-X', 'importtime', '-m', module, '--help'])
     imported_tf = any(re.search(r'\|\s+tensorflow$', line) for line in traced.stderr.splitlines())
-    return statistics.median(times), imported_tf, result.returncode
+    return statistics.median(times), statistics.median(cpu), imported_tf, result.returncode
 
 
 def error_row(module: str, argv: list[str], tmp: str) -> tuple[int, int, int, str]:
@@ -107,23 +117,23 @@ def main(argv=None) -> int:
     print('import tensorflow + list_physical_devices, stderr lines by TF_CPP_MIN_LOG_LEVEL: '
           + ', '.join(f'{k}: {v}' for k, v in counts.items()))
     print()
-    print('| CLI | --help s | --help imports TF | error exit | stderr lines | TF log lines | '
-          'last stderr line |')
-    print('|---|---:|---|---:|---:|---:|---|')
+    print('| CLI | --help s | --help CPU s | --help imports TF | error exit | stderr lines | '
+          'TF log lines | last stderr line |')
+    print('|---|---:|---:|---|---:|---:|---:|---|')
     with tempfile.TemporaryDirectory() as tmp:
         for module, error_argv in COMMANDS.items():
             if args.commands and module not in args.commands:
                 continue
             if not _module_exists(module):
-                print(f'| {module} | – | (not in this tree) | | | | |')
+                print(f'| {module} | – | – | (not in this tree) | | | | |')
                 continue
-            seconds, imported_tf, _ = help_row(module, args.repeats)
+            seconds, cpu, imported_tf, _ = help_row(module, args.repeats)
             code, n_lines, n_tf, last = error_row(module, error_argv, tmp)
             last = last.replace(tmp, '$TMP').replace('|', '\\|')
             if len(last) > 90:
                 last = last[:87] + '...'
-            print(f'| {module} | {seconds:.2f} | {"yes" if imported_tf else "no"} | {code} | '
-                  f'{n_lines} | {n_tf} | `{last}` |')
+            print(f'| {module} | {seconds:.2f} | {cpu:.2f} | {"yes" if imported_tf else "no"} | '
+                  f'{code} | {n_lines} | {n_tf} | `{last}` |')
     return 0
 
 
