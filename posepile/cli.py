@@ -86,12 +86,16 @@ _TF_BOILERPLATE = re.compile(r'^(Graph execution error:|Detected at node |<stack
 def one_line(error: BaseException) -> str:
     """The message of `error` on one line.
 
-    KeyError's str() is the repr of its argument, so the argument is taken. TensorFlow's op
+    KeyError's str() is the repr of its argument, so the argument is taken; an OSError from the
+    operating system (open() of a missing file) becomes 'path: reason'. TensorFlow's op
     errors wrap the useful sentence in 'Graph execution error … Detected at node …' lines; the
     sentence of a failed in-graph assertion ('assertion failed: [a] [b]') is what is kept.
     """
     if isinstance(error, KeyError) and len(error.args) == 1 and isinstance(error.args[0], str):
         text = error.args[0]
+    elif isinstance(error, OSError) and error.filename is not None and error.strerror:
+        # open()'s "[Errno 2] No such file or directory: 'x.json'": the file first, no errno.
+        text = f'{os.fsdecode(error.filename)}: {error.strerror}'
     else:
         text = getattr(error, 'message', None) or str(error) or type(error).__name__
     text = str(text)

@@ -46,6 +46,10 @@ def test_start_up_lines_are_filtered_and_nothing_else():
 def test_one_line_of_errors():
     assert cli.one_line(KeyError('x.npz: missing keys [\'a\']')) == "x.npz: missing keys ['a']"
     assert cli.one_line(ValueError('first\n  second')) == 'first second'
+    with pytest.raises(OSError) as info:
+        open('/nonexistent/dir/train.json', encoding='utf-8')
+    assert cli.one_line(info.value) == '/nonexistent/dir/train.json: No such file or directory'
+    assert cli.one_line(FileNotFoundError('x.npz: no such file')) == 'x.npz: no such file'
 
     class InvalidArgumentError(Exception):  # the shape of a TensorFlow graph assertion
         message = ('Graph execution error:\n\nDetected at node Assert/Assert defined at (most '
