@@ -23,8 +23,8 @@ from posepile.joints.skeletons import REAL_FORMATS, SkeletonFormat
 
 __all__ = [
     'JointInfo', 'SkeletonFormat', 'UNIONS', 'get_format', 'get_skeleton', 'get_union',
-    'is_synthetic', 'skeleton_names', 'skeleton_tag', 'split_union_name', 'union_indices',
-    'union_name', 'union_names',
+    'is_synthetic', 'skeleton_names', 'skeleton_tag', 'split_union_name', 'three_d_union_names',
+    'union_indices', 'union_name', 'union_names',
 ]
 
 UNIONS = ('real', 'synthetic', 'all')
@@ -46,14 +46,15 @@ def split_union_name(name: str) -> tuple[str, str]:
 def _synthetic_formats() -> dict[str, SkeletonFormat]:
     # Imported lazily: the synthetic package belongs to another module and real-format lookups
     # must not depend on it.
-    from posepile.synthetic.formats import SYNTHETIC_SKELETONS
+    from posepile.synthetic.formats import SYNTHETIC_2D_SKELETONS, SYNTHETIC_SKELETONS
     result = {}
-    for name, (joints, edges) in SYNTHETIC_SKELETONS.items():
+    for name, (joints, edges) in {**SYNTHETIC_SKELETONS, **SYNTHETIC_2D_SKELETONS}.items():
         if name in REAL_FORMATS or name in _real_tags():
             raise ValueError(
                 f'posepile/synthetic/formats.py: synthetic format {name!r} collides with a real '
                 f'format name or tag')
         result[name] = SkeletonFormat(name, name, tuple(joints), edges,
+                                      is_2d=name in SYNTHETIC_2D_SKELETONS,
                                       source='posepile.synthetic.formats')
     for fmt in result.values():
         _validate(fmt, 'posepile/synthetic/formats.py')
@@ -180,3 +181,16 @@ def union_indices(name: str, which: str = 'all') -> np.ndarray:
         raise KeyError(f'skeleton {name!r} is not part of the {which!r} union') from None
     indices.flags.writeable = False
     return indices
+
+
+@functools.cache
+def three_d_union_names(which: str = 'all') -> tuple[str, ...]:
+    """The union's joints that some 3D format labels, in union order.
+
+    The others (e.g. the 16 '*_mpii' joints, labelled only by 2D-only MPII) would get no 3D
+    supervision; a model predicts the 3D ones, and 2D-only labels supervise them by base name
+    (metrabs.data.labels2d).
+    """
+    three_d = {n for skeleton in skeleton_names(which) if not get_format(skeleton).is_2d
+               for n in _union_names_tuple(skeleton)}
+    return tuple(n for n in get_union(which).names if n in three_d)
