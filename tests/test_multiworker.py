@@ -23,7 +23,8 @@ CONFIG = {
     'model': {'backbone': 'tiny', 'proc_side': 64, 'ghost_bn_group_size': 4},
     'training_steps': 6, 'global_batch_size': 8, 'base_learning_rate': 1e-3,
     'checkpoint_every': 3, 'image_summary_every': 0, 'bn_inference_steps': 2,
-    'loss': {'abs_loss_start_step': 2}, 'grad_clip_norm': 1.0, 'deterministic': False}
+    'loss': {'abs_loss_start_step': 2, 'weak_perspective_steps': 1}, 'grad_clip_norm': 1.0,
+    'deterministic': False, 'require_backbone_weights': False}
 
 DRIVER = textwrap.dedent('''
     import json, os, sys
@@ -43,8 +44,9 @@ DRIVER = textwrap.dedent('''
     config = TrainConfig.from_dict(json.loads(os.environ['TRAIN_CONFIG_JSON']))
     dataset_fn = make_synthetic_dataset_fn(N_JOINTS, config.model.proc_side,
                                            config.global_batch_size, n_examples=24, seed=7)
-    result = train(config, dataset_fn, logdir, [f'j{i}' for i in range(N_JOINTS)],
-                   strategy=strategy, show_progress=False)
+    joint_names = [f'j{i}' for i in range(N_JOINTS)]
+    result = train(config, dataset_fn, logdir, joint_names, strategy=strategy,
+                   show_progress=False, label_names_2d=joint_names)
     arrays = {w.path: w.numpy() for w in result.model.weights}
     arrays['losses'] = np.array([result.last_losses[k] for k in sorted(result.last_losses)])
     arrays['replicas'] = np.array(strategy.num_replicas_in_sync)

@@ -37,7 +37,7 @@ DEFAULT_EXTRINSIC_MATRIX = ((1.0, 0.0, 0.0, 0.0), (0.0, 1.0, 0.0, 0.0), (0.0, 0.
                             (0.0, 0.0, 0.0, 1.0))
 DEFAULT_DISTORTION = (0.0, 0.0, 0.0, 0.0, 0.0)
 DEFAULT_WORLD_UP = (0.0, -1.0, 0.0)
-DEFAULT_BOX_SCALE = 1.25  # as the training crops (posepile.cropping.CropConfig.box_scale)
+DEFAULT_BOX_SCALE = 1.0  # the box fills the crop, as in training (AugmentationConfig.box_scale)
 MAX_ANTIALIAS_FACTOR = 4
 
 _f32, _i32, _str, _bool = tf.float32, tf.int32, tf.string, tf.bool
