@@ -106,7 +106,8 @@ def _numpy_pipeline(model, image, box, camera, world_up, num_aug=1):
         turned = camera.copy().turn_towards(target_image_point=box[:2] + box[2:] / 2)
         up = turned.R @ world_up
         roll = np.arctan2(up[0], -up[1]) + roll_a
-        crop_cam = make_crop_camera(camera, box, SIDE, scale=1.25, rotation_rad=roll, flip=flip)
+        crop_cam = make_crop_camera(camera, box, SIDE, scale=inference_module.DEFAULT_BOX_SCALE,
+                                    rotation_rad=roll, flip=flip)
         crop = reproject_image(image.astype(np.float32), camera, crop_cam, (SIDE, SIDE))
         crop = np.clip(crop / 255.0 * bright, 0, 1)
         pred = model(crop[None], crop_cam.intrinsic_matrix[None].astype(np.float32))

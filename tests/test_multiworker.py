@@ -23,7 +23,7 @@ CONFIG = {
     'model': {'backbone': 'tiny', 'proc_side': 64, 'ghost_bn_group_size': 4},
     'training_steps': 6, 'global_batch_size': 8, 'base_learning_rate': 1e-3,
     'checkpoint_every': 3, 'image_summary_every': 0, 'bn_inference_steps': 2,
-    'loss': {'abs_loss_start_step': 2, 'weak_perspective_steps': 1}, 'grad_clip_norm': 1.0,
+    'loss': {'abs_loss_start_step': 2, 'weak_perspective_steps': 6}, 'grad_clip_norm': 1.0,
     'deterministic': False, 'require_backbone_weights': False}
 
 DRIVER = textwrap.dedent('''
@@ -109,7 +109,10 @@ def runs(tmp_path_factory):
 def _assert_same_update(got, want):
     """Same weights to 1e-5. The 2D-heatmap biases of the head (its last J outputs) shift a
     spatial softmax uniformly, so their gradient is zero in exact arithmetic; Adam normalises the
-    rounding noise to steps of up to ~lr, hence the looser bound there."""
+    rounding noise to steps of up to ~lr, hence the looser bound there. (The run uses the weak-
+    perspective fit throughout: the full least-squares fit on an untrained net's clustered 2D
+    output is so ill-conditioned that summation-order noise between one and two replicas
+    becomes visible after Adam, which is why the released code starts with the weak fit.)"""
     weight_names = [k for k in want if k not in ('losses', 'replicas')]
     assert sorted(weight_names) == sorted(k for k in got if k not in ('losses', 'replicas'))
     for name in weight_names:

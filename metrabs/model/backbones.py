@@ -125,23 +125,20 @@ class _ExplicitPadding:
     def call(self, inputs):
         return super().call(_pad_or_crop(inputs, self.explicit_padding))
 
-    def compute_output_shape(self, input_shape):
+    def _padded_shape(self, input_shape) -> tuple:
         (top, bottom), (left, right) = self.explicit_padding
         shape = list(input_shape)
         if shape[1] is not None:
             shape[1] += top + bottom
         if shape[2] is not None:
             shape[2] += left + right
-        return super().compute_output_shape(tuple(shape))
+        return tuple(shape)
+
+    def compute_output_shape(self, input_shape):
+        return super().compute_output_shape(self._padded_shape(input_shape))
 
     def build(self, input_shape):
-        (top, bottom), (left, right) = self.explicit_padding
-        shape = list(input_shape)
-        if shape[1] is not None:
-            shape[1] += top + bottom
-        if shape[2] is not None:
-            shape[2] += left + right
-        super().build(tuple(shape))
+        super().build(self._padded_shape(input_shape))
 
     def get_config(self):
         return {**super().get_config(), 'explicit_padding': self.explicit_padding}
