@@ -3,6 +3,7 @@ every batch. Reads a mix JSON, checks the builds, writes the input pipeline's In
 
 CLI:  python -m posepile.mix --config=configs/mix_paper28.json --out=input_config.json
                              [--tfrecord-root=DIR] [--split=train|validation|test]
+                             [--proc-side=PX]
 
 Mix JSON (all keys but 'datasets' optional):
     {
@@ -389,6 +390,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--tfrecord-root', default=None,
                         help='base of relative "tfrecords" dirs (default: the mix file\'s '
                              '"tfrecord_root")')
+    parser.add_argument('--proc-side', type=int, default=None,
+                        help='output crop side px (overrides the mix file\'s "proc_side"; must '
+                             'equal the model\'s)')
     parser.add_argument('--split', default='train', choices=SPLITS,
                         help='which split\'s shards the config reads (validation: for '
                              'metrabs.train --val-input-config)')
@@ -399,6 +403,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         mix = load_mix(args.config)
+        if args.proc_side is not None:
+            mix = dataclasses.replace(mix, proc_side=args.proc_side)
         config, table = make_input_config(mix, args.tfrecord_root, args.split)
     except (FileNotFoundError, KeyError, ValueError) as e:
         print(f'posepile.mix: {e}', file=sys.stderr)
