@@ -21,6 +21,7 @@ from metrabs.data.inmemory_synthetic import make_synthetic_dataset_fn, synthetic
 from metrabs.training import distribution
 from metrabs.training.config import RandomBackboneError, TrainConfig
 from metrabs.training.loop import log, train
+from metrabs.training.preemption import PREEMPTED_EXIT_CODE
 
 DATA_SOURCES = ('tfrecords', 'synthetic-inmemory')
 
@@ -147,6 +148,11 @@ def main(argv=None):
                        show_progress=not args.no_progress, **data)
     except RandomBackboneError as error:
         sys.exit(f'metrabs.train: {error}')
+    if result.preempted:
+        log.warning('preempted at step %d of %d: checkpoint %s; exit status %d (resumable)',
+                    result.step, config.training_steps, result.checkpoint_path,
+                    PREEMPTED_EXIT_CODE)
+        sys.exit(PREEMPTED_EXIT_CODE)
     log.info('finished at step %d: %s; checkpoint %s', result.step, result.last_losses,
              result.checkpoint_path)
 
