@@ -88,10 +88,12 @@ def test_cli_writes_input_config(builds, tmp_path, capsys):
         str(p.resolve()) for p in (builds / 'h36m/h36m/train').glob('*.tfrecord'))
     # jta's build also holds test shards: training reads only its train shards.
     assert all('/jta/train/' in p for p in data['parts_3d'][2]['shard_patterns'])
-    # Every union joint that a 3D format labels: not the 16 MPII-only ones.
-    expected = [n for n in joints.get_union('real').names if not n.endswith('_mpii')]
+    # Every union joint that a 3D format labels: not the 16 joints each of the 2D-only formats
+    # MPII, JRDB-Pose and PoseTrack.
+    two_d_only = ('_mpii', '_jrdb', '_posetrack')
+    expected = [n for n in joints.get_union('real').names if not n.endswith(two_d_only)]
     assert data['joint_names'] == expected and len(expected) == len(
-        joints.get_union('real').names) - 16
+        joints.get_union('real').names) - 48
 
     from metrabs.data.input_pipeline import InputConfig
     config = InputConfig.from_dict(data, source=str(out))

@@ -118,8 +118,9 @@ def _assert_same_update(got, want):
     is zero in exact arithmetic (the 2D-heatmap biases of the head, its last J outputs, shift a
     spatial softmax uniformly; a conv channel feeding a ReLU that is dead on these batches)
     gets steps of up to ~lr from the summation-order noise of one vs two replicas. So: every
-    entry within 2e-4 (6 steps at lr 1e-3 could move it 6e-3), and all but 1 % within 1e-5, which
-    a real difference in the update (other data, other mix draws) would break everywhere.
+    entry within 2e-4 (6 steps at lr 1e-3 could move it 6e-3), and all but 1 % (or one entry, in
+    a small vector such as that channel's BN beta) within 1e-5, which a real difference in the
+    update (other data, other mix draws) would break everywhere.
     (The run uses the weak-perspective fit throughout: the full least-squares fit on an
     untrained net's clustered 2D output is so ill-conditioned that the noise would reach every
     weight, which is why the released code starts with the weak fit.)"""
@@ -131,8 +132,8 @@ def _assert_same_update(got, want):
         if name == 'metrabs_head/heatmap_conv/bias':
             np.testing.assert_allclose(got[name][:-N_JOINTS], want[name][:-N_JOINTS], atol=1e-5)
         else:
-            close = np.abs(got[name] - want[name]) <= 1e-5
-            assert close.mean() >= 0.99, (name, close.mean())
+            far = np.abs(got[name] - want[name]) > 1e-5
+            assert far.sum() <= max(1, 0.01 * far.size), (name, int(far.sum()), far.size)
     np.testing.assert_allclose(got['losses'], want['losses'], rtol=1e-5)
 
 
@@ -190,8 +191,9 @@ PREEMPT_DRIVER = textwrap.dedent('''
             lambda i: tf.py_function(maybe_signal, [i], tf.int64))
         return tf.data.Dataset.zip((dataset, trigger)).map(lambda batch, _: batch)
 
-    result = train(config, dataset_fn, logdir, [f'j{i}' for i in range(4)], strategy=strategy,
-                   show_progress=False)
+    joint_names = [f'j{i}' for i in range(4)]
+    result = train(config, dataset_fn, logdir, joint_names, strategy=strategy,
+                   show_progress=False, label_names_2d=joint_names)
     np.savez(out_path, step=result.step, preempted=result.preempted)
 ''')
 

@@ -397,7 +397,7 @@ def test_sigterm_checkpoints_the_current_step_and_the_rerun_resumes_there(tmp_pa
     config = {'model': {'backbone': 'tiny', 'proc_side': 32, 'ghost_bn_group_size': 4},
               'training_steps': 100_000, 'global_batch_size': 8, 'checkpoint_every': 1_000_000,
               'log_every': 1, 'image_summary_every': 0, 'bn_inference_steps': 5,
-              'deterministic': False}
+              'deterministic': False, 'require_backbone_weights': False}
     config_path = tmp_path / 'config.json'
     config_path.write_text(json.dumps(config))
     logdir = tmp_path / 'run'

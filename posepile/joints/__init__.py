@@ -117,7 +117,7 @@ def _user_formats() -> dict[str, SkeletonFormat]:
 
 def _clear_caches() -> None:
     for cached in (_skeleton_names_tuple, get_skeleton, _union_names_tuple, get_union,
-                   union_indices):
+                   union_indices, three_d_union_names):
         cached.cache_clear()
 
 
