@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the pipeline's stages. With no arguments: set up (if needed) and run every stage on the
 # built-in synthetic multi-skeleton world, so each stage can be seen working on a laptop CPU.
-#   ./run.sh                 setup + all stages (about 40 min on 2 CPU cores; QUICK=1: ~6 min)
+#   ./run.sh                 setup + all stages (52 min measured on 2 loaded CPU cores; QUICK=1: minutes)
 #   ./run.sh setup           create .venv and install the pinned packages (what CI runs)
 #   ./run.sh STAGE [STAGE…]  run the named stages, in the given order (see STAGES below)
 # Environment: OUT (default ./out), SYNTH_NUM (frames of the synthetic world's 3D datasets),

@@ -15,6 +15,8 @@ import textwrap
 import numpy as np
 import pytest
 
+from metrabs.training.step import LOSS_NAMES
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N_JOINTS = 5
 TIMEOUT_S = 300
@@ -134,7 +136,13 @@ def _assert_same_update(got, want):
         else:
             far = np.abs(got[name] - want[name]) > 1e-5
             assert far.sum() <= max(1, 0.01 * far.size), (name, int(far.sum()), far.size)
-    np.testing.assert_allclose(got['losses'], want['losses'], rtol=1e-5)
+    # The last step's losses to 1e-5, its gradient norm to 1 %: the gradient is evaluated at
+    # weights that differ by that Adam-amplified noise, which moves the loss only to second
+    # order (its gradient there is ~0) but the gradient through the curvature (measured: 0.15 %).
+    names = sorted(LOSS_NAMES)
+    is_norm = np.array([n == 'grad_norm' for n in names])
+    np.testing.assert_allclose(got['losses'][~is_norm], want['losses'][~is_norm], rtol=1e-5)
+    np.testing.assert_allclose(got['losses'][is_norm], want['losses'][is_norm], rtol=1e-2)
 
 
 def test_mirrored_two_logical_cpus_matches_single_device(runs):
