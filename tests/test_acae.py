@@ -135,8 +135,30 @@ def test_fit_affine_weights_recovers_exact_combination():
 def test_loss_weights_depth_separately():
     pred = np.zeros((1, 2, 3), np.float32)
     true = np.array([[[1, -2, 4], [0, 3, -8]]], np.float32)
-    # Hand-computed: ((1 + 2 + 0.5 * 4) + (0 + 3 + 0.5 * 8)) / 2 joints = 6.
-    assert float(train.reconstruction_loss(pred, true, depth_weight=0.5)) == pytest.approx(6.0)
+    # Hand-computed: ((1 + 2 + 0.5 * 4) + (0 + 3 + 0.5 * 8)) / 2 joints / 3 coordinates = 2.
+    assert float(train.reconstruction_loss(pred, true, depth_weight=0.5)) == pytest.approx(2.0)
+
+
+def test_projected_loss_by_hand():
+    # True pose: two joints at depths 4 and 6 (mean 5); the prediction moves the second one
+    # 2 further away along z and 0.5 to the right.
+    true = np.array([[[1.0, 2.0, 4.0], [3.0, -1.0, 6.0]]], np.float32)
+    pred = np.array([[[1.0, 2.0, 4.0], [3.5, -1.0, 8.0]]], np.float32)
+    # Image plane at the mean true depth 5: joint 2 is at (3/6, -1/6) * 5 vs (3.5/8, -1/8) * 5.
+    dx, dy = abs(3 / 6 - 3.5 / 8) * 5, abs(-1 / 6 + 1 / 8) * 5
+    expected = (0 + 0 + dx + dy) / 4  # mean over 2 joints x 2 coordinates
+    assert float(train.projected_loss(pred, true)) == pytest.approx(expected, rel=1e-6)
+    # Moving a joint along its viewing ray costs nothing: depth enters only through x/z, y/z.
+    along_ray = true.copy()
+    along_ray[0, 1] *= 1.4
+    assert float(train.projected_loss(along_ray, true)) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_sparsity_penalty_is_mean_absolute_weight():
+    w_enc = np.array([[0.5, 0.7, -0.2], [1.0, 0.0, 0.0]], np.float32)
+    w_dec = np.array([[1.5, -0.5], [0.5, 0.5], [0.0, 1.0]], np.float32)
+    # (0.5 + 0.7 + 0.2 + 1) / 6 + (1.5 + 0.5 + 0.5 + 0.5 + 1) / 6
+    assert float(train.sparsity_penalty(w_enc, w_dec)) == pytest.approx(2.4 / 6 + 4 / 6)
 
 
 def test_random_rotations_are_proper_and_bounded():
