@@ -19,7 +19,7 @@ import sys
 
 from metrabs.data.inmemory_synthetic import make_synthetic_dataset_fn
 from metrabs.training import distribution
-from metrabs.training.config import TrainConfig
+from metrabs.training.config import FINETUNE_MODES, TrainConfig
 from metrabs.training.loop import log, train
 
 DATA_SOURCES = ('tfrecords', 'synthetic-inmemory')
@@ -51,14 +51,17 @@ def _parse_args(argv):
                         'directory or the logdir) or from a SavedModel directory written by '
                         'metrabs.export (same backbone and proc_side; the last layer is '
                         're-initialised, so the joint set may differ). With --finetune-mode '
-                        'output_reg/hybrid also the full-joint head (training checkpoints only)')
-    parser.add_argument('--finetune-mode', default=None,
-                        choices=('none', 'output_reg', 'latent', 'hybrid'),
-                        help='ACAE consistency fine-tuning (overrides the config field)')
+                        'control/output_reg/hybrid also the full-joint head (training '
+                        'checkpoints only)')
+    parser.add_argument('--finetune-mode', default=None, choices=FINETUNE_MODES,
+                        help='ACAE consistency fine-tuning (overrides the config field); '
+                        "'control': the same fine-tuning without the ACAE")
     parser.add_argument('--acae-weights', default=None,
                         help='frozen ACAE weights.npz (overrides the config field)')
     parser.add_argument('--lambda-acae', type=float, default=None,
-                        help='weight of the ACAE term (overrides the config field)')
+                        help='weight of the output regularisation of output_reg and of the '
+                        "hybrid's teacher (released --loss-manif-factor; overrides the config "
+                        'field)')
     parser.add_argument('--synthetic-joints', type=int, default=8)
     parser.add_argument('--synthetic-examples', type=int, default=64)
     parser.add_argument('--no-progress', action='store_true')

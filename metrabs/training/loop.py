@@ -173,8 +173,8 @@ def train(config: TrainConfig, dataset_fn: DatasetFn, logdir: str,
         init_from: a training checkpoint (prefix, directory or logdir), or a SavedModel directory
             written by metrabs.export (backbone only), to initialise from when the run
             starts fresh (fine-tuning): the backbone only (the head is re-initialised), except
-            for config.finetune_mode 'output_reg' and 'hybrid', which also load the full-joint
-            head (metrabs.training.consistency.init_backbone_and_head).
+            for config.finetune_mode 'control', 'output_reg' and 'hybrid', which also load the
+            full-joint head (metrabs.training.consistency.init_backbone_and_head).
         show_progress: tqdm progress bar on the chief.
     Raises:
         NonFiniteLossError: the loss became NaN/Inf (the message names the step); no checkpoint
@@ -212,7 +212,7 @@ def train(config: TrainConfig, dataset_fn: DatasetFn, logdir: str,
         model=model, step=step, **optimizers)
     resumed_from = checkpointer.restore_latest()
     if resumed_from is None and init_from:
-        if config.finetune_mode in ('output_reg', 'hybrid'):
+        if config.finetune_mode in ('control', 'output_reg', 'hybrid'):
             consistency.init_backbone_and_head(model, init_from)
             log.info('initialised the backbone and the full-joint head from %s', init_from)
         else:
@@ -258,6 +258,9 @@ def train(config: TrainConfig, dataset_fn: DatasetFn, logdir: str,
                     for k, v in last_losses.items():
                         tf.summary.scalar(f'loss/{k}' if k != 'grad_norm' else k, v)
                     tf.summary.scalar('learning_rate', lr)
+                    if len(groups) > 1:  # a separate backbone LR (fine-tuning)
+                        tf.summary.scalar('learning_rate_backbone',
+                                          float(groups[0].optimizer.learning_rate))
                     tf.summary.scalar('bn_training_mode', float(training))
                 rate = (done - start_step) / max(time.perf_counter() - t_start, 1e-9)
                 progress.set_postfix(loss=f'{last_losses["loss"]:.4f}', lr=f'{lr:.3g}')

@@ -33,7 +33,7 @@ import tensorflow as tf
 from metrabs.model.acae_matrices import AcaeMatrices
 from metrabs.training import consistency
 from metrabs.training import losses as losses_lib
-from metrabs.training import lr_schedule
+from metrabs.training import finetune_lr, lr_schedule
 from metrabs.training.config import TrainConfig
 
 BATCH_FIELDS: dict[str, tuple[tf.DType, int]] = {
@@ -48,8 +48,8 @@ BATCH_FIELDS: dict[str, tuple[tf.DType, int]] = {
 """Field name -> (dtype, rank) of the batch contract above."""
 
 LOSS_NAMES = ('loss', 'meanrel', 'proj', 'abs', 'acae', 'grad_norm')
-"""'acae': the unweighted extra term of ACAE fine-tuning (0 without; see
-metrabs.training.consistency)."""
+"""'acae': the extra terms of ACAE fine-tuning, weighted as they enter 'loss' (0 without; see
+metrabs.training.consistency). In 'hybrid' mode 'meanrel', 'proj', 'abs' are the teacher's."""
 
 
 def check_batch_spec(element_spec, where: str = 'training dataset'):
@@ -98,31 +98,50 @@ def _make_adamw(config: TrainConfig, scale: float) -> keras.optimizers.AdamW:
         epsilon=config.adam_epsilon)
 
 
+def _backbone_and_rest(model: keras.Model, variables: list) -> tuple[list, list]:
+    """(the backbone's trainable variables, all others), each in the order of `variables`."""
+    backbone = getattr(model, 'backbone', None)
+    if backbone is None:
+        raise AttributeError('build_optimizers: a separate backbone LR needs a model with a '
+                             '.backbone attribute')
+    backbone_ids = {id(v) for v in backbone.trainable_variables}
+    return ([v for v in variables if id(v) in backbone_ids],
+            [v for v in variables if id(v) not in backbone_ids])
+
+
+def _dual_finetune_groups(config: TrainConfig, variables_backbone: list,
+                          variables_rest: list) -> list[OptimizerGroup]:
+    """FinetuneConfig.optimizer == 'dual': backbone and heads, each with its own AdamW and
+    schedule (metrabs.training.finetune_lr)."""
+    decay = finetune_lr.dual_weight_decay(config)
+    return [OptimizerGroup(keras.optimizers.AdamW(learning_rate=schedule, weight_decay=decay,
+                                                  epsilon=config.adam_epsilon), variables)
+            for schedule, variables in zip(finetune_lr.dual_schedules(config),
+                                           (variables_backbone, variables_rest))]
+
+
 def build_optimizers(config: TrainConfig, model: keras.Model) -> list[OptimizerGroup]:
     """AdamW (decoupled decay) with the configured LR schedule, wrapped for fp16 loss scaling.
 
-    With backbone_lr_factor == 1: one optimizer over all trainable variables. Otherwise two:
-    the backbone's variables (LR schedule x backbone_lr_factor) and all others (x 1). Call inside
+    A fine-tuning with FinetuneConfig.optimizer == 'dual': two optimizers, the backbone's
+    variables and all others, with the fine-tuning schedules. Otherwise, with
+    backbone_lr_factor == 1: one optimizer over all trainable variables; else two: the
+    backbone's variables (LR schedule x backbone_lr_factor) and all others (x 1). Call inside
     the strategy scope, after the model is built.
     """
     variables = list(model.trainable_variables)
-    if config.backbone_lr_factor == 1.0:
+    if config.uses_dual_optimizer:
+        groups = _dual_finetune_groups(config, *_backbone_and_rest(model, variables))
+    elif config.backbone_lr_factor == 1.0:
         optimizer = _make_adamw(config, 1.0)
         if config.model.dtype_policy == 'mixed_float16':
             optimizer = keras.optimizers.LossScaleOptimizer(
                 optimizer, initial_scale=config.loss_scale_initial)
         groups = [OptimizerGroup(optimizer, variables)]
     else:
-        backbone = getattr(model, 'backbone', None)
-        if backbone is None:
-            raise AttributeError('build_optimizers: backbone_lr_factor != 1 needs a model with a '
-                                 '.backbone attribute')
-        backbone_ids = {id(v) for v in backbone.trainable_variables}
-        groups = [
-            OptimizerGroup(_make_adamw(config, config.backbone_lr_factor),
-                           [v for v in variables if id(v) in backbone_ids]),
-            OptimizerGroup(_make_adamw(config, 1.0),
-                           [v for v in variables if id(v) not in backbone_ids])]
+        backbone_vars, other_vars = _backbone_and_rest(model, variables)
+        groups = [OptimizerGroup(_make_adamw(config, config.backbone_lr_factor), backbone_vars),
+                  OptimizerGroup(_make_adamw(config, 1.0), other_vars)]
     for group in groups:
         group.optimizer.build(group.variables)
     return groups
@@ -148,8 +167,8 @@ class TrainStep:
         finetune_term: the extra loss of ACAE fine-tuning
             (metrabs.training.consistency.FinetuneTerm);
             default: built from config.finetune_mode / acae_weights over model.joint_names.
-            It is weighted by config.lambda_acae; in 'hybrid' mode the labels supervise the
-            teacher outputs.
+            It gets this step's label loss (_pose_loss) to apply to other outputs; in 'hybrid'
+            mode the step's own label loss supervises the teacher outputs.
 
     __call__(distributed_batch, training: bool) -> dict of float32 scalars LOSS_NAMES over the
     global batch, as one device would compute them ('grad_norm': global L2 norm of the
@@ -160,13 +179,12 @@ class TrainStep:
 
     def __init__(self, model: keras.Model, groups: list[OptimizerGroup], config: TrainConfig,
                  strategy: tf.distribute.Strategy, step: tf.Variable, finetune_term=None):
-        if finetune_term is None and config.finetune_mode != 'none':
+        if finetune_term is None and config.uses_acae:
             acae = AcaeMatrices.load(
                 config.acae_weights, model.joint_names,
                 require_all=config.finetune_mode != 'output_reg')
-            finetune_term = consistency.FinetuneTerm(
-                config.finetune_mode, acae, config.model.proc_side, config.loss.lambda_proj,
-                len(model.joint_names))
+            finetune_term = consistency.FinetuneTerm(config.finetune_mode, acae, config,
+                                                     len(model.joint_names))
         self.finetune_term = finetune_term
         self.model = model
         self.groups = groups
@@ -175,23 +193,43 @@ class TrainStep:
         self.step = step
         self._functions: dict[bool, Callable] = {}
 
+    def _global_sum(self, values: tf.Tensor) -> tf.Tensor:
+        """Sum over replicas (the values themselves with one replica)."""
+        if self.strategy.num_replicas_in_sync > 1:
+            return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM,
+                                                                  values)
+        return values
+
+    def _pose_loss(self, predictions: dict[str, tf.Tensor], true3d: tf.Tensor,
+                   true2d: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        """This replica's share of the global-batch MeTRAbs loss of `predictions` against labels
+        (NaN where unlabelled), and its shares of the terms 'meanrel', 'proj', 'abs'."""
+        # Each loss term is a mean over the labelled entries of the batch it sees. Weighting a
+        # replica's term by its share of the global label count makes the sum over replicas
+        # the global-batch mean, exactly as on one device, however labels are spread.
+        counts = tf.stack([tf.reduce_sum(tf.cast(losses_lib.labelled_mask(t), tf.float32))
+                           for t in (true3d, true2d)])
+        share3d, share2d = tf.unstack(tf.math.divide_no_nan(counts, self._global_sum(counts)))
+        loss_config = self.config.loss
+        abs_weight = tf.where(self.step >= loss_config.abs_loss_start_step,
+                              tf.constant(loss_config.lambda_abs, tf.float32), 0.0)
+        terms = losses_lib.combined_loss(
+            predictions, true3d, true2d, self.config.model.proc_side, self.step, loss_config)
+        loss = (share3d * (terms['meanrel'] + abs_weight * terms['abs'])
+                + share2d * loss_config.lambda_proj * terms['proj'])
+        return loss, {'meanrel': share3d * terms['meanrel'], 'proj': share2d * terms['proj'],
+                      'abs': share3d * terms['abs']}
+
+    def _row_mean(self, values: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+        """This replica's share of the mean of values [B] over the global batch's masked rows."""
+        mask = tf.cast(mask, tf.float32)
+        total = tf.reduce_sum(tf.cast(values, tf.float32) * mask)
+        return tf.math.divide_no_nan(total, self._global_sum(tf.reduce_sum(mask)))
+
     def _replica_step(self, batch: dict[str, tf.Tensor], training: bool):
         n_replicas = self.strategy.num_replicas_in_sync
         variables = [v for g in self.groups for v in g.variables]
         true3d, true2d = labels_with_nan(batch)
-        # Each loss term is a mean over the labelled entries of the batch it sees. Weighting a
-        # replica's term by its share of the global label count makes the sum over replicas
-        # the global-batch mean, exactly as on one device, however labels are spread.
-        counts = tf.stack([tf.reduce_sum(tf.cast(batch['valid3d'], tf.float32)),
-                           tf.reduce_sum(tf.cast(batch['valid2d'], tf.float32))])
-        global_counts = counts
-        if n_replicas > 1:
-            global_counts = tf.distribute.get_replica_context().all_reduce(
-                tf.distribute.ReduceOp.SUM, counts)
-        share3d, share2d = tf.unstack(tf.math.divide_no_nan(counts, global_counts))
-        loss_config = self.config.loss
-        abs_weight = tf.where(self.step >= loss_config.abs_loss_start_step,
-                              tf.constant(loss_config.lambda_abs, tf.float32), 0.0)
         loss_scale = loss_scale_of(self.groups)
         with tf.GradientTape() as tape:
             predictions = self.model(batch['image'], batch['intrinsics'], training=training)
@@ -199,14 +237,14 @@ class TrainStep:
             acae_term = tf.constant(0.0, tf.float32)
             if self.finetune_term is not None:
                 supervised = consistency.supervised_outputs(self.finetune_term.mode, predictions)
-                acae_term = self.finetune_term(predictions)
-            terms = losses_lib.combined_loss(
-                supervised, true3d, true2d, self.config.model.proc_side, self.step, loss_config)
-            # This replica's share of the global loss; with one replica it is terms['loss'].
-            loss = (share3d * (terms['meanrel'] + abs_weight * terms['abs'])
-                    + share2d * loss_config.lambda_proj * terms['proj'])
-            # The term is a mean over this replica's examples, and replicas hold equal shares.
-            loss += self.config.lambda_acae * acae_term / n_replicas
+            # This replica's share of the global loss; with one replica the plain batch loss.
+            loss, terms = self._pose_loss(supervised, true3d, true2d)
+            if self.finetune_term is not None:
+                acae_term = self.finetune_term(predictions, consistency.LossContext(
+                    true3d, true2d, self.step,
+                    pose_loss=lambda pred, t3, t2: self._pose_loss(pred, t3, t2)[0],
+                    row_mean=self._row_mean))
+                loss += acae_term
             if self.model.losses:
                 loss += tf.add_n([tf.cast(x, tf.float32) for x in self.model.losses]) / n_replicas
             loss_for_grad = loss if loss_scale is None else loss * loss_scale
@@ -234,9 +272,7 @@ class TrainStep:
         if n_replicas > 1:
             self._sync_replica_local_state()
         # Summed over replicas (see _make_function) these are the global-batch values.
-        return {'loss': loss, 'meanrel': share3d * terms['meanrel'],
-                'proj': share2d * terms['proj'], 'abs': share3d * terms['abs'],
-                'acae': acae_term / n_replicas, 'grad_norm': grad_norm / n_replicas}
+        return {'loss': loss, **terms, 'acae': acae_term, 'grad_norm': grad_norm / n_replicas}
 
     def _sync_replica_local_state(self):
         """Averages non-trainable state (batch-norm moving statistics) across replicas.
