@@ -3,7 +3,8 @@
 Input npz: 'poses' [N, J, 3] float, camera frame, millimetres, no NaN (absolute, in front of the
 camera, for the default projected loss: pseudo-GT as metrabs.pseudo_gt writes it); 'joint_names'
 [J] str. Outputs in DIR: weights.npz, converter.npz, saved_model/ (see acae.export),
-fit_report.json (reconstruction error, weight statistics, the config), logs/ (TensorBoard).
+fit_report.json (reconstruction errors, fit time, weight statistics, the config), logs/
+(TensorBoard).
 The weight statistics (acae.weight_stats: row L1 norms, share of near-zero weights) are printed.
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ import math
 import os
 import pathlib
 import sys
+import time
 import zipfile
 
 import keras
@@ -295,15 +297,24 @@ def train_acae(poses: np.ndarray, joint_names, config: TrainConfig = TrainConfig
     return model
 
 
-def mean_joint_error_mm(model: acae_model.AffineCombiningAutoencoder, poses: np.ndarray,
-                        batch_size: int = 4096) -> float:
-    """Mean Euclidean distance (mm) between poses [N, J, 3] (mm) and their reconstructions."""
-    errors = []
+def reconstruction_errors_mm(model: acae_model.AffineCombiningAutoencoder, poses: np.ndarray,
+                             batch_size: int = 4096) -> dict[str, float]:
+    """How far the reconstructions of camera-frame poses [N, J, 3] (mm) are from them, means over
+    poses and joints in mm: 'mean_3d' (Euclidean), 'depth' (|dz|) and, for absolute poses
+    (z > 0), 'image_plane' (Euclidean distance of the image_plane points at the pose's mean
+    depth: what the projected loss fits; NaN otherwise)."""
+    sums = np.zeros(3)
+    absolute = bool((np.asarray(poses)[..., 2] > 0).all())
     for start in range(0, len(poses), batch_size):
         chunk = np.asarray(poses[start:start + batch_size], np.float32)
-        chunk = chunk - chunk.mean(axis=1, keepdims=True)
-        errors.append(np.linalg.norm(model(chunk).numpy() - chunk, axis=-1).reshape(-1))
-    return float(np.mean(np.concatenate(errors)))
+        recon = model(chunk).numpy()
+        depth = chunk[..., 2:].mean(axis=1, keepdims=True)
+        plane = (image_plane(recon, depth) - image_plane(chunk, depth) if absolute
+                 else np.full(chunk.shape[:2] + (2,), np.nan))
+        sums += [np.linalg.norm(recon - chunk, axis=-1).sum(),
+                 np.abs(recon[..., 2] - chunk[..., 2]).sum(), np.linalg.norm(plane, axis=-1).sum()]
+    means = sums / (len(poses) * np.shape(poses)[1])
+    return dict(zip(('mean_3d', 'depth', 'image_plane'), map(float, means)))
 
 
 def parse_args(argv):
@@ -342,13 +353,14 @@ def parse_args(argv):
 
 
 def fit_report(model: acae_model.AffineCombiningAutoencoder, poses: np.ndarray,
-               max_poses: int = 20000) -> dict:
-    """What acae.train prints and writes to fit_report.json: the mean 3D reconstruction error
-    (mm) of the first max_poses training poses and the weight statistics
+               fit_seconds: float, max_poses: int = 20000) -> dict:
+    """What acae.train prints and writes to fit_report.json: the reconstruction errors of the
+    first max_poses training poses (reconstruction_errors_mm) and the weight statistics
     (acae.weight_stats)."""
     w_enc, w_dec = model.weights_numpy()
-    return {'mean_reconstruction_error_mm': mean_joint_error_mm(model, poses[:max_poses]),
-            'n_latents': model.n_latents, 'latent_names': list(model.latent_names),
+    return {'reconstruction_error_mm': reconstruction_errors_mm(model, poses[:max_poses]),
+            'fit_seconds': fit_seconds, 'n_latents': model.n_latents,
+            'latent_names': list(model.latent_names),
             'weights': weight_stats.weight_statistics(w_enc, w_dec)}
 
 
@@ -368,12 +380,16 @@ def main(argv=None):
             translation_mm=args.translation_mm, seed=args.seed)
         out = pathlib.Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
         model = train_acae(poses, joint_names, config, log_dir=out / 'logs',
                            show_progress=not args.no_progress)
     except ValueError as e:
         sys.exit(f'acae.train: {args.poses}: {e}')
-    report = fit_report(model, poses)
-    print(f'mean reconstruction error: {report["mean_reconstruction_error_mm"]:.2f} mm')
+    report = fit_report(model, poses, time.perf_counter() - start)
+    errors = report['reconstruction_error_mm']
+    print(f'fit: {config.steps} steps x {config.batch_size} in {report["fit_seconds"]:.1f} s; '
+          f'reconstruction of the training poses: {errors["image_plane"]:.1f} mm in the image '
+          f'plane (fitted), {errors["depth"]:.1f} mm in depth, {errors["mean_3d"]:.1f} mm 3D')
     print(f'weights ({model.n_latents} latents, {len(joint_names)} joints; rows sum to 1, a row '
           f'L1 norm of 1 is a convex combination):')
     print(weight_stats.format_statistics(report['weights']))

@@ -93,7 +93,7 @@ def main(argv=None):
     t0 = time.perf_counter()
     test, _ = make_affine_world(2000, args.joint_pairs, args.joint_centre, args.hidden_pairs,
                                 args.hidden_centre, seed=1)
-    error = train.mean_joint_error_mm(model, test)
+    error = train.reconstruction_errors_mm(model, test)['mean_3d']
     rows.append(('evaluate 2000 held-out poses', time.perf_counter() - t0))
 
     k = 2 * args.hidden_pairs + args.hidden_centre

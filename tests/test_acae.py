@@ -5,6 +5,7 @@ deformed, rotated and placed ~4 m in front of the camera); every joint is a fixe
 combination of 3 hidden points, with left/right joints using mirrored combinations. With L >= K
 latents an ACAE can reconstruct it exactly; with fewer, it cannot.
 """
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -177,6 +178,21 @@ def test_reconstruction_below_1mm_with_enough_latents(world, full_model):
     w_enc, w_dec = full_model.weights_numpy()
     assert reconstruction_error_mm(w_enc, w_dec, world['rotated']) < 1.0
     assert reconstruction_error_mm(w_enc, w_dec, world['upright']) < 1.0
+
+
+def test_reconstruction_errors_against_numpy(world, models):
+    model = models[6]  # inexact: every error part is non-zero
+    poses = world['rotated'][:300]
+    w_enc, w_dec = (w.astype(np.float64) for w in model.weights_numpy())
+    recon = np.einsum('jl,lk,nkc->njc', w_dec, w_enc, poses.astype(np.float64))
+    depth = poses[..., 2:].mean(axis=1, keepdims=True)
+    plane = (recon[..., :2] / recon[..., 2:] - poses[..., :2] / poses[..., 2:]) * depth
+    got = train.reconstruction_errors_mm(model, poses, batch_size=128)
+    assert got['mean_3d'] == pytest.approx(np.linalg.norm(recon - poses, axis=-1).mean(), rel=1e-3)
+    assert got['depth'] == pytest.approx(np.abs(recon - poses)[..., 2].mean(), rel=1e-3)
+    assert got['image_plane'] == pytest.approx(np.linalg.norm(plane, axis=-1).mean(), rel=1e-3)
+    assert np.isnan(train.reconstruction_errors_mm(model, poses - poses.mean(1, keepdims=True))[
+        'image_plane'])
 
 
 def test_error_grows_as_latents_shrink(world, models):
@@ -400,6 +416,12 @@ def test_cli_trains_and_exports(tmp_path, world):
     assert arrays['W_enc'].shape == (10, len(world['names']))
     assert (out / 'saved_model' / 'saved_model.pb').exists()
     assert list((out / 'logs').glob('events.out.tfevents.*'))
+    report = json.loads((out / 'fit_report.json').read_text())
+    assert report['config']['steps'] == 200 and report['n_latents'] == 10
+    assert set(report['weights']) == {'encoder', 'decoder'}
+    w_enc, w_dec = arrays['W_enc'].astype(np.float64), arrays['W_dec'].astype(np.float64)
+    assert report['weights']['decoder']['row_l1_mean'] == pytest.approx(
+        np.abs(w_dec).sum(1).mean(), rel=1e-5)
     conv = export.load_converter(out / 'converter.npz')
     assert conv.skeleton_names == ['full']
     # The converter keeps float64 weights with row sums re-imposed: float32 rounding apart.
