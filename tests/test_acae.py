@@ -312,6 +312,12 @@ def test_bad_inputs_name_file_and_key(tmp_path, world):
     np.save(tmp_path / 'single.npy', world['train'][:10])
     with pytest.raises(ValueError, match=r'single\.npy.*single array'):
         train.load_poses_npz(tmp_path / 'single.npy')
+    # Root-relative poses cannot be projected: the CLI names the file and the fix.
+    centred = world['train'][:10] - world['train'][:10].mean(axis=1, keepdims=True)
+    np.savez(path, poses=centred, joint_names=np.array(world['names']))
+    with pytest.raises(SystemExit, match=r"poses\.npz.*z <= 0.*loss='3d'"):
+        train.main([f'--poses={path}', f'--out={tmp_path / "out"}', '--latents=10',
+                    '--centre-latents=2', '--steps=1'])
     bad = tmp_path / 'weights.npz'
     np.savez(bad, W_enc=np.ones((2, 3)), W_dec=np.ones((3, 2)), joint_names=np.array(list('abc')),
              latent_names=np.array(['c_lat00', 'c_lat01']))
