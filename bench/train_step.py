@@ -6,7 +6,8 @@ Run from the repository root:
 The defaults (tiny and EfficientNetV2-B0, both policies, no XLA) take ~3 min on 2 busy cores:
 graph tracing of the large backbones costs 1-3 min per cell, XLA compilation more.
 For each (backbone, dtype policy, XLA on/off) it builds MetrabsModel over the joint union of the
-'real' formats (620 joints; --joint-set) at 256 px, AdamW from build_optimizers, and times
+'real' formats (620 joints when bench/README.md was measured, 652 since JRDB-Pose and PoseTrack;
+--joint-set) at 256 px, AdamW from build_optimizers, and times
 metrabs.training.step.TrainStep on one fixed random batch (the batch contract; data loading is not timed: see bench.input_pipeline).
 FLOPs per example come from the backbone's frozen inference graph at batch 1 (TF profiler,
 multiply-add = 2); a training step is counted as 3x the forward FLOPs (forward + gradients with
@@ -69,16 +70,41 @@ def backbone_forward_flops(model: MetrabsModel, side: int) -> float:
                        [tf.TensorSpec([1, side, side, 3], tf.float32)])
 
 
-def time_train_step(backbone: str, policy: str, xla: bool, batch_size: int, steps: int,
-                    side: int, joint_names, ghost_bn_group_size: int) -> StepResult:
+def build_train_step(backbone: str, policy: str, batch_size: int, side: int, joint_names,
+                     ghost_bn_group_size: int, strategy: tf.distribute.Strategy | None = None):
+    """(MetrabsModel, TrainStep, step variable) as metrabs.training.loop builds them, under
+    `strategy` (default: one device); `batch_size` is the global batch."""
+    strategy = strategy or tf.distribute.get_strategy()
     model_config = ModelConfig(backbone=backbone, proc_side=side, dtype_policy=policy,
                                ghost_bn_group_size=ghost_bn_group_size)
     config = TrainConfig(model=model_config, global_batch_size=batch_size, deterministic=False)
-    model = MetrabsModel(model_config, joint_names)
-    model(tf.zeros([1, side, side, 3]), tf.eye(3, batch_shape=[1]), training=False)
-    step = tf.Variable(0, dtype=tf.int64, trainable=False)
-    train_step = TrainStep(model, build_optimizers(config, model), config,
-                           tf.distribute.get_strategy(), step)
+    with strategy.scope():
+        model = MetrabsModel(model_config, joint_names)
+        model(tf.zeros([1, side, side, 3]), tf.eye(3, batch_shape=[1]), training=False)
+        step = tf.Variable(0, dtype=tf.int64, trainable=False,
+                           aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        groups = build_optimizers(config, model)
+    return model, TrainStep(model, groups, config, strategy, step), step
+
+
+def time_steps(run, batch, steps: int, batch_size: int) -> tuple[float, float]:
+    """(examples/s over `steps` timed steps, seconds of the first step incl. tracing): one
+    first call, one warm-up call, then the timed ones; `run(batch)` returns the loss dict."""
+    start = time.perf_counter()
+    float(run(batch)['loss'])
+    first = time.perf_counter() - start
+    float(run(batch)['loss'])  # second call: thread pools and allocator warmed up
+    start = time.perf_counter()
+    for _ in range(steps):
+        losses = run(batch)
+    float(losses['loss'])
+    return steps * batch_size / (time.perf_counter() - start), first
+
+
+def time_train_step(backbone: str, policy: str, xla: bool, batch_size: int, steps: int,
+                    side: int, joint_names, ghost_bn_group_size: int) -> StepResult:
+    model, train_step, step = build_train_step(backbone, policy, batch_size, side, joint_names,
+                                               ghost_bn_group_size)
     if xla:
         # TrainStep compiles without XLA; its one-replica body is what an XLA build would wrap.
         replica_step = tf.function(lambda b: train_step._replica_step(b, True), jit_compile=True)
@@ -91,15 +117,7 @@ def time_train_step(backbone: str, policy: str, xla: bool, batch_size: int, step
         def run(b):
             return train_step(b, training=True)
     batch = random_batch(batch_size, side, len(joint_names))
-    start = time.perf_counter()
-    float(run(batch)['loss'])
-    first = time.perf_counter() - start
-    float(run(batch)['loss'])  # second call: thread pools and allocator warmed up
-    start = time.perf_counter()
-    for _ in range(steps):
-        losses = run(batch)
-    float(losses['loss'])
-    rate = steps * batch_size / (time.perf_counter() - start)
+    rate, first = time_steps(run, batch, steps, batch_size)
     return StepResult(backbone, policy, xla, rate, first, backbone_forward_flops(model, side))
 
 

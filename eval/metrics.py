@@ -137,11 +137,16 @@ def nan_mean(values: np.ndarray, axis=None) -> np.ndarray | float:
     return float(result) if np.ndim(result) == 0 else result
 
 
-def pck_hits(errors: np.ndarray, threshold_mm: float = PCK_THRESHOLD_MM) -> np.ndarray:
-    """1.0 where error < threshold, 0.0 where not, NaN where missing; same shape as errors."""
+def pck_hits(errors: np.ndarray, threshold_mm: float = PCK_THRESHOLD_MM,
+             inclusive: bool = False) -> np.ndarray:
+    """1.0 where error < threshold (<= if inclusive), 0.0 where not, NaN where missing.
+
+    Strict `<` is the 3DHP/MuPoTS convention (mpii_compute_3d_pck.m); 3DPW's official
+    evaluate.py counts `<=` (compute_pck)."""
     errors = np.asarray(errors, np.float64)
     with np.errstate(invalid='ignore'):
-        return np.where(np.isfinite(errors), (errors < threshold_mm).astype(np.float64), np.nan)
+        hit = errors <= threshold_mm if inclusive else errors < threshold_mm
+    return np.where(np.isfinite(errors), hit.astype(np.float64), np.nan)
 
 
 def auc_scores(errors: np.ndarray, thresholds_mm: Sequence[float] = AUC_THRESHOLDS_MM
@@ -157,14 +162,51 @@ def auc_scores(errors: np.ndarray, thresholds_mm: Sequence[float] = AUC_THRESHOL
     return np.where(np.isfinite(errors), np.mean(passed, axis=-1), np.nan)
 
 
-def pck(errors: np.ndarray, threshold_mm: float = PCK_THRESHOLD_MM) -> float:
+def pck(errors: np.ndarray, threshold_mm: float = PCK_THRESHOLD_MM,
+        inclusive: bool = False) -> float:
     """3DPCK in percent over all labelled entries of `errors` (any shape)."""
-    return 100.0 * nan_mean(pck_hits(errors, threshold_mm))
+    return 100.0 * nan_mean(pck_hits(errors, threshold_mm, inclusive))
 
 
 def auc(errors: np.ndarray, thresholds_mm: Sequence[float] = AUC_THRESHOLDS_MM) -> float:
     """AUC in percent: mean over thresholds (default 0..150 mm step 5) of 3DPCK."""
     return 100.0 * nan_mean(auc_scores(errors, thresholds_mm))
+
+
+def auc_trapezoid(errors: np.ndarray, max_threshold_mm: float = 199.0) -> float:
+    """AUC in percent of the PCK curve (`<=`) at the thresholds 0, 1, ..., max_threshold_mm,
+    integrated with the trapezoid rule over the thresholds rescaled to [0, 1].
+
+    This is 3DPW's official AUC (evaluate.py: PCK at np.arange(0, 200) integrated by
+    scipy.integrate.quad of np.interp, which is exactly this trapezoid sum), times 100; the
+    official script prints it as a fraction. Missing entries (NaN) are excluded.
+    """
+    errors = np.asarray(errors, np.float64)
+    valid = np.sort(errors[np.isfinite(errors)])
+    if not len(valid):
+        return float('nan')
+    thresholds = np.arange(0.0, max_threshold_mm + 0.5)
+    curve = np.searchsorted(valid, thresholds, side='right') / len(valid)  # PCK(t), errors <= t
+    return 100.0 * float(np.sum(curve[1:] + curve[:-1]) / (2 * (len(thresholds) - 1)))
+
+
+def auc_binned(errors: np.ndarray, max_threshold_mm: float = 199.0, n_bins: int = 50) -> float:
+    """AUC in percent as MeTRAbs's 3DPW evaluation approximates it: each error scores
+    max(0, 1 - (floor(n_bins * e / max) + 0.5) / n_bins), the midpoint rule over n_bins bins of
+    the PCK curve on [0, max] (released posepile/ds/tdpw/eval.py and eval_3dpw.py)."""
+    errors = np.asarray(errors, np.float64)
+    with np.errstate(invalid='ignore'):
+        score = np.maximum(0.0, 1.0 - (np.floor(errors / max_threshold_mm * n_bins) + 0.5) / n_bins)
+    return 100.0 * nan_mean(np.where(np.isfinite(errors), score, np.nan))
+
+
+def auc_linear(errors: np.ndarray, threshold_mm: float) -> float:
+    """AUC in percent of the continuous PCK curve on [0, threshold_mm]: the mean of
+    max(0, 1 - e / threshold) (MeTRAbs's WACV'23 metric set, `get_auc_real`)."""
+    errors = np.asarray(errors, np.float64)
+    with np.errstate(invalid='ignore'):
+        score = np.maximum(0.0, 1.0 - errors / threshold_mm)
+    return 100.0 * nan_mean(np.where(np.isfinite(errors), score, np.nan))
 
 
 def per_joint(errors: np.ndarray) -> np.ndarray:
@@ -219,3 +261,31 @@ def summarize(pred: np.ndarray, gt: np.ndarray, root_index: int,
         n_joint_entries=int(np.count_nonzero(labelled)),
         n_missing_gt_joints=int(np.count_nonzero(~labelled)),
     )
+
+
+def wacv23_metric_set(pred: np.ndarray, gt: np.ndarray, root_index: int) -> dict[str, float]:
+    """The metric set of MeTRAbs's WACV'23 evaluation (`eval_wacv23` in the released
+    posepile/ds/{h36m,tdhp,mupots}/eval.py): every joint of [N, J, 3] mm poses, pooled over poses.
+
+    MPJPE (root-aligned), PA-MPJPE (similarity Procrustes), A-MPJPE (absolute); PCK@50/100/150 and
+    linear AUC@50/100/150 (`auc_linear`) on root-aligned errors; CPS@100/150/200 (a pose counts
+    when its worst root-aligned joint is below the threshold) and its linear AUC; APCK@150/300
+    and linear AUC on absolute errors. Strict `<` throughout, as the released code.
+    """
+    root = joint_errors(pred, gt, 'root', root_index)
+    absolute = joint_errors(pred, gt, 'none', root_index)
+    # Procrustes fits a translation, so aligning the roots first (as the release does) is moot.
+    procrustes = joint_errors(pred, gt, 'procrustes', root_index)
+    worst = np.fmax.reduce(root, axis=1)  # [N]; unlabelled joints (NaN) are skipped
+    result = dict(mpjpe=nan_mean(root), pa_mpjpe=nan_mean(procrustes),
+                  a_mpjpe=nan_mean(absolute))
+    for t in (50, 100, 150):
+        result[f'pck{t}'] = pck(root, t)
+        result[f'auc{t}'] = auc_linear(root, t)
+    for t in (100, 150, 200):
+        result[f'cps{t}'] = pck(worst, t)
+        result[f'cps_auc{t}'] = auc_linear(worst, t)
+    for t in (150, 300):
+        result[f'apck{t}'] = pck(absolute, t)
+        result[f'apck_auc{t}'] = auc_linear(absolute, t)
+    return result

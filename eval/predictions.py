@@ -14,6 +14,14 @@ Layout (every array has N rows, one per predicted person in one image):
                                   elsewhere
     poses2d      float [N, J, 2]  (MuPoTS-3D only) the same joints in image pixels, used to match
                                   detections to annotated people
+Optional provenance, written by `eval.run --model` and shown in the report:
+    boxes        float [N, 5]     the person box each row was estimated in: x, y, w, h px and the
+                                  detector score (NaN for a given box, -1 for the whole-image box
+                                  used when the detector found nobody)
+    box_source   str   []         'gt' (boxes from the ground truth) or 'detector' (the model's
+                                  detect_poses); absent = unknown (e.g. your own predictions)
+    inference    str   []         JSON of the inference settings (augmentations, antialiasing,
+                                  detector thresholds)
 
 `sequence` and `frame` per benchmark:
     h36m          'S9/Directions 1.54138969' (subject / D3_Positions_mono file stem), frame =
@@ -30,6 +38,7 @@ Layout (every array has N rows, one per predicted person in one image):
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 
 import numpy as np
@@ -37,6 +46,8 @@ import numpy as np
 from posepile.atomic_io import write_npz_atomic
 
 REQUIRED_KEYS = ('poses', 'joint_names', 'sequence', 'frame')
+BOX_SOURCES = ('gt', 'detector')
+WHOLE_IMAGE_SCORE = -1.0  # box score of a detector-mode row estimated in the whole image
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +61,9 @@ class Predictions:
     person: np.ndarray | None = None   # [N] int64
     poses2d: np.ndarray | None = None  # [N, J, 2] float64 px
     source: str = '<memory>'
+    boxes: np.ndarray | None = None    # [N, 5] float64 x, y, w, h px, score
+    box_source: str | None = None      # 'gt' | 'detector' | None (unknown)
+    inference: dict | None = None      # settings of the model run that made these rows
 
     def __post_init__(self):
         n = self.poses.shape[0]
@@ -60,12 +74,17 @@ class Predictions:
                              f'joint_names has {len(self.joint_names)}')
         if len(set(self.joint_names)) != len(self.joint_names):
             raise ValueError(f'{self.source}: joint_names has duplicates')
-        for field in ('sequence', 'frame', 'person', 'poses2d'):
+        for field in ('sequence', 'frame', 'person', 'poses2d', 'boxes'):
             value = getattr(self, field)
             if value is not None and value.shape[0] != n:
                 raise ValueError(f'{self.source}: {field} has {value.shape[0]} rows, poses has {n}')
         if self.poses2d is not None and self.poses2d.shape != (n, len(self.joint_names), 2):
             raise ValueError(f'{self.source}: poses2d must be [N, J, 2], got {self.poses2d.shape}')
+        if self.boxes is not None and self.boxes.shape != (n, 5):
+            raise ValueError(f'{self.source}: boxes must be [N, 5], got {self.boxes.shape}')
+        if self.box_source not in (None, *BOX_SOURCES):
+            raise ValueError(f'{self.source}: box_source must be one of {BOX_SOURCES}, got '
+                             f'{self.box_source!r}')
 
     def __len__(self) -> int:
         return self.poses.shape[0]
@@ -98,6 +117,14 @@ def load_predictions(path: str | os.PathLike) -> Predictions:
         except (TypeError, ValueError) as e:
             raise ValueError(f'{path}: key {key!r} must be numeric: {e}') from None
 
+    def scalar_text(key):
+        return str(np.asarray(arrays[key]).astype(str).reshape(())) if key in arrays else None
+
+    inference = scalar_text('inference')
+    try:
+        inference = None if inference is None else json.loads(inference)
+    except json.JSONDecodeError as e:
+        raise ValueError(f'{path}: key "inference" is not JSON: {e}') from None
     return Predictions(
         poses=numeric('poses', np.float64),
         joint_names=tuple(np.asarray(arrays['joint_names']).astype(str).tolist()),
@@ -105,11 +132,14 @@ def load_predictions(path: str | os.PathLike) -> Predictions:
         frame=numeric('frame', np.int64),
         person=numeric('person', np.int64) if 'person' in arrays else None,
         poses2d=numeric('poses2d', np.float64) if 'poses2d' in arrays else None,
-        source=path)
+        source=path,
+        boxes=numeric('boxes', np.float64) if 'boxes' in arrays else None,
+        box_source=scalar_text('box_source'), inference=inference)
 
 
 def save_predictions(path: str | os.PathLike, poses: np.ndarray, joint_names, sequence, frame,
-                     person=None, poses2d=None) -> None:
+                     person=None, poses2d=None, boxes=None, box_source: str | None = None,
+                     inference: dict | None = None) -> None:
     """Writes the layout above atomically (temporary file in the same folder, then rename)."""
     arrays = dict(poses=np.asarray(poses, np.float32),
                   joint_names=np.asarray(list(joint_names), dtype=str),
@@ -118,6 +148,20 @@ def save_predictions(path: str | os.PathLike, poses: np.ndarray, joint_names, se
         arrays['person'] = np.asarray(person, np.int64)
     if poses2d is not None:
         arrays['poses2d'] = np.asarray(poses2d, np.float32)
+    if boxes is not None:
+        arrays['boxes'] = np.asarray(boxes, np.float32)
     Predictions(**{k: (tuple(v) if k == 'joint_names' else v) for k, v in arrays.items()},
-                source=os.fspath(path))
+                source=os.fspath(path), box_source=box_source, inference=inference)
+    if box_source is not None:
+        arrays['box_source'] = np.asarray(box_source)
+    if inference is not None:
+        arrays['inference'] = np.asarray(json.dumps(inference, sort_keys=True))
     write_npz_atomic(path, **arrays)
+
+
+def save(predictions: Predictions, path: str | os.PathLike) -> None:
+    """Writes a Predictions object with all its fields (save_predictions)."""
+    save_predictions(path, predictions.poses, predictions.joint_names, predictions.sequence,
+                     predictions.frame, person=predictions.person, poses2d=predictions.poses2d,
+                     boxes=predictions.boxes, box_source=predictions.box_source,
+                     inference=predictions.inference)

@@ -33,9 +33,17 @@ def format_table(table: Table) -> str:
     return '\n'.join([table.title, rule, line(header), rule, *map(line, body), rule])
 
 
+def format_conventions(conventions: dict[str, str]) -> str:
+    """'which convention these numbers follow' lines, one per choice."""
+    width = max(map(len, conventions))
+    return '\n'.join(['conventions:'] + [f'  {k.ljust(width)}  {v}' for k, v in conventions.items()])
+
+
 def format_result(result: BenchmarkResult) -> str:
-    """All tables of a result, then the counts (missing GT joints, unused predictions...)."""
-    parts = [format_table(t) for t in result.tables]
+    """The conventions followed, all tables of a result, then the counts (missing GT joints,
+    unused predictions...)."""
+    parts = [format_conventions(result.conventions)] if result.conventions else []
+    parts += [format_table(t) for t in result.tables]
     parts.append('counts: ' + ', '.join(f'{k}={v}' for k, v in result.counts.items()))
     return '\n\n'.join(parts)
 

@@ -21,6 +21,7 @@ from metrabs.data.inmemory_synthetic import make_synthetic_dataset_fn
 from metrabs.training import distribution
 from metrabs.training.config import FINETUNE_MODES, TrainConfig
 from metrabs.training.loop import log, train
+from metrabs.training.preemption import PREEMPTED_EXIT_CODE
 
 DATA_SOURCES = ('tfrecords', 'synthetic-inmemory')
 
@@ -126,6 +127,11 @@ def main(argv=None):
     result = train(config, dataset_fn, args.logdir, joint_names, strategy=strategy,
                    val_dataset_fn=val_dataset_fn, init_from=args.init_from,
                    show_progress=not args.no_progress)
+    if result.preempted:
+        log.warning('preempted at step %d of %d: checkpoint %s; exit status %d (resumable)',
+                    result.step, config.training_steps, result.checkpoint_path,
+                    PREEMPTED_EXIT_CODE)
+        sys.exit(PREEMPTED_EXIT_CODE)
     log.info('finished at step %d: %s; checkpoint %s', result.step, result.last_losses,
              result.checkpoint_path)
 

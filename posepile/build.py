@@ -44,13 +44,14 @@ from posepile.cropping import CropConfig, crop_task, init_crop_worker
 from posepile.datasets.skip_counts import recording_skips, skipped_by_dataset
 from posepile.dedup import dedup_mask
 from posepile.example import Pose3DExample
-from posepile.shards import ShardWriter, assign_shards
+from posepile.shards import MANIFEST_NAME, ShardWriter, assign_shards
 from posepile.tfrecord_schema import SCHEMA_VERSION, encode_example
 
-MANIFEST_NAME = 'manifest.json'
 CONFIG_NAME = 'build_config.json'
 SPLITS = ('train', 'validation', 'test')
 SHARD_BY = ('example', 'sequence')
+_THREAD_VARIABLES = ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS')
+_CHUNK = 16
 # Examples deduplicated at once. Only survivors stay in memory, so a build's peak memory is this
 # many examples plus the survivors (not the whole dataset: SURREAL alone has millions of frames).
 DEDUP_CHUNK = 200_000
@@ -76,6 +77,8 @@ class BuildConfig:
         shard_by: 'example' spreads a group's examples over its shards by a hash of each
             example's (track, frame); 'sequence' keeps each (dataset, sequence) in one shard, for
             converters whose examples share an expensive image (a converter's SHARD_BY).
+        reduced_decode: decode JPEG frames at reduced resolution where the crop is much
+            smaller (CropConfig.reduced_decode).
     """
     crop_size: int = 256
     num_shards: int = 16
@@ -88,6 +91,7 @@ class BuildConfig:
     shard_prefix: str = 'examples'
     converter_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     shard_by: str = 'example'
+    reduced_decode: bool = True
 
     def __post_init__(self):
         if self.shard_by not in SHARD_BY:
@@ -101,7 +105,7 @@ class BuildConfig:
 
     def crop_config(self) -> CropConfig:
         return CropConfig(crop_size=self.crop_size, box_scale=self.box_scale,
-                          jpeg_quality=self.jpeg_quality)
+                          jpeg_quality=self.jpeg_quality, reduced_decode=self.reduced_decode)
 
 
 def build_dataset(examples: Iterable[Pose3DExample], out_dir: str | os.PathLike,
@@ -333,14 +337,28 @@ class _Cropper:
                     f'posepile.build: workers > 1 needs picklable examples (image as a path, '
                     f'bytes, an array or a picklable callable), but {self.examples[0].dataset} '
                     f'examples are not ({error}); use --workers=1') from error
-            self.pool = multiprocessing.get_context('spawn').Pool(self.workers, init_crop_worker)
+            # Children inherit the environment at spawn: one BLAS / OpenMP thread per worker
+            # process (the pool is the parallelism; threads per process would oversubscribe).
+            saved = {k: os.environ.get(k) for k in _THREAD_VARIABLES}
+            os.environ.update({k: '1' for k in _THREAD_VARIABLES})
+            try:
+                self.pool = multiprocessing.get_context('spawn').Pool(self.workers,
+                                                                      init_crop_worker)
+            finally:
+                for key, value in saved.items():
+                    if value is None:
+                        os.environ.pop(key, None)
+                    else:
+                        os.environ[key] = value
         return self
 
     def records(self, indices: np.ndarray) -> Iterator[bytes]:
         tasks = ((self.examples[i], self.crop_config, self.dataset_index, self.names[i])
                  for i in indices)
+        # Chunks of consecutive examples per worker: a worker then reads a video's frames in
+        # order (VideoFrame decodes forward instead of seeking when they are close).
         cropped = (map(crop_task, tasks) if self.pool is None
-                   else self.pool.imap(crop_task, tasks, chunksize=4))
+                   else self.pool.imap(crop_task, tasks, chunksize=_CHUNK))
         return map(encode_example, cropped)
 
     def __exit__(self, *exc):
@@ -375,7 +393,7 @@ def _manifest(counts_before: Counter, survivors, names_per_survivor,
     joint_sets = Counter((ex.dataset, names) for ex, names in zip(survivors, names_per_survivor))
     shards = [{'file': g.infos[s].path.relative_to(out_dir).as_posix(), 'dataset': g.dataset,
                'split': g.split, 'num_examples': g.infos[s].num_records,
-               'sha256': g.infos[s].sha256}
+               'sha256': g.infos[s].sha256, 'num_bytes': g.infos[s].num_bytes}
               for g in groups for s in sorted(g.infos)]
     return {
         'schema_version': SCHEMA_VERSION,
@@ -392,34 +410,77 @@ def _manifest(counts_before: Counter, survivors, names_per_survivor,
         'skeleton': config.skeleton,
         'joint_sets': [{'dataset': dataset, 'joint_names': list(names), 'num_examples': count}
                        for (dataset, names), count in sorted(joint_sets.items())],
+        # User-registered formats the joints come from (posepile.mix registers them again).
+        'skeleton_definitions': joints.user_skeleton_definitions(
+            {n for _, names in joint_sets for n in names}),
         'num_examples': int(sum(s['num_examples'] for s in shards)),
         'shards': shards,
     }
 
 
+def _config_record(config: BuildConfig) -> dict[str, Any]:
+    """What build_config.json holds for `config`, as JSON would store it (tuples become lists).
+    Workers change speed, not content, so they are left out: resuming with another count is
+    fine."""
+    record = {**dataclasses.asdict(config), 'schema_version': SCHEMA_VERSION}
+    record = json.loads(json.dumps(record))
+    record.pop('workers')
+    return record
+
+
+def _read_config_record(path: pathlib.Path) -> dict[str, Any]:
+    try:
+        existing = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f'{path}: not valid JSON ({error}); delete it to rebuild') from error
+    # Builds from before converter options were recorded had none.
+    existing.setdefault('converter_options', {})
+    existing.setdefault('shard_by', 'example')
+    # Builds from before reduced decoding decoded every frame in full.
+    existing.setdefault('reduced_decode', False)
+    return existing
+
+
+def settings_conflict(out_dir: str | os.PathLike, config: BuildConfig) -> str | None:
+    """Why `out_dir` cannot take a build with `config` (it holds one made with other settings,
+    whose shards would not fit together), or None if it can. Reads only."""
+    path = pathlib.Path(out_dir) / CONFIG_NAME
+    if not path.exists():
+        return None
+    existing, wanted = _read_config_record(path), _config_record(config)
+    if existing == wanted:
+        return None
+    changed = sorted(k for k in set(existing) | set(wanted) if existing.get(k) != wanted.get(k))
+    return (f'{path}: {out_dir} holds a build with other settings (differing: {changed}); use '
+            f'another --out or delete it')
+
+
 def _check_or_write_config(out_dir: pathlib.Path, config: BuildConfig) -> None:
-    """Refuses to resume a build made with other settings (its shards would not fit together)."""
-    path = out_dir / CONFIG_NAME
-    wanted = {**dataclasses.asdict(config), 'schema_version': SCHEMA_VERSION}
-    # Compare as JSON would store it (tuples become lists).
-    wanted = json.loads(json.dumps(wanted))
-    # Workers change speed, not content: resuming with another count is fine.
-    wanted.pop('workers')
-    if path.exists():
-        try:
-            existing = json.loads(path.read_text())
-        except json.JSONDecodeError as error:
-            raise ValueError(f'{path}: not valid JSON ({error}); delete it to rebuild') from error
-        # Builds from before converter options were recorded had none.
-        existing.setdefault('converter_options', {})
-        existing.setdefault('shard_by', 'example')
-        if existing != wanted:
-            changed = sorted(k for k in set(existing) | set(wanted)
-                             if existing.get(k) != wanted.get(k))
-            raise ValueError(f'{path}: {out_dir} holds a build with other settings (differing: '
-                             f'{changed}); use another --out or delete it')
-    else:
-        write_json_atomic(path, wanted)
+    """Refuses to resume a build made with other settings; records the settings of a new one."""
+    conflict = settings_conflict(out_dir, config)
+    if conflict:
+        raise ValueError(conflict)
+    if not (out_dir / CONFIG_NAME).exists():
+        write_json_atomic(out_dir / CONFIG_NAME, _config_record(config))
+
+
+def is_complete(out_dir: str | os.PathLike, config: BuildConfig) -> bool:
+    """True if `out_dir` holds a finished build with these settings: its build_config.json
+    matches, its manifest.json exists (written last, so the build ran to the end) and every
+    shard the manifest lists exists. (Shard contents are checked when a build resumes and when
+    posepile.mix / the input pipeline read them, not here: hashing terabytes to decide to skip
+    would defeat the purpose.)"""
+    out_dir = pathlib.Path(out_dir)
+    config_path, manifest_path = out_dir / CONFIG_NAME, out_dir / MANIFEST_NAME
+    if not (config_path.is_file() and manifest_path.is_file()):
+        return False
+    try:
+        if _read_config_record(config_path) != _config_record(config):
+            return False
+        manifest = json.loads(manifest_path.read_text())
+    except (ValueError, OSError):
+        return False
+    return all((out_dir / shard['file']).is_file() for shard in manifest.get('shards', ()))
 
 
 # ------------------------------------------------------------------------------------------ CLI
@@ -435,11 +496,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     defaults = BuildConfig()
     parser.add_argument('--crop-size', type=int, default=defaults.crop_size)
     parser.add_argument('--num-shards', type=int, default=defaults.num_shards)
-    parser.add_argument('--workers', type=int, default=defaults.workers)
+    parser.add_argument('--workers', type=int, default=len(os.sched_getaffinity(0)),
+                        help='crop processes (default: the CPUs this process may use)')
     parser.add_argument('--jpeg-quality', type=int, default=defaults.jpeg_quality)
     parser.add_argument('--dedup-threshold-mm', type=float, default=defaults.dedup_threshold_mm)
     parser.add_argument('--box-scale', type=float, default=defaults.box_scale)
     parser.add_argument('--dataset-index', type=int, default=defaults.dataset_index)
+    parser.add_argument('--full-resolution-decode', action='store_true',
+                        help='decode every JPEG frame in full (default: at 1/2, 1/4 or 1/8 where '
+                        'the crop keeps >= 2 frame px per crop px; see posepile/frame_decode.py)')
     parser.add_argument('--body-model-dir', default=None,
                         help='SMPL-family model files (<dir>/smpl/SMPL_NEUTRAL.npz, ...; see '
                         'posepile/body_models.py) for converters that run the body model')
@@ -471,34 +536,70 @@ def _converter_options(pairs: Sequence[str], convert) -> dict[str, Any]:
     return options
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+@dataclasses.dataclass(frozen=True)
+class PreparedBuild:
+    """A checked build request: the converter, its keyword options and the BuildConfig."""
+    args: argparse.Namespace
+    converter: Any
+    options: dict[str, Any]
+    config: BuildConfig
+
+
+def prepare(argv: Sequence[str] | None = None) -> PreparedBuild:
+    """Parses the CLI arguments and resolves them into what `main` runs (posepile.build_all
+    uses it too, to know the settings a build would record before starting it).
+
+    Raises:
+        ValueError: the root is not a directory, or a converter option or --body-model-dir does
+            not fit the converter (the message names them).
+    """
     from posepile import datasets
     args = parse_args(argv)
     root = pathlib.Path(args.root)
     if not root.is_dir():
-        print(f'posepile.build: --root {root} is not a directory', file=sys.stderr)
-        return 2
-    converter = datasets.get_converter(args.dataset)
+        raise ValueError(f'--root {root} is not a directory')
     try:
-        converter_options = _converter_options(args.converter_option, converter.convert)
-    except ValueError as error:
-        print(f'posepile.build: {error}', file=sys.stderr)
-        return 2
-    config = BuildConfig(
-        crop_size=args.crop_size, num_shards=args.num_shards, workers=args.workers,
-        jpeg_quality=args.jpeg_quality, dedup_threshold_mm=args.dedup_threshold_mm,
-        box_scale=args.box_scale, skeleton=converter.SKELETON, dataset_index=args.dataset_index,
-        converter_options=converter_options,
-        shard_by=getattr(converter, 'SHARD_BY', 'example'))
+        converter = datasets.get_converter(args.dataset)
+    except KeyError as error:
+        raise ValueError(error.args[0]) from None
+    converter_options = _converter_options(args.converter_option, converter.convert)
     options = {}
     if args.body_model_dir is not None:
         if 'body_model_dir' not in inspect.signature(converter.convert).parameters:
-            print(f'posepile.build: the {args.dataset} converter uses no body model; drop '
-                  f'--body-model-dir', file=sys.stderr)
-            return 2
+            raise ValueError(f'the {args.dataset} converter uses no body model; drop '
+                             f'--body-model-dir')
         options['body_model_dir'] = args.body_model_dir
     options.update(converter_options)
-    manifest = build_dataset(converter.convert(root, **options), args.out, config)
+    # Most converters emit one fixed skeleton; a converter whose skeleton is named by the data
+    # (the `custom` one) says which through skeleton_of(root, **options).
+    skeleton_of = getattr(converter, 'skeleton_of', None)
+    skeleton = skeleton_of(root, **converter_options) if skeleton_of else converter.SKELETON
+    config = BuildConfig(
+        crop_size=args.crop_size, num_shards=args.num_shards, workers=args.workers,
+        jpeg_quality=args.jpeg_quality, dedup_threshold_mm=args.dedup_threshold_mm,
+        box_scale=args.box_scale, skeleton=skeleton, dataset_index=args.dataset_index,
+        converter_options=converter_options,
+        shard_by=getattr(converter, 'SHARD_BY', 'example'),
+        reduced_decode=not args.full_resolution_decode)
+    return PreparedBuild(args, converter, options, config)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        prepared = prepare(argv)
+    except ValueError as error:
+        print(f'posepile.build: {error}', file=sys.stderr)
+        return 2
+    args = prepared.args
+    from posepile.datasets.common import DatasetFormatError
+    examples = prepared.converter.convert(pathlib.Path(args.root), **prepared.options)
+    try:
+        manifest = build_dataset(examples, args.out, prepared.config)
+    except DatasetFormatError as error:
+        # The dataset's files are not what its authors distribute: the message names the file
+        # and field, a traceback would only bury it. Complete shards stay for the rerun.
+        print(f'posepile.build: {error}', file=sys.stderr)
+        return 1
     shard_counts = Counter(s['dataset'] for s in manifest['shards'])
     for name, info in manifest['datasets'].items():
         print(f'{name}: {info["num_before_dedup"]} examples, {info["num_after_dedup"]} after '

@@ -36,8 +36,9 @@ largest remainder so the sum is exact.
 
 Output: the dict `metrabs.data.input_pipeline.InputConfig.from_dict` reads ({joint_names, parts_3d,
 parts_2d (each {name, shard_patterns, examples_per_batch}), union, proc_side, seed,
-augmentation}), written atomically. The table printed lists each dataset's examples of the
-split, rows per batch and share of the batch. `--split=validation` writes the config of the
+augmentation, and `skeletons`: the definitions of user-registered skeleton formats among the
+joints, taken from the builds' manifests}), written atomically. The table printed lists each
+dataset's examples of the split, rows per batch and share of the batch. `--split=validation` writes the config of the
 validation shards that `metrabs.train --val-input-config` reads.
 """
 from __future__ import annotations
@@ -205,6 +206,11 @@ def read_build(directory: pathlib.Path, union: str) -> BuildInfo:
                                     f'{shard_path} does not exist')
         shards.setdefault((shard['dataset'], shard['split']), []).append(
             str(shard_path.resolve()))
+    for i, definition in enumerate(manifest.get('skeleton_definitions', ())):
+        try:
+            joints.register_skeleton(definition)
+        except ValueError as e:
+            raise ValueError(f'{manifest_path}: skeleton_definitions[{i}]: {e}') from None
     union_ids = joints.get_union(union).ids
     names = frozenset(n for js in manifest['joint_sets'] for n in js['joint_names'])
     outside = sorted(n for n in names if n not in union_ids)
@@ -296,6 +302,10 @@ def make_input_config(mix: MixConfig, tfrecord_root: str | os.PathLike | None = 
 
     config = {'joint_names': joint_names, 'parts_3d': parts('3d'), 'parts_2d': parts('2d'),
               'union': mix.union, 'proc_side': mix.proc_side, 'seed': mix.seed}
+    # User-defined skeletons travel with the config, so training and export know them too.
+    skeletons = joints.user_skeleton_definitions(joint_names)
+    if skeletons:
+        config['skeletons'] = skeletons
     if mix.augmentation is not None:
         config['augmentation'] = dict(mix.augmentation)
     batch = sum(counts.values())

@@ -38,9 +38,8 @@ def category():
              'keypoints': list(coco.COCO_KEYPOINT_NAMES), 'skeleton': [[16, 14], [14, 12]]}]
 
 
-@pytest.fixture(scope='module')
-def dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp('coco')
+def write_dataset(root):
+    """Writes the fixture under `root`; returns (truth per kept annotation id, visibility)."""
     cam = default_camera(IMSHAPE, distance_mm=3500)
     people = make_people_sequence([cam], IMSHAPE, n_frames=3, n_joints=17, seed=3)[0]
     truth = {}
@@ -72,6 +71,13 @@ def dataset(tmp_path_factory):
         (root / 'annotations' / f'person_keypoints_{subdir}.json').write_text(json.dumps(
             {'info': {}, 'licenses': [], 'images': images, 'annotations': annotations,
              'categories': category()}))
+    return truth, visibility
+
+
+@pytest.fixture(scope='module')
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp('coco')
+    truth, visibility = write_dataset(root)
     return root, truth, visibility, list(coco.convert(root))
 
 

@@ -1,4 +1,6 @@
 """Tests of metrabs.data.input_pipeline on tiny hand-made TFRecord shards."""
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -222,3 +224,35 @@ def test_resume_in_a_new_process_sees_the_uninterrupted_batches(config, first_ba
         for i, expected in enumerate(first_batches[3:6]):
             for key, value in expected.items():
                 np.testing.assert_array_equal(resumed[f'{i}/{key}'], value, err_msg=key)
+
+
+@pytest.mark.parametrize('n_workers', [2, 4])
+def test_worker_rows_concatenate_to_the_global_batches(config, first_batches, n_workers):
+    """W workers each building their rows (the loop's rows=(w*B/W, (w+1)*B/W)) together produce
+    exactly the global batches: also a part cut between two workers (alpha at W=4)."""
+    per_worker = config.batch_size // n_workers
+    shares = [list(ip.make_training_dataset(config, 0, rows=(w * per_worker,
+                                                             (w + 1) * per_worker))
+                   .take(len(first_batches)).as_numpy_iterator())
+              for w in range(n_workers)]
+    for step, expected in enumerate(first_batches):
+        for key in expected:
+            got = np.concatenate([share[step][key] for share in shares])
+            np.testing.assert_array_equal(got, expected[key], err_msg=f'step {step} {key}')
+
+
+def test_a_worker_opens_only_the_parts_of_its_rows(config, tmp_path):
+    """Rows 0..1 come from alpha only: beta's and gamma2d's shards are never opened (here they
+    do not even exist); rows 1..2 reach beta, whose absence is then named."""
+    gone = str(tmp_path / 'gone' / '*.tfrecord')
+    parts_3d = (config.parts_3d[0], dataclasses.replace(config.parts_3d[1], shard_patterns=gone))
+    parts_2d = (dataclasses.replace(config.parts_2d[0], shard_patterns=gone),)
+    partial = dataclasses.replace(config, parts_3d=parts_3d, parts_2d=parts_2d)
+    batch = next(iter(ip.make_training_dataset(partial, 0, rows=(0, 2))))
+    np.testing.assert_array_equal(batch['dataset_index'], [0, 0])
+    with pytest.raises(FileNotFoundError, match="part 'beta'"):
+        ip.make_training_dataset(partial, 0, rows=(1, 3))
+    assert ip.rows_of_parts(config, (1, 3)) == [(1, 2), (0, 1), None]
+    assert ip.rows_of_parts(config, None) == [(0, 2), (0, 1), (0, 1)]
+    with pytest.raises(ValueError, match='rows'):
+        ip.rows_of_parts(config, (2, 9))

@@ -29,7 +29,7 @@ KNOWN_COUNTS = {
     'mpi_inf_3dhp_17': 17, 'mupots_17': 17, 'muco_21': 21, 'smpl_24': 24, 'jta': 22, 'aspset': 17,
     'coco2d': 17, 'coco17': 17, 'mpii': 16, 'totcap': 21, 'umpm': 15, 'mads': 19, 'bmhad': 43,
     'bmlmovi': 87, 'humbi': 25, '3doh': 14, 'ikea': 17, 'gpa': 34, 'human4d': 33, 'ghum': 63,
-    'sailvos': 26, '3dpeople': 29,
+    'sailvos': 26, '3dpeople': 29, 'jrdb': 17, 'posetrack': 15,
 }
 
 

@@ -170,3 +170,78 @@ def test_group_means_and_per_joint():
     means = metrics.group_means(values, np.array(['a', 'a', 'b']))
     assert means == {'a': pytest.approx(3.0), 'b': pytest.approx(15.0)}
     np.testing.assert_allclose(metrics.per_joint(values), [16 / 3, 11.5])
+
+
+def test_pck_inclusive_boundary():
+    errors = np.array([49.0, 50.0, 50.5, np.nan])
+    assert metrics.pck(errors, 50.0) == pytest.approx(100 / 3)  # 3DHP/MuPoTS: strict <
+    assert metrics.pck(errors, 50.0, inclusive=True) == pytest.approx(200 / 3)  # 3DPW: <=
+
+
+def _pck_curve_quad(errors, upper, strict=False):
+    """The PCK curve's area on [0, upper] by scipy quad over the exact step curve: an independent
+    route to the integral (no discretisation)."""
+    import scipy.integrate
+    errors = errors[np.isfinite(errors)]
+
+    def curve(t):
+        return np.mean(errors < t) if strict else np.mean(errors <= t)
+    knots = np.unique(np.clip(errors, 0, upper))
+    return scipy.integrate.quad(curve, 0, upper, points=knots[:50], limit=500)[0] / upper
+
+
+def test_auc_trapezoid_equals_the_official_3dpw_integration():
+    """evaluate.py: PCK (<=) at np.arange(0, 200), then quad of np.interp over thresholds / 199,
+    reimplemented here as the script does it."""
+    import scipy.integrate
+    rng = np.random.default_rng(5)
+    errors = rng.gamma(2.0, 40.0, size=(60, 12))
+    errors[0, 0] = np.nan  # missing entries are excluded
+    valid = errors[np.isfinite(errors)]
+    thresholds = np.arange(0.0, 200.0)
+    pck_values = [np.mean(valid <= t) for t in thresholds]
+    x = thresholds / thresholds.max()
+    official = scipy.integrate.quad(lambda v: np.interp(v, x, pck_values), 0, 1, limit=400,
+                                    points=x[1:-1][::4])[0]
+    # quad integrates the piecewise-linear curve to ~1e-7 (its own roundoff warning).
+    assert metrics.auc_trapezoid(errors, 199.0) == pytest.approx(100 * official, abs=1e-4)
+
+
+def test_auc_binned_is_the_area_with_errors_at_bin_centres():
+    """MeTRAbs's 3DPW AUC: errors moved to the centre of their 199/50 mm bin, then the exact
+    area under the PCK curve on [0, 199] (scipy quad)."""
+    rng = np.random.default_rng(6)
+    errors = np.concatenate([rng.uniform(0, 260, 40), [0.0, 199.0, 3.98]])
+    width = 199.0 / 50
+    centred = (np.floor(errors / width) + 0.5) * width
+    expected = 100 * _pck_curve_quad(centred, 199.0)
+    assert metrics.auc_binned(errors, 199.0, 50) == pytest.approx(expected, abs=1e-3)
+
+
+def test_auc_linear_is_the_continuous_pck_area():
+    rng = np.random.default_rng(7)
+    errors = rng.uniform(0, 220, 30)
+    for threshold in (50.0, 150.0):
+        assert metrics.auc_linear(errors, threshold) == pytest.approx(
+            100 * _pck_curve_quad(errors, threshold, strict=True), abs=1e-3)
+
+
+def test_wacv23_metric_set_hand_case():
+    """Two 3-joint poses, root = joint 0. Pose 0 is exact but 400 mm too far (absolute); pose 1
+    has joint 2 off by 120 mm along x, absolute and root-relative."""
+    gt = np.array([[[0, 0, 3000], [100, 0, 3000], [0, 100, 3000]],
+                   [[0, 0, 4000], [200, 0, 4000], [0, 300, 4000]]], float)
+    pred = gt.copy()
+    pred[0, :, 2] += 400
+    pred[1, 2, 0] += 120
+    s = metrics.wacv23_metric_set(pred, gt, root_index=0)
+    assert s['mpjpe'] == pytest.approx(120 / 6)
+    assert s['a_mpjpe'] == pytest.approx((3 * 400 + 120) / 6)
+    assert s['pck50'] == pytest.approx(100 * 5 / 6) and s['pck150'] == 100
+    assert s['auc100'] == pytest.approx(100 * (5 + 0) / 6)  # max(0, 1 - 120/100) = 0
+    assert s['auc150'] == pytest.approx(100 * (5 + (1 - 120 / 150)) / 6)
+    assert s['cps100'] == 50 and s['cps150'] == 100  # worst joints: 0 and 120 mm
+    assert s['cps_auc200'] == pytest.approx(100 * (1 + (1 - 120 / 200)) / 2)
+    assert s['apck150'] == pytest.approx(100 * 3 / 6) and s['apck300'] == pytest.approx(50)
+    assert s['apck_auc300'] == pytest.approx(100 * (2 + (1 - 120 / 300)) / 6)  # 400 mm: 0
+    assert 0 < s['pa_mpjpe'] < s['mpjpe']

@@ -146,14 +146,21 @@ def test_bad_inputs(builds, tmp_path):
 def test_shipped_configs():
     paper = mix.load_mix(CONFIGS / 'mix_paper28.json')
     kinds = [e.kind for e in paper.datasets]
-    assert kinds.count('3d') == 28 and kinds.count('2d') == 2
+    assert kinds.count('3d') == 28 and kinds.count('2d') == 4
     assert paper.batch_size_3d + paper.batch_size_2d == 128
-    assert {e.name for e in paper.datasets if e.kind == '2d'} == {'coco', 'mpii'}
     # The released training code's per-batch rows (hand-copied): they fill the 3D batch exactly.
     counts = {e.name: e.examples_per_batch for e in paper.datasets}
     assert sum(n for e, n in zip(paper.datasets, counts.values()) if e.kind == '3d') == 96
     assert (counts['panoptic'], counts['h36m'], counts['muco'], counts['human4d']) == (7, 4, 6, 1)
-    assert counts['coco'] + counts['mpii'] == paper.batch_size_2d == 32
+    # Released code, organize_data_stream2d ('huge2d'): mpii 8, coco 8, jrdb 8, posetrack 8.
+    assert {e.name: counts[e.name] for e in paper.datasets if e.kind == '2d'} == {
+        'mpii': 8, 'coco': 8, 'jrdb': 8, 'posetrack': 8}
+    assert paper.batch_size_2d == 32
+    from posepile import datasets, joints
+    for entry in paper.datasets:  # a converter each, whose skeleton is of the entry's kind
+        skeleton = datasets.get_converter(
+            {'muco': 'muco_composite'}.get(entry.tfrecords, entry.tfrecords)).SKELETON
+        assert joints.get_format(skeleton).is_2d == (entry.kind == '2d'), entry.name
     synthetic = mix.load_mix(CONFIGS / 'mix_synthetic.json')
     assert [e.name for e in synthetic.datasets] == [d.name for d in world.DATASETS]
     assert synthetic.union == 'synthetic'

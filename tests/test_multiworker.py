@@ -41,13 +41,20 @@ DRIVER = textwrap.dedent('''
     from metrabs.training.loop import train
     from metrabs.training.config import TrainConfig
     config = TrainConfig.from_dict(json.loads(os.environ['TRAIN_CONFIG_JSON']))
-    dataset_fn = make_synthetic_dataset_fn(N_JOINTS, config.model.proc_side,
-                                           config.global_batch_size, n_examples=24, seed=7)
+    whole_fn = make_synthetic_dataset_fn(N_JOINTS, config.model.proc_side,
+                                         config.global_batch_size, n_examples=24, seed=7)
+    requested = []
+
+    def dataset_fn(start_step, rows=None):
+        requested.append(rows)
+        return whole_fn(start_step, rows=rows)
+
     result = train(config, dataset_fn, logdir, [f'j{i}' for i in range(N_JOINTS)],
                    strategy=strategy, show_progress=False)
     arrays = {w.path: w.numpy() for w in result.model.weights}
     arrays['losses'] = np.array([result.last_losses[k] for k in sorted(result.last_losses)])
     arrays['replicas'] = np.array(strategy.num_replicas_in_sync)
+    arrays['rows'] = np.array(requested)
     np.savez(out_path + '.tmp.npz', **arrays)
     os.replace(out_path + '.tmp.npz', out_path)
 ''').replace('N_JOINTS', str(N_JOINTS))
@@ -108,8 +115,9 @@ def _assert_same_update(got, want, atol=1e-5, losses_rtol=1e-5):
     """Same weights to atol. The 2D-heatmap biases of the head (its last J outputs) shift a
     spatial softmax uniformly, so their gradient is zero in exact arithmetic; Adam normalises the
     rounding noise to steps of up to ~lr, hence the looser bound there."""
-    weight_names = [k for k in want if k not in ('losses', 'replicas')]
-    assert sorted(weight_names) == sorted(k for k in got if k not in ('losses', 'replicas'))
+    meta = ('losses', 'replicas', 'rows')
+    weight_names = [k for k in want if k not in meta]
+    assert sorted(weight_names) == sorted(k for k in got if k not in meta)
     for name in weight_names:
         if name == 'metrabs_head/heatmap_conv/bias':
             np.testing.assert_allclose(got[name][:-N_JOINTS], want[name][:-N_JOINTS], atol=atol)
@@ -123,6 +131,8 @@ def test_mirrored_two_logical_cpus_matches_single_device(runs):
     results, _ = runs
     assert int(results['single']['replicas']) == 1
     assert int(results['mirrored']['replicas']) == 2
+    # One host: one input pipeline builds the whole batch; the strategy splits it.
+    np.testing.assert_array_equal(results['mirrored']['rows'], [[0, 8]])
     _assert_same_update(results['mirrored'], results['single'])
     # Batch-norm moving statistics are averaged over replicas, as one device would compute them.
     assert np.any(results['single']['tiny_bn0/moving_mean'] != 0)
@@ -131,8 +141,12 @@ def test_mirrored_two_logical_cpus_matches_single_device(runs):
 def test_two_workers_hold_identical_weights(runs):
     results, tmp = runs
     assert int(results['worker0']['replicas']) == 2
+    # Each worker builds only its half of every global batch.
+    np.testing.assert_array_equal(results['worker0']['rows'], [[0, 4]])
+    np.testing.assert_array_equal(results['worker1']['rows'], [[4, 8]])
     for name, value in results['worker0'].items():
-        np.testing.assert_array_equal(results['worker1'][name], value, err_msg=name)
+        if name != 'rows':
+            np.testing.assert_array_equal(results['worker1'][name], value, err_msg=name)
     _assert_same_update(results['worker0'], results['single'])
     # Only the chief's checkpoints remain; the other worker's scratch copy is deleted.
     files = sorted(os.listdir(tmp / 'log_workers' / 'checkpoints'))
@@ -171,3 +185,62 @@ def test_hybrid_finetuning_on_two_replicas_matches_single_device(hybrid_runs):
     # weights by 1.6e-4 (checked by breaking the row means on purpose).
     _assert_same_update(hybrid_runs['mirrored2'], hybrid_runs['single'], atol=5e-5,
                         losses_rtol=2e-4)
+
+
+PREEMPT_DRIVER = textwrap.dedent('''
+    import json, os, signal, sys
+    out_path, logdir, signalled = sys.argv[1], sys.argv[2], sys.argv[3] == '1'
+    from metrabs.training import distribution
+    strategy = distribution.make_strategy('multiworker')
+    import numpy as np
+    import tensorflow as tf
+    from metrabs.data.inmemory_synthetic import make_synthetic_dataset_fn
+    from metrabs.training.loop import train
+    from metrabs.training.config import TrainConfig
+    config = TrainConfig.from_dict(json.loads(os.environ['TRAIN_CONFIG_JSON']))
+    whole_fn = make_synthetic_dataset_fn(4, config.model.proc_side, config.global_batch_size,
+                                         n_examples=16, seed=1)
+
+    def dataset_fn(start_step, rows=None):
+        dataset = whole_fn(start_step, rows=rows)
+        if not signalled:
+            return dataset
+
+        def maybe_signal(index):
+            if index == 3:  # only this worker is told, while its 4th batch is being made
+                os.kill(os.getpid(), signal.SIGUSR1)
+            return index
+        trigger = tf.data.Dataset.counter().map(
+            lambda i: tf.py_function(maybe_signal, [i], tf.int64))
+        return tf.data.Dataset.zip((dataset, trigger)).map(lambda batch, _: batch)
+
+    result = train(config, dataset_fn, logdir, [f'j{i}' for i in range(4)], strategy=strategy,
+                   show_progress=False)
+    np.savez(out_path, step=result.step, preempted=result.preempted)
+''')
+
+
+def test_a_signal_to_one_worker_stops_all_workers_at_the_same_saved_step(tmp_path):
+    driver = tmp_path / 'preempt_driver.py'
+    driver.write_text(PREEMPT_DRIVER)
+    cluster = {'worker': [f'127.0.0.1:{p}' for p in _free_ports(2)]}
+    config = {**CONFIG, 'training_steps': 1000, 'checkpoint_every': 1000, 'log_every': 1000}
+    processes = []
+    for i in range(2):
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=REPO,
+                   TRAIN_CONFIG_JSON=json.dumps(config), TF_NUM_INTRAOP_THREADS='1',
+                   TF_NUM_INTEROP_THREADS='2',
+                   TF_CONFIG=json.dumps({'cluster': cluster, 'task': {'type': 'worker',
+                                                                      'index': i}}))
+        processes.append(subprocess.Popen(
+            [sys.executable, str(driver), str(tmp_path / f'w{i}.npz'), str(tmp_path / 'log'),
+             str(i)], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True))
+    _finish(processes)
+    results = [np.load(tmp_path / f'w{i}.npz') for i in range(2)]
+    steps = [int(r['step']) for r in results]
+    assert steps[0] == steps[1] and 0 < steps[0] < 1000, steps
+    assert all(bool(r['preempted']) for r in results)
+    files = sorted(os.listdir(tmp_path / 'log' / 'checkpoints'))
+    assert files == ['checkpoint', f'ckpt-{steps[0]}.data-00000-of-00001',
+                     f'ckpt-{steps[0]}.index']

@@ -273,7 +273,10 @@ def test_model_predictions_equal_direct_calls(gt, loaded, model_run):
     assert path.name == 'report.predictions.npz' and path.is_file()
     with np.load(path, allow_pickle=False) as data:
         assert set(data.files) == {'poses', 'joint_names', 'sequence', 'frame', 'person',
-                                   'poses2d'}
+                                   'poses2d', 'boxes', 'box_source', 'inference'}
+        assert str(data['box_source']) == 'gt'
+        np.testing.assert_array_equal(data['boxes'][:, :4], gt.boxes)
+        assert np.all(np.isnan(data['boxes'][:, 4]))  # given boxes carry no detector score
         n_joints = sum(len(gt.joint_names[f]) for f in FORMAT_NAMES)
         assert data['poses'].shape == (len(gt), n_joints, 3)
         assert data['poses2d'].shape == (len(gt), n_joints, 2)
@@ -282,6 +285,7 @@ def test_model_predictions_equal_direct_calls(gt, loaded, model_run):
         assert set(_all_joint_names(gt)) <= set(data['joint_names'].tolist())
     predictions = load_predictions(path)
     model = loaded
+    assert not model_predictions.has_detector(model)  # exported without --detector
     model_names = [n.decode() for n in model.joint_names.numpy()]
     assert list(predictions.joint_names) == model_names
     # A distorted (synwide) frame and one other, called directly with the raw camera.
@@ -303,6 +307,7 @@ def test_model_predictions_equal_direct_calls(gt, loaded, model_run):
             average_aug=tf.constant(True), skeleton=tf.constant(''))
         np.testing.assert_allclose(predictions.poses[i], direct['poses3d'].numpy()[0],
                                    atol=1e-3)
+    assert predictions.inference['num_aug'] == 1 and predictions.inference['antialias_factor'] == 1
     report = json.loads(model_run.read_text())
     assert report['counts']['n_poses'] == len(gt)
     assert np.isfinite(report['summary']['mpjpe']) and report['summary']['mpjpe'] > 0

@@ -334,3 +334,41 @@ def test_cli_backbone_weights_flag_reaches_the_model(tmp_path):
     with pytest.raises(FileNotFoundError, match='imagenet.weights.h5'):
         main([f'--config={tmp_path / "c.json"}', f'--logdir={tmp_path / "log"}',
               '--data=synthetic-inmemory', f'--backbone-weights={missing}', '--no-progress'])
+
+
+def test_sigterm_checkpoints_the_current_step_and_the_rerun_resumes_there(tmp_path):
+    """SLURM's preemption / time-limit signal: the run saves the step it is at (not only the
+    last periodic checkpoint), exits with the 'resumable' status, and the same command
+    continues from exactly that step."""
+    from metrabs.training.preemption import PREEMPTED_EXIT_CODE
+    config = {'model': {'backbone': 'tiny', 'proc_side': 32, 'ghost_bn_group_size': 4},
+              'training_steps': 100_000, 'global_batch_size': 8, 'checkpoint_every': 1_000_000,
+              'log_every': 1, 'image_summary_every': 0, 'bn_inference_steps': 5,
+              'deterministic': False}
+    config_path = tmp_path / 'config.json'
+    config_path.write_text(json.dumps(config))
+    logdir = tmp_path / 'run'
+    victim = _cli(config_path, logdir)
+    events = logdir / 'train'
+    deadline = time.monotonic() + 240
+    while not (events.exists() and any(events.iterdir())):  # training steps are being logged
+        assert victim.poll() is None, victim.communicate()[0][-3000:]
+        assert time.monotonic() < deadline, 'training did not start in time'
+        time.sleep(0.1)
+    time.sleep(1.0)
+    victim.send_signal(signal.SIGTERM)
+    out = victim.communicate(timeout=120)[0]
+    assert victim.returncode == PREEMPTED_EXIT_CODE, out[-3000:]
+    saved = tf.train.latest_checkpoint(str(logdir / 'checkpoints'))
+    stopped_at = int(saved.rsplit('-', 1)[1])
+    assert 0 < stopped_at < 100_000
+    assert f'SIGTERM received: stopped after step {stopped_at}' in out
+
+    config['training_steps'] = stopped_at + 2
+    config_path.write_text(json.dumps(config))
+    resumed = _cli(config_path, logdir)
+    out = resumed.communicate(timeout=240)[0]
+    assert resumed.returncode == 0, out[-3000:]
+    assert f'resuming from {saved} at step {stopped_at}' in out
+    assert tf.train.latest_checkpoint(str(logdir / 'checkpoints')).endswith(
+        f'ckpt-{stopped_at + 2}')

@@ -7,7 +7,14 @@ A benchmark module defines:
         Reads the benchmark's annotation files exactly as distributed under `root`.
     def evaluate(gt, predictions: eval.predictions.Predictions) -> BenchmarkResult
 and optionally, to support `eval.run --model=SAVEDMODEL`:
-    def model_inputs(gt) -> Iterable[eval.model_predictions.ModelInput]   (one per test image)
+    def model_inputs(gt, boxes='gt') -> Iterable[eval.model_predictions.ModelInput]
+        One per test image. boxes='gt': person boxes from the ground truth; 'detector' (if the
+        module defines DETECTOR): boxes=None, the model's detector finds the people.
+    DETECTOR: eval.model_predictions.DetectorSettings   the released predict script's settings
+    DEFAULT_BOXES: 'gt' | 'detector'                     what --boxes defaults to
+    INFERENCE_DEFAULTS: dict                             InferenceOptions fields to default to
+    def assign_detections(gt, detections: Predictions) -> Predictions
+        (detector mode, optional) gives detections the GT person ids the protocol joins on.
 
 Adding a benchmark = one module with these three names plus its entry in `BENCHMARKS`.
 Single-person benchmarks can return `SinglePersonGT` and use `match_rows` + `evaluate_single`.
@@ -22,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from eval import metrics
-from eval.predictions import Predictions
+from eval.predictions import WHOLE_IMAGE_SCORE, Predictions
 
 BENCHMARKS = {
     'h36m': 'eval.benchmarks.h36m',
@@ -85,7 +92,9 @@ class BenchmarkResult:
 
     summary: headline numbers (mm or percent). tables: the paper-layout tables. counts: how many
     poses/frames were evaluated, GT joints missing (excluded), predictions unused, people
-    unmatched, etc. protocol: the settings that produced the numbers.
+    unmatched, etc. protocol: the settings that produced the numbers. conventions: one line per
+    choice where published numbers differ (which frames, skeleton, boxes, thresholds...), saying
+    which convention these numbers follow and who else uses it; printed above the tables.
     """
 
     benchmark: str
@@ -94,6 +103,7 @@ class BenchmarkResult:
     counts: dict[str, int]
     protocol: dict[str, Any]
     per_joint: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+    conventions: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -175,19 +185,17 @@ def breakdown_table(title: str, errors: dict[str, np.ndarray], groups: np.ndarra
     return Table(title, [labels.get(c, c) for c in order] + ['Avg'], rows)
 
 
-def error_sets(pred: np.ndarray, gt: np.ndarray, root_index: int,
-               eval_joints: np.ndarray | None = None,
-               pck_threshold_mm: float = metrics.PCK_THRESHOLD_MM) -> dict[str, np.ndarray]:
-    """Per-entry arrays [N, J_eval] for each metric: errors in mm, PCK/AUC hits in percent."""
-    selection = slice(None) if eval_joints is None else np.asarray(eval_joints)
+def error_sets(pred: np.ndarray, gt: np.ndarray, root_index: int) -> dict[str, np.ndarray]:
+    """Per-entry arrays [N, J] for each metric: errors in mm, PCK@150 mm / AUC hits in percent
+    (strict <, the 3DHP convention); protocols select their joints from these."""
     root = metrics.joint_errors(pred, gt, 'root', root_index)
     return {
-        'MPJPE': root[:, selection],
-        'PA-MPJPE': metrics.joint_errors(pred, gt, 'procrustes', root_index)[:, selection],
-        'N-MPJPE': metrics.joint_errors(pred, gt, 'scale', root_index)[:, selection],
-        'MPJPE-abs': metrics.joint_errors(pred, gt, 'none', root_index)[:, selection],
-        'PCK': 100.0 * metrics.pck_hits(root[:, selection], pck_threshold_mm),
-        'AUC': 100.0 * metrics.auc_scores(root[:, selection]),
+        'MPJPE': root,
+        'PA-MPJPE': metrics.joint_errors(pred, gt, 'procrustes', root_index),
+        'N-MPJPE': metrics.joint_errors(pred, gt, 'scale', root_index),
+        'MPJPE-abs': metrics.joint_errors(pred, gt, 'none', root_index),
+        'PCK': 100.0 * metrics.pck_hits(root),
+        'AUC': 100.0 * metrics.auc_scores(root),
     }
 
 
@@ -195,3 +203,41 @@ def per_joint_dict(errors: dict[str, np.ndarray], joint_names) -> dict[str, dict
     """{metric: {joint name: mean}} for the JSON report."""
     return {metric: dict(zip(joint_names, map(float, metrics.per_joint(values))))
             for metric, values in errors.items()}
+
+
+BOX_SOURCE_TEXT = {
+    'gt': 'ground-truth boxes (eval.run --model --boxes=gt); the released MeTRAbs predictions '
+          'used detector boxes',
+    'detector': "the model's detector (detect_poses), as the released MeTRAbs predictions",
+    None: 'unknown (the predictions file does not say; eval.run --model records it)',
+}
+
+
+def prediction_provenance(predictions: Predictions) -> tuple[dict[str, str], dict[str, int]]:
+    """(conventions lines, counts) saying where the predictions came from: box source, the
+    inference settings of the model run, and how many rows had to fall back to the whole-image
+    box because the detector found nobody."""
+    conventions = {'boxes': BOX_SOURCE_TEXT[predictions.box_source]}
+    counts = {}
+    if predictions.inference:
+        flat = {k: v for k, v in predictions.inference.items() if k != 'detector'}
+        flat.update({f'detector_{k}': v
+                     for k, v in (predictions.inference.get('detector') or {}).items()})
+        conventions['inference'] = ', '.join(f'{k}={v}' for k, v in flat.items())
+    if predictions.boxes is not None and predictions.box_source == 'detector':
+        counts['n_whole_image_fallbacks'] = int(np.count_nonzero(
+            predictions.boxes[:, 4] == WHOLE_IMAGE_SCORE))
+    return conventions, counts
+
+
+def wacv23_table(title: str, pred: np.ndarray, gt: np.ndarray, root_index: int,
+                 subsets: dict[str, Any] | None = None) -> Table:
+    """MeTRAbs's WACV'23 metric set (eval.metrics.wacv23_metric_set) as a table: rows = metrics,
+    one column per subset ({label: row selection of pred / gt}; default: all rows)."""
+    subsets = subsets or {'All': slice(None)}
+    values = {label: metrics.wacv23_metric_set(pred[rows], gt[rows], root_index)
+              for label, rows in subsets.items()}
+    names = list(next(iter(values.values())))
+    return Table(f"{title}: MeTRAbs WACV'23 metric set (released eval_wacv23: all joints, "
+                 f"pooled; mm, %)", list(subsets),
+                 {name: [values[label][name] for label in subsets] for name in names})

@@ -41,7 +41,8 @@ from typing import Any
 import numpy as np
 
 from eval import metrics
-from eval.benchmarks import BenchmarkResult, Table, breakdown_table, match_rows, per_joint_dict
+from eval.benchmarks import (BenchmarkResult, Table, breakdown_table, match_rows, per_joint_dict,
+                             prediction_provenance)
 from eval.predictions import Predictions
 from posepile import joints as joint_registry
 from posepile.camera import Camera
@@ -256,7 +257,11 @@ def evaluate(gt: SyntheticGT, predictions: Predictions) -> BenchmarkResult:
                     f'skipped: formats {missing} not predicted')
     per_joint = per_joint_dict(joined_model,
                                [n for f in formats for n in gt.joint_names[f]])
-    return BenchmarkResult('synthetic', summary, tables, counts, protocol, per_joint)
+    conventions, provenance_counts = prediction_provenance(predictions)
+    counts.update(provenance_counts)
+    protocol['inference'] = predictions.inference
+    return BenchmarkResult('synthetic', summary, tables, counts, protocol, per_joint,
+                           conventions)
 
 
 def model_inputs(gt: SyntheticGT) -> Iterator:

@@ -12,7 +12,9 @@ import tensorflow as tf
 
 from posepile.camera import Camera
 
-DatasetFn = Callable[[int], tf.data.Dataset]
+# (start_step) -> dataset of global batches; a DatasetFn that also takes `rows=(a, b)` yields only
+# rows a..b-1 of each (one worker's share), which the training loop then asks for.
+DatasetFn = Callable[..., tf.data.Dataset]
 
 
 def _disk_offsets(radius: int) -> np.ndarray:
@@ -54,7 +56,8 @@ def make_synthetic_dataset_fn(n_joints: int, side: int, global_batch_size: int,
     Step s uses examples (s*B + i) mod n_examples, i < B: the order is a function of s only.
 
     Returns:
-        dataset_fn(start_step) -> infinite dataset of global batches.
+        dataset_fn(start_step, rows=None) -> infinite dataset of global batches (rows=(a, b):
+        only their rows a..b-1, one worker's share).
     """
     rng = np.random.default_rng(seed)
     focal = 1.2 * side
@@ -80,9 +83,11 @@ def make_synthetic_dataset_fn(n_joints: int, side: int, global_batch_size: int,
         'dataset_index': (np.arange(n_examples) % 2).astype(np.int32)}
     constants = {k: tf.constant(v) for k, v in tensors.items()}
 
-    def dataset_fn(start_step: int) -> tf.data.Dataset:
+    def dataset_fn(start_step: int, rows: tuple[int, int] | None = None) -> tf.data.Dataset:
+        first, stop = rows if rows is not None else (0, global_batch_size)
+
         def batch_of_step(s):
-            indices = (s * global_batch_size + tf.range(global_batch_size, dtype=tf.int64)
+            indices = (s * global_batch_size + tf.range(first, stop, dtype=tf.int64)
                        ) % n_examples
             return {k: tf.gather(v, indices) for k, v in constants.items()}
         return tf.data.Dataset.range(int(start_step), sys.maxsize).map(batch_of_step)

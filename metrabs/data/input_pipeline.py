@@ -19,6 +19,12 @@ augmentation of position n uses `augmentation.example_rng(seed, stream_id, n)`, 
 id a CRC32 of the part's name (adding a part does not change the others' streams).
 Shuffling is at shard granularity plus within shards, so shards should mix sequences (the
 posepile writer assigns examples to shards by a hash of each example's key).
+
+Multi-worker input: `rows=(a, b)` makes the pipeline produce only rows a..b-1 of every global
+batch (worker w of W: a = w*B/W), bit-identical to those rows of the full batch. A part none of
+whose rows fall in the range is not opened at all, so each worker reads only the shards of the
+datasets it has rows of; a part cut by the range reads its records but decodes and augments only
+the positions in range (the rest are dropped as serialized bytes, before the JPEG decode).
 """
 from __future__ import annotations
 
@@ -30,7 +36,6 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
-import tqdm
 
 from metrabs.data import augmentation as aug_lib
 from metrabs.data import occlusion
@@ -38,11 +43,9 @@ from posepile import shards as shards_lib
 from posepile import tfrecord_schema
 from posepile.camera import Camera
 from posepile.cropping import decode_jpeg, decode_rle
-from posepile.joints import get_union
+from posepile.joints import get_union, register_skeleton
 
 _INT64_MAX = np.iinfo(np.int64).max
-# Larger than any shard: batching a whole shard into one tensor lets it be permuted in place.
-_WHOLE_SHARD = 1 << 40
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +93,9 @@ class InputConfig:
             'all'); records are densified into it before the model's joints are picked.
         num_parallel_calls: parallel augmentation calls (tf.data.AUTOTUNE = -1).
         prefetch_batches: batches prefetched at the end of the pipeline.
+        skeletons: definitions of user-defined skeleton formats (posepile.joints
+            .register_skeleton) whose joints are among joint_names; registered when the
+            config is made, so a fresh process knows them (posepile.mix fills this in).
     """
     joint_names: tuple[str, ...]
     parts_3d: tuple[DatasetPart, ...]
@@ -100,9 +106,13 @@ class InputConfig:
     union: str = 'all'
     num_parallel_calls: int = tf.data.AUTOTUNE
     prefetch_batches: int = 2
+    skeletons: tuple[Mapping[str, Any], ...] = ()
 
     def __post_init__(self):
         object.__setattr__(self, 'joint_names', tuple(self.joint_names))
+        object.__setattr__(self, 'skeletons', tuple(self.skeletons))
+        for definition in self.skeletons:
+            register_skeleton(definition)
         object.__setattr__(self, 'parts_3d', tuple(self.parts_3d))
         object.__setattr__(self, 'parts_2d', tuple(self.parts_2d))
         if not self.joint_names:
@@ -237,14 +247,15 @@ def example_stream(paths: Sequence[str], key: int, start_position: int = 0,
 
     Args:
         paths: shard files. key: seed of the order (e.g. combines the global seed and part id).
-        counts: records per shard if known; otherwise counted from the files' framing (which
-            also rejects truncated shards, naming the file).
+        counts: records per shard if known; otherwise `shards.record_counts` (from the
+            build's manifest, one stat per shard; it also rejects truncated shards, naming
+            the file). Each shard is read whole when visited (`shards.read_shard_tensor`), so a
+            damaged or truncated shard stops the stream naming the file.
         with_source: also yield a scalar tf.string '<shard path> record <index in the file>'
             (0-based), so errors about a record's content can name where it is stored.
     """
     if counts is None:
-        counts = [shards_lib.check_shard_framing(p) for p in tqdm.tqdm(
-            paths, desc='counting records', unit='shard', disable=len(paths) < 100)]
+        counts = shards_lib.record_counts(paths)
     order = _StreamOrder(paths, counts, key)
     first_visit, skip = order.locate(start_position)
     paths_t = tf.constant(order.paths)
@@ -265,8 +276,8 @@ def example_stream(paths: Sequence[str], key: int, start_position: int = 0,
                 return tf.gather(records, indices), positions
             return tf.gather(records, indices), positions, _source_strings(paths_t[shard], indices)
 
-        return (tf.data.TFRecordDataset(paths_t[shard]).batch(_WHOLE_SHARD).map(permute)
-                .unbatch())
+        records = shards_lib.read_shard_tensor(paths_t[shard], counts_t[shard])
+        return tf.data.Dataset.from_tensors(records).map(permute).unbatch()
 
     return (tf.data.Dataset.range(first_visit, _INT64_MAX).flat_map(records_of_visit)
             .skip(skip))
@@ -278,11 +289,16 @@ def _source_strings(path: tf.Tensor, indices: tf.Tensor) -> tf.Tensor:
 
 
 def _file_records_with_source(paths: Sequence[str]) -> tf.data.Dataset:
-    """The records of `paths` in file order, each as (serialized record, source string)."""
-    def with_source(path):
-        return tf.data.TFRecordDataset(path).enumerate().map(
+    """The records of `paths` in file order, each as (serialized record, source string).
+    Counts from `shards.record_counts`; each shard is read whole (`shards.read_shard_tensor`),
+    naming a truncated or damaged one."""
+    counts = np.asarray(shards_lib.record_counts(paths), np.int64)
+
+    def with_source(path, count):
+        return tf.data.Dataset.from_tensor_slices(
+            shards_lib.read_shard_tensor(path, count)).enumerate().map(
             lambda index, record: (record, _source_strings(path, index)))
-    return tf.data.Dataset.from_tensor_slices(list(paths)).flat_map(with_source)
+    return tf.data.Dataset.from_tensor_slices((list(paths), counts)).flat_map(with_source)
 
 
 # --------------------------------------------------------------------------- one example
@@ -340,10 +356,18 @@ def _make_example_fn(config: InputConfig, training: bool,
 
 
 def _part_training_dataset(config: InputConfig, part: DatasetPart, dataset_index: int,
-                           start_step: int, parse_fn, example_fn) -> tf.data.Dataset:
+                           start_step: int, parse_fn, example_fn,
+                           keep: tuple[int, int] | None = None) -> tf.data.Dataset:
+    """Batches of this part's rows of steps start_step, ...; `keep` = (k0, k1) keeps only its
+    rows k0..k1-1 of every step (module docstring), else all examples_per_batch rows."""
     sid = stream_id(part.name)
+    count = part.examples_per_batch
     stream = example_stream(part.shard_paths(), order_key(config, part),
-                            start_position=start_step * part.examples_per_batch, with_source=True)
+                            start_position=start_step * count, with_source=True)
+    k0, k1 = keep if keep is not None else (0, count)
+    if (k0, k1) != (0, count):
+        stream = stream.filter(lambda serialized, position, source: tf.logical_and(
+            position % count >= k0, position % count < k1))
     seed_prefix = tf.constant([config.seed & 0xFFFFFFFF, sid], tf.int64)
 
     def load(serialized, position, source):
@@ -353,7 +377,26 @@ def _part_training_dataset(config: InputConfig, part: DatasetPart, dataset_index
         return example
 
     return (stream.map(load, num_parallel_calls=config.num_parallel_calls, deterministic=True)
-            .batch(part.examples_per_batch, drop_remainder=True))
+            .batch(k1 - k0, drop_remainder=True))
+
+
+def rows_of_parts(config: InputConfig, rows: tuple[int, int] | None
+                  ) -> list[tuple[int, int] | None]:
+    """Per part (batch order): which of its rows (k0, k1) fall in the global batch rows
+    `rows` = (a, b), or None if none do. rows=None: every part's full range."""
+    if rows is None:
+        return [(0, p.examples_per_batch) for p in config.parts]
+    first, stop = (int(r) for r in rows)
+    if not 0 <= first < stop <= config.batch_size:
+        raise ValueError(f'rows={rows}: expected 0 <= a < b <= {config.batch_size} (the batch '
+                         f'size)')
+    result, offset = [], 0
+    for part in config.parts:
+        k0 = max(first, offset) - offset
+        k1 = min(stop, offset + part.examples_per_batch) - offset
+        result.append((k0, k1) if k0 < k1 else None)
+        offset += part.examples_per_batch
+    return result
 
 
 def _concat_parts(*batches):
@@ -368,12 +411,14 @@ def _union_parse_fn(config: InputConfig):
 
 def make_training_dataset(config: InputConfig, start_step: int = 0,
                           occluder_source: occlusion.OccluderSource | None = None,
-                          background_source: aug_lib.BackgroundSource | None = None
-                          ) -> tf.data.Dataset:
+                          background_source: aug_lib.BackgroundSource | None = None,
+                          rows: tuple[int, int] | None = None) -> tf.data.Dataset:
     """Endless dataset of augmented training batches for steps start_step, start_step + 1, ...
 
     The batch of step s is the same whether the dataset starts at 0 or at s (module
     docstring). Rows: per part, `examples_per_batch` rows in config order (3D parts, then 2D).
+    `rows` = (a, b): only rows a..b-1 of every batch, reading only the parts they come from
+    (one worker's share; module docstring).
     Hooks: `occluder_source` (e.g. occlusion.CutoutOccluderSource over real object cut-outs)
     and `background_source` replace the random-shape occluders / random-texture backgrounds.
     """
@@ -381,8 +426,10 @@ def make_training_dataset(config: InputConfig, start_step: int = 0,
         raise ValueError(f'make_training_dataset: start_step must be >= 0, got {start_step}')
     parse_fn = _union_parse_fn(config)
     example_fn = _make_example_fn(config, True, occluder_source, background_source)
-    parts = [_part_training_dataset(config, part, index, int(start_step), parse_fn, example_fn)
-             for index, part in enumerate(config.parts)]
+    parts = [_part_training_dataset(config, part, index, int(start_step), parse_fn, example_fn,
+                                    keep)
+             for index, (part, keep) in enumerate(zip(config.parts, rows_of_parts(config, rows)))
+             if keep is not None]
     dataset = tf.data.Dataset.zip(tuple(parts)).map(_concat_parts)
     return dataset.with_options(_deterministic_options()).prefetch(config.prefetch_batches)
 
@@ -409,8 +456,6 @@ def make_eval_dataset(config: InputConfig, batch_size: int,
     datasets = []
     for position, part in enumerate(parts):
         paths = part.shard_paths()
-        for path in paths:
-            shards_lib.check_shard_framing(path)
         index = config_index.get(part.name, position)
 
         def load(serialized, source, index=index):
@@ -434,8 +479,9 @@ def _deterministic_options() -> tf.data.Options:
 
 
 def make_dataset_fn(config: InputConfig, **hooks):
-    """`metrabs.train`'s DatasetFn: start_step -> make_training_dataset(config, start_step)."""
-    def dataset_fn(start_step: int) -> tf.data.Dataset:
-        return make_training_dataset(config, start_step, **hooks)
+    """`metrabs.train`'s DatasetFn: (start_step, rows=None) -> make_training_dataset(config,
+    start_step, rows=rows); the training loop passes each worker's rows."""
+    def dataset_fn(start_step: int, rows: tuple[int, int] | None = None) -> tf.data.Dataset:
+        return make_training_dataset(config, start_step, rows=rows, **hooks)
     return dataset_fn
 

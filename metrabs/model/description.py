@@ -4,6 +4,9 @@ A training logdir holds config.json (a TrainConfig JSON, whose 'model' object is
 ModelConfig) and joint_names.json next to checkpoints/; an exported SavedModel holds
 assets/model_config.json and assets/joint_names.json. Training (checkpointing, fine-tuning
 initialisation), export and pseudo-GT all read and write them through this module.
+Joints of user-defined skeleton formats (posepile.joints.register_skeleton) come with
+skeletons.json (logdir) / assets/skeletons.json (export): the definitions, registered again by
+whoever reads the joint names, so a fresh process knows those skeletons.
 """
 from __future__ import annotations
 
@@ -18,6 +21,8 @@ from posepile import joints as joint_registry
 MODEL_CONFIG_ASSET = 'model_config.json'
 
 JOINT_NAMES_ASSET = 'joint_names.json'
+
+SKELETONS_FILE = 'skeletons.json'
 
 
 def find_nearby(prefix: str, filename: str) -> pathlib.Path | None:
@@ -65,6 +70,26 @@ def load_joint_names(path) -> list[str]:
     return names
 
 
+def write_skeleton_definitions(directory: str | os.PathLike, joint_names) -> None:
+    """Writes directory/skeletons.json with the user-defined formats among `joint_names` (none:
+    no file)."""
+    from posepile.atomic_io import write_json_atomic
+    definitions = joint_registry.user_skeleton_definitions(joint_names)
+    if definitions:
+        write_json_atomic(pathlib.Path(directory) / SKELETONS_FILE, definitions)
+
+
+def register_skeletons_nearby(prefix: str) -> None:
+    """Registers the skeletons.json next to a checkpoint prefix or in its logdir, if any."""
+    path = find_nearby(prefix, SKELETONS_FILE)
+    if path is not None:
+        definitions = read_json(path)
+        if not isinstance(definitions, list):
+            raise ValueError(f'{path}: must hold a JSON list of skeleton definitions')
+        for definition in definitions:
+            joint_registry.register_skeleton(definition)
+
+
 def write_model_description(model, saved_model_dir: str | os.PathLike):
     """Writes <dir>/assets/model_config.json (model.config, a ModelConfig) and joint_names.json
     (model.joint_names as a JSON list).
@@ -78,3 +103,4 @@ def write_model_description(model, saved_model_dir: str | os.PathLike):
         json.dumps(dataclasses.asdict(model.config), indent=2), encoding='utf-8')
     (assets / JOINT_NAMES_ASSET).write_text(
         json.dumps(list(model.joint_names)), encoding='utf-8')
+    write_skeleton_definitions(assets, model.joint_names)

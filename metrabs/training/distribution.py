@@ -54,10 +54,12 @@ def make_strategy(name: str = 'auto', devices: list[str] | None = None) -> tf.di
     if name == 'default':
         return tf.distribute.get_strategy()
     if name == 'mirrored':
-        # ReductionToOneDevice works for CPU devices too (NCCL would need GPUs).
+        # GPUs: the default cross-device ops (NCCL all-reduce). CPU devices (tests, logical
+        # CPUs): ReductionToOneDevice, since NCCL needs GPUs.
+        on_gpus = _has_gpus() and (devices is None or all('gpu' in d.lower() for d in devices))
         return tf.distribute.MirroredStrategy(
-            devices=devices, cross_device_ops=None if _has_gpus() and devices is None
-            else tf.distribute.ReductionToOneDevice())
+            devices=devices,
+            cross_device_ops=None if on_gpus else tf.distribute.ReductionToOneDevice())
     if tf_config() is None:
         raise ValueError("strategy 'multiworker' needs the TF_CONFIG environment variable")
     return tf.distribute.MultiWorkerMirroredStrategy()
@@ -94,3 +96,12 @@ def worker_id(strategy: tf.distribute.Strategy) -> int:
         return 0
     return int(resolver.task_id)
 
+
+
+def num_workers(strategy: tf.distribute.Strategy) -> int:
+    """Number of worker processes of a multi-worker run (1 for one-host strategies)."""
+    resolver = getattr(strategy, 'cluster_resolver', None)
+    if resolver is None:
+        return 1
+    cluster = resolver.cluster_spec().as_dict()
+    return max(1, len(cluster.get('worker', ())) + len(cluster.get('chief', ())))

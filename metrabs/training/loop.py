@@ -9,9 +9,10 @@ global batches (see the batch contract in metrabs.training.step) of steps start_
 start_step + 1, ... in order, and the batch of step s must depend only on s (e.g. per-step
 seeds for augmentation, example indices computed from s). A run resumed from a checkpoint at
 step s then sees exactly the batches an uninterrupted run would, so checkpoints need not store
-any iterator state. Each worker calls dataset_fn itself and keeps its slice of every global
-batch: worker w of W takes rows [w*B/W, (w+1)*B/W), and splits them further among its local
-replicas in order.
+any iterator state. Each worker calls dataset_fn itself for its slice of every global batch:
+worker w of W takes rows [w*B/W, (w+1)*B/W), and splits them further among its local replicas in
+order. A dataset_fn that takes `rows=(a, b)` builds only those rows (the tfrecords input reads
+only the datasets it has rows of); any other is sliced after building the whole batch.
 
 Data sources of the CLI: 'tfrecords' (shards written by posepile.build, read through
 metrabs.data.input_pipeline with an InputConfig JSON, e.g. the one posepile.mix writes; the model's
@@ -21,6 +22,7 @@ smoke tests and the test suite).
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 import math
 import os
@@ -34,10 +36,11 @@ import tqdm
 
 from eval import metrics
 from metrabs.data.inmemory_synthetic import DatasetFn, draw_joints
+from metrabs.model import description
 from metrabs.model.acae_matrices import AcaeMatrices
 from metrabs.model.latent_model import build_latent_model
 from metrabs.model.metrabs_model import MetrabsModel
-from metrabs.training import checkpointing, consistency, distribution
+from metrabs.training import checkpointing, consistency, distribution, preemption
 from metrabs.training.config import TrainConfig
 from metrabs.training.step import LOSS_NAMES, TrainStep, build_optimizers, check_batch_spec
 from posepile.atomic_io import write_json_atomic
@@ -55,12 +58,15 @@ class TrainResult:
         last_losses: float values of LOSS_NAMES at the last step.
         checkpoint_path: the last checkpoint written (chief's path), or None.
         resumed_from: the checkpoint the run started from, or None for a fresh run.
+        preempted: the run stopped early on a preemption signal after checkpointing `step`
+            (metrabs.training.preemption); the same call resumes it.
     """
     model: keras.Model
     step: int
     last_losses: dict[str, float]
     checkpoint_path: str | None
     resumed_from: str | None
+    preempted: bool = False
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -86,17 +92,20 @@ def _distribute(strategy: tf.distribute.Strategy, dataset_fn: DatasetFn, start_s
                          f'the {n_replicas} replicas')
     per_replica = global_batch_size // n_replicas
 
+    builds_rows = 'rows' in inspect.signature(dataset_fn).parameters
+
     def per_worker_dataset(input_context: tf.distribute.InputContext):
-        dataset = dataset_fn(start_step)
-        check_batch_spec(dataset.element_spec, where=f'dataset_fn({start_step})')
         n_pipelines = input_context.num_input_pipelines
         per_worker = global_batch_size // n_pipelines
         first = input_context.input_pipeline_id * per_worker
-
-        def take_slice(batch):
-            return {k: v[first:first + per_worker] for k, v in batch.items()}
-
-        dataset = dataset.map(take_slice)
+        if builds_rows:
+            dataset = dataset_fn(start_step, rows=(first, first + per_worker))
+            check_batch_spec(dataset.element_spec, where=f'dataset_fn({start_step}, rows=...)')
+        else:
+            dataset = dataset_fn(start_step)
+            check_batch_spec(dataset.element_spec, where=f'dataset_fn({start_step})')
+            dataset = dataset.map(lambda batch: {k: v[first:first + per_worker]
+                                                 for k, v in batch.items()})
         if per_worker != per_replica:
             # Local replicas take consecutive per-replica batches from this stream in order.
             dataset = dataset.unbatch().batch(per_replica, drop_remainder=True)
@@ -176,11 +185,20 @@ def train(config: TrainConfig, dataset_fn: DatasetFn, logdir: str,
             for config.finetune_mode 'control', 'output_reg' and 'hybrid', which also load the
             full-joint head (metrabs.training.consistency.init_backbone_and_head).
         show_progress: tqdm progress bar on the chief.
+        Preemption: on SIGTERM / SIGUSR1 the current step is finished and checkpointed, and
+        the result says preempted=True (metrabs.training.preemption).
     Raises:
         NonFiniteLossError: the loss became NaN/Inf (the message names the step); no checkpoint
             is written for that or any later step.
     """
     strategy = strategy or tf.distribute.get_strategy()
+    with preemption.PreemptionWatcher(strategy) as watcher:
+        return _train(config, dataset_fn, logdir, joint_names, strategy, model_fn,
+                      val_dataset_fn, init_from, show_progress, watcher)
+
+
+def _train(config, dataset_fn, logdir, joint_names, strategy, model_fn, val_dataset_fn,
+           init_from, show_progress, watcher: preemption.PreemptionWatcher) -> TrainResult:
     set_seeds_and_determinism(config)
     chief = distribution.is_chief(strategy)
     os.makedirs(logdir, exist_ok=True)
@@ -188,6 +206,7 @@ def train(config: TrainConfig, dataset_fn: DatasetFn, logdir: str,
         config.save_json(os.path.join(logdir, 'config.json'))
         if joint_names:  # metrabs.export rebuilds the model from config.json + joint_names.json
             write_json_atomic(os.path.join(logdir, 'joint_names.json'), list(joint_names))
+            description.write_skeleton_definitions(logdir, joint_names)
 
     with strategy.scope():
         if model_fn is not None:
@@ -231,6 +250,7 @@ def train(config: TrainConfig, dataset_fn: DatasetFn, logdir: str,
 
     checkpoint_path = resumed_from
     last_losses: dict[str, float] = {}
+    preempted = False
     n_steps = config.training_steps
     if start_step < n_steps:
         distributed = _distribute(strategy, dataset_fn, start_step, config.global_batch_size)
@@ -281,10 +301,20 @@ def train(config: TrainConfig, dataset_fn: DatasetFn, logdir: str,
                     for k, v in results.items():
                         tf.summary.scalar(k, v)
                 log.info('step %d validation %s', done, results)
-            if done % config.checkpoint_every == 0 or done == n_steps:
+            # Every worker asks at every step: the answer is agreed on collectively.
+            stop = done < n_steps and watcher.should_stop()
+            if done % config.checkpoint_every == 0 or done == n_steps or stop:
                 checkpoint_path = checkpointer.save(done)
+            if stop:
+                watcher.barrier()
+                log.warning('%s received: stopped after step %d, checkpoint %s; run the same '
+                            'command again to resume', watcher.signal_name or 'stop request',
+                            done, checkpoint_path)
+                preempted = True
+                break
         progress.close()
         writer.flush()
         val_writer.flush()
     return TrainResult(model=model, step=int(step.numpy()), last_losses=last_losses,
-                       checkpoint_path=checkpoint_path, resumed_from=resumed_from)
+                       checkpoint_path=checkpoint_path, resumed_from=resumed_from,
+                       preempted=preempted)

@@ -10,6 +10,9 @@ A converter module defines:
         `skip_counts.count_skipped(dataset, reason)` (they appear in the build's manifest).
     SHARD_BY: str            optional: 'sequence' if the examples of a sequence share an expensive
                              image (e.g. composites), so posepile.build keeps them in one shard
+    def skeleton_of(root, **options) -> str
+                             optional, for converters whose skeleton depends on the data (the
+                             `custom` one, SKELETON = None): the skeleton of the dataset at root
 
 The module name is the dataset name used by `python -m posepile.build --dataset=NAME`.
 """

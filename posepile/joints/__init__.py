@@ -3,28 +3,39 @@
 Union joint names are '<joint>_<tag>' ('<joint>' alone for the empty SMPL tag); formats that share
 a tag share union joints. Three unions exist:
     'real':      all real-dataset formats, incl. 2D (COCO, MPII) and test-set formats (the
-                 paper's union);
+                 paper's union), then the user-registered formats (below);
     'synthetic': the synthetic world's formats (`posepile.synthetic.formats`);
     'all':       'real' followed by 'synthetic'.
 Union order is registry order (`skeletons.REAL_FORMATS`, then the synthetic table), each format
 appending the union joints not seen before. Union bones are the formats' bones.
+
+User formats (a dataset of one's own; posepile/joints/user_skeletons.py): `register_skeleton`
+adds a format from a definition file or dict at run time, so its joints join the union without
+code edits. The files named by $POSEPILE_SKELETONS are registered in every process on first use;
+posepile.build records the definitions of the user formats a build uses in its manifest, and
+posepile.mix, the InputConfig, the training logdir and metrabs.export carry them on, so the mix,
+the model and the export see the joints without the variable.
 
 All lookups are cached; returned JointInfo objects are shared, treat them as read-only.
 """
 from __future__ import annotations
 
 import functools
+import os
 import re
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
+from posepile.joints import user_skeletons
 from posepile.joints.joint_info import JointInfo, parse_edges
 from posepile.joints.skeletons import REAL_FORMATS, SkeletonFormat
 
 __all__ = [
-    'JointInfo', 'SkeletonFormat', 'UNIONS', 'get_format', 'get_skeleton', 'get_union',
-    'is_synthetic', 'skeleton_names', 'skeleton_tag', 'split_union_name', 'union_indices',
-    'union_name', 'union_names',
+    'JointInfo', 'SkeletonFormat', 'UNIONS', 'clear_user_skeletons', 'get_format',
+    'get_skeleton', 'get_union', 'is_synthetic', 'is_user_format', 'register_skeleton',
+    'skeleton_names', 'skeleton_tag', 'split_union_name', 'union_indices', 'union_name',
+    'union_names', 'user_skeleton_definitions',
 ]
 
 UNIONS = ('real', 'synthetic', 'all')
@@ -89,6 +100,77 @@ def _real_formats_checked() -> dict[str, SkeletonFormat]:
     return REAL_FORMATS
 
 
+# ------------------------------------------------------------------------------- user formats
+_USER_FORMATS: dict[str, SkeletonFormat] = {}
+_ENVIRONMENT_LOADED = False
+
+
+def _user_formats() -> dict[str, SkeletonFormat]:
+    global _ENVIRONMENT_LOADED
+    if not _ENVIRONMENT_LOADED:
+        _ENVIRONMENT_LOADED = True
+        for path in user_skeletons.files_from_environment():
+            register_skeleton(path)
+    return _USER_FORMATS
+
+
+def _clear_caches() -> None:
+    for cached in (_skeleton_names_tuple, get_skeleton, _union_names_tuple, get_union,
+                   union_indices):
+        cached.cache_clear()
+
+
+def register_skeleton(spec: str | os.PathLike | Mapping | SkeletonFormat) -> SkeletonFormat:
+    """Registers a user format from a definition file path, a definition dict or a
+    SkeletonFormat (posepile/joints/user_skeletons.py) and returns it. Registering the same
+    definition again is a no-op; another definition under a registered name is refused."""
+    if isinstance(spec, SkeletonFormat):
+        fmt = spec
+    elif isinstance(spec, Mapping):
+        fmt = user_skeletons.parse(spec)
+    else:
+        fmt = user_skeletons.load(spec)
+    _validate(fmt, fmt.source)
+    formats = _user_formats()
+    existing = REAL_FORMATS.get(fmt.name) or formats.get(fmt.name)
+    if existing is not None:
+        if user_skeletons.to_definition(existing) | {'source': ''} != \
+                user_skeletons.to_definition(fmt) | {'source': ''}:
+            raise user_skeletons.SkeletonFileError(
+                f'{fmt.source}: skeleton {fmt.name!r} is already registered ({existing.source}) '
+                f'with other joints, tag or bones; give this one another name')
+        return existing
+    synthetic = _synthetic_formats()
+    if fmt.name in synthetic or fmt.tag in synthetic:
+        raise user_skeletons.SkeletonFileError(
+            f'{fmt.source}: name {fmt.name!r} / tag {fmt.tag!r} collides with a synthetic format')
+    formats[fmt.name] = fmt
+    _clear_caches()
+    return fmt
+
+
+def is_user_format(name: str) -> bool:
+    """True for formats registered at run time (register_skeleton / $POSEPILE_SKELETONS)."""
+    return name in _user_formats()
+
+
+def user_skeleton_definitions(names: Iterable[str] = ()) -> list[dict]:
+    """Definition dicts of the user formats that have a union joint among `names` (e.g. the
+    joint names of a build or a model), in registration order."""
+    names = set(names)
+    return [user_skeletons.to_definition(fmt) for fmt in _user_formats().values()
+            if names & set(_union_names_tuple(fmt.name))]
+
+
+def clear_user_skeletons() -> None:
+    """Forgets every user format, also those of $POSEPILE_SKELETONS until the next lookup
+    (tests use it to check that definitions really travel with the data)."""
+    global _ENVIRONMENT_LOADED
+    _USER_FORMATS.clear()
+    _ENVIRONMENT_LOADED = False
+    _clear_caches()
+
+
 def skeleton_names(which: str = 'all') -> list[str]:
     """Registered format names of a union ('real', 'synthetic' or 'all'): real ones in registry
     order, then the synthetic ones."""
@@ -100,7 +182,7 @@ def _skeleton_names_tuple(which: str) -> tuple[str, ...]:
     _check_which(which)
     names = []
     if which in ('real', 'all'):
-        names += list(_real_formats_checked())
+        names += list(_real_formats_checked()) + list(_user_formats())
     if which in ('synthetic', 'all'):
         names += list(_synthetic_formats())
     return tuple(names)
@@ -111,6 +193,9 @@ def get_format(name: str) -> SkeletonFormat:
     real = _real_formats_checked()
     if name in real:
         return real[name]
+    user = _user_formats()
+    if name in user:
+        return user[name]
     synthetic = _synthetic_formats()
     if name in synthetic:
         return synthetic[name]
@@ -120,7 +205,7 @@ def get_format(name: str) -> SkeletonFormat:
 def is_synthetic(name: str) -> bool:
     """True for the synthetic world's formats; KeyError if unknown."""
     get_format(name)
-    return name not in REAL_FORMATS
+    return name in _synthetic_formats()
 
 
 def skeleton_tag(name: str) -> str:

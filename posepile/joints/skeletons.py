@@ -320,6 +320,25 @@ _MPII_JOINTS = _names(
     'rank rkne rhip lhip lkne lank pelv thor neck htop rwri relb rsho lsho lelb lwri')
 _MPII_EDGES = _mirrored('pelv-thor-neck-htop,thor-lsho-lelb-lwri,pelv-lhip-lkne-lank')
 
+# JRDB-Pose (2D, labels_2d_pose_coco / labels_2d_pose_stitched_coco): the 17 keypoints of the
+# files' person category, in their order: head, right eye, left eye, right shoulder, center
+# shoulder, left shoulder, right elbow, left elbow, center hip, right wrist, right hip, left hip,
+# left wrist, right knee, left knee, right foot, left foot. Names as in the reference loader
+# (PosePile posepile/ds/jrdb/main.py): the 'head' point sits at the top of the head, the centre
+# shoulder and hip are the neck and pelvis, the 'foot' points are at the ankles. Bones: the
+# category's skeleton plus head top to each eye (the reference's 'htop-reye'). Own tag.
+_JRDB_JOINTS = _names(
+    'htop reye leye rsho neck lsho relb lelb pelv rwri rhip lhip lwri rkne lkne rank lank')
+_JRDB_EDGES = _mirrored('htop-neck-pelv,htop-leye,neck-lsho-lelb-lwri,pelv-lhip-lkne-lank')
+# PoseTrack 2018 (2D): the annotated 15 of its 17 COCO-order keypoints (the ear slots are
+# placeholders, never annotated): nose, head_bottom, head_top, then shoulders ... ankles.
+# head_bottom is the bottom of the head, MPII's 'upper neck' (PoseTrack inherits MPII's joints),
+# hence 'neck'. Own tag (hand-clicked like MPII's, but another protocol).
+_POSETRACK_JOINTS = _names(
+    'nose neck htop lsho rsho lelb relb lwri rwri lhip rhip lkne rkne lank rank')
+_POSETRACK_EDGES = _mirrored('nose-neck-htop,nose-htop,neck-lsho-lelb-lwri,lsho-lhip-lkne-lank,'
+                             'lsho-rsho,lhip-rhip')
+
 
 def _fmt(name, tag, joints, edges, **kwargs) -> tuple[str, SkeletonFormat]:
     return name, SkeletonFormat(name, tag, tuple(joints), edges, **kwargs)
@@ -353,6 +372,10 @@ REAL_FORMATS: dict[str, SkeletonFormat] = dict([
     _fmt('coco2d', 'coco', _COCO17_JOINTS, _COCO17_EDGES, parent='coco', is_2d=True,
          source='COCO keypoints'),
     _fmt('mpii', 'mpii', _MPII_JOINTS, _MPII_EDGES, is_2d=True, source='MPII Human Pose'),
+    _fmt('jrdb', 'jrdb', _JRDB_JOINTS, _JRDB_EDGES, is_2d=True,
+         source='JRDB-Pose labels_2d_pose_coco person keypoints'),
+    _fmt('posetrack', 'posetrack', _POSETRACK_JOINTS, _POSETRACK_EDGES, is_2d=True,
+         source='PoseTrack 2018 keypoints without the placeholder ears'),
     _fmt('h36m_17', 'h36m', _H36M_17_JOINTS, _H36M_17_EDGES, parent='h36m',
          source='H36M 17-joint protocol'),
     _fmt('h36m_25', 'h36m', _H36M_25_JOINTS, _H36M_25_EDGES, parent='h36m',
@@ -377,7 +400,7 @@ DATASET_SKELETONS: dict[str, str] = {
     'tdpeople': '3dpeople', 'bmlmovi': 'bmlmovi', 'mads': 'mads', 'umpm': 'umpm',
     'bmhad': 'bmhad', 'totcap': 'totcap', 'jta': 'jta', 'ikea': 'ikea',
     'human4d': 'human4d', 'tdoh': '3doh', 'hspace': 'ghum',
-    'coco': 'coco2d', 'mpii': 'mpii',
+    'coco': 'coco2d', 'mpii': 'mpii', 'jrdb': 'jrdb', 'posetrack': 'posetrack',
     'h36m_test': 'h36m_17', 'tdpw': 'smpl_24', 'mpi_inf_3dhp_test': 'mpi_inf_3dhp_17',
     'mupots': 'mupots_17',
     'muco_composite': '3dhp',  # composites generated from raw 3DHP (annot3, 28 joints)
