@@ -16,16 +16,18 @@ import os
 import pathlib
 import sys
 import time
-import zipfile
 
-import keras
 import numpy as np
-import tensorflow as tf
 import tqdm
 
-from acae import model as acae_model
 from acae import weight_stats
+from posepile import cli
+from posepile.npz_io import read_npz
 
+# Imported at first use, so that `python -m acae.train --help` answers without TensorFlow
+# (posepile/cli.py); acae.model (TensorFlow too) is imported where used.
+keras = cli.DeferredModule('keras')
+tf = cli.DeferredModule('tensorflow')
 
 LOSSES = ('projected', '3d')
 
@@ -104,24 +106,8 @@ def load_poses_npz(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
 
     Raises ValueError/KeyError naming the file and the offending key.
     """
-    path = pathlib.Path(path)
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, zipfile.BadZipFile) as e:
-        raise ValueError(f'{path}: cannot read as an npz file without pickle ({e})') from e
-    if not isinstance(data, np.lib.npyio.NpzFile):
-        raise ValueError(f'{path}: expected an npz archive with keys poses and joint_names, '
-                         f'got a single array')
-    with data:
-        for key in ('poses', 'joint_names'):
-            if key not in data.files:
-                raise KeyError(f'{path}: missing key {key!r} (has {data.files})')
-        try:
-            poses = data['poses']
-            names = data['joint_names']
-        except ValueError as e:
-            raise ValueError(f'{path}: a key needs pickle to load ({e}); store joint_names as a '
-                             f'str array') from e
+    data = read_npz(path, ('poses', 'joint_names'), 'a poses .npz (poses, joint_names)')
+    poses, names = data['poses'], data['joint_names']
     validate_poses(poses, names, where=str(path))
     return poses.astype(np.float32), [str(n) for n in names]
 
@@ -202,6 +188,7 @@ def sparsity_penalty(w_enc: tf.Tensor, w_dec: tf.Tensor) -> tf.Tensor:
 def initial_model(poses: np.ndarray, joint_names, config: TrainConfig,
                   rng: np.random.Generator) -> acae_model.AffineCombiningAutoencoder:
     """The model before training, as config.init says (TrainConfig)."""
+    from acae import model as acae_model
     if config.init == 'uniform':
         return acae_model.init_uniform(joint_names, config.n_latents, config.n_centre_latents,
                                        config.chiral, seed=config.seed)
@@ -221,6 +208,7 @@ def train_acae(poses: np.ndarray, joint_names, config: TrainConfig = TrainConfig
     the learning rate dropping by 10x at config.lr_drops. Scalars go to `log_dir` (TensorBoard)
     if given.
     """
+    from acae import model as acae_model
     validate_poses(poses, np.asarray(joint_names))
     if config.loss == 'projected':
         behind = np.asarray(poses)[..., 2] <= 0
@@ -317,7 +305,7 @@ def reconstruction_errors_mm(model: acae_model.AffineCombiningAutoencoder, poses
     return dict(zip(('mean_3d', 'depth', 'image_plane'), map(float, means)))
 
 
-def parse_args(argv):
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='python -m acae.train', description=__doc__)
     defaults = TrainConfig()
     parser.add_argument('--poses', required=True, help='npz with poses [N,J,3] mm, joint_names')
@@ -348,8 +336,8 @@ def parse_args(argv):
     parser.add_argument('--skeletons', default='auto',
                         help="comma-separated skeleton names for the converter, 'auto' (every "
                              "registered skeleton covered by the joints) or 'none'")
-    parser.add_argument('--no-progress', action='store_true')
-    return parser.parse_args(argv)
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+    return parser
 
 
 def fit_report(model: acae_model.AffineCombiningAutoencoder, poses: np.ndarray,
@@ -364,27 +352,26 @@ def fit_report(model: acae_model.AffineCombiningAutoencoder, poses: np.ndarray,
             'weights': weight_stats.weight_statistics(w_enc, w_dec)}
 
 
-def main(argv=None):
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+def run(args: argparse.Namespace) -> int:
     # Imported here: export pulls in the skeleton registry, which only the CLI needs.
     from acae import convert, export
     from posepile.atomic_io import write_json_atomic
     poses, joint_names = load_poses_npz(args.poses)
+    centre = None if args.centre_latents == 'auto' else int(args.centre_latents)
+    config = TrainConfig(
+        n_latents=args.latents, n_centre_latents=centre, chiral=not args.no_chiral,
+        loss=args.loss, init=args.init, steps=args.steps, batch_size=args.batch_size,
+        learning_rate=args.lr, sparsity_weight=args.sparsity, depth_weight=args.depth_weight,
+        max_yaw_deg=args.max_yaw_deg, max_tilt_deg=args.max_tilt_deg,
+        translation_mm=args.translation_mm, seed=args.seed)
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
     try:
-        centre = None if args.centre_latents == 'auto' else int(args.centre_latents)
-        config = TrainConfig(
-            n_latents=args.latents, n_centre_latents=centre, chiral=not args.no_chiral,
-            loss=args.loss, init=args.init, steps=args.steps, batch_size=args.batch_size,
-            learning_rate=args.lr, sparsity_weight=args.sparsity, depth_weight=args.depth_weight,
-            max_yaw_deg=args.max_yaw_deg, max_tilt_deg=args.max_tilt_deg,
-            translation_mm=args.translation_mm, seed=args.seed)
-        out = pathlib.Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        start = time.perf_counter()
         model = train_acae(poses, joint_names, config, log_dir=out / 'logs',
                            show_progress=not args.no_progress)
-    except ValueError as e:
-        sys.exit(f'acae.train: {args.poses}: {e}')
+    except ValueError as e:  # what is wrong with the poses: name the file
+        raise ValueError(f'{args.poses}: {e}') from e
     report = fit_report(model, poses, time.perf_counter() - start)
     errors = report['reconstruction_error_mm']
     print(f'fit: {config.steps} steps x {config.batch_size} in {report["fit_seconds"]:.1f} s; '
@@ -399,7 +386,12 @@ def main(argv=None):
     write_json_atomic(out / 'fit_report.json', {**report, 'config': dataclasses.asdict(config)})
     print(f'wrote {out}/weights.npz, converter.npz, saved_model/, fit_report.json '
           f'(skeletons: {", ".join(converter.skeleton_names)})')
+    return 0
+
+
+def main(argv=None) -> int:
+    return cli.run(build_parser, run, argv, uses_tensorflow=True)
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

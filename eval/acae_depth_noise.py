@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -35,6 +36,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from eval.consistency import hidden_world_poses, synthetic_formats
+from posepile import cli
 from posepile import joints as joint_registry
 
 
@@ -138,9 +140,7 @@ def _parse_value(text: str):
         return text
 
 
-def main(argv=None):
-    from acae import train, weight_stats
-
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='python -m eval.acae_depth_noise',
                                      description=__doc__.split('\n')[0])
     parser.add_argument('--train-poses', type=int, default=24000)
@@ -151,16 +151,27 @@ def main(argv=None):
     parser.add_argument('--set', action='append', default=[], metavar='FIELD=JSON',
                         help='an acae.train.TrainConfig field (repeatable), e.g. loss="3d"')
     parser.add_argument('--json', default=None, help='also write the numbers here')
-    args = parser.parse_args(argv)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from acae import train, weight_stats
+
     overrides = {}
     for item in args.set:
         key, sep, value = item.partition('=')
         if not sep:
-            sys.exit(f'--set: expected FIELD=VALUE, got {item!r}')
+            raise ValueError(f'--set: expected FIELD=VALUE, got {item!r}')
         overrides[key] = _parse_value(value)
     if isinstance(overrides.get('lr_drops'), list):
         overrides['lr_drops'] = tuple(overrides['lr_drops'])
+    unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(train.TrainConfig)})
+    if unknown:
+        raise ValueError(f'--set: acae.train.TrainConfig has no field {", ".join(unknown)}')
     config = train.TrainConfig(**{'seed': args.seed, **overrides})
+    # Checked before the fit, which takes a minute.
+    if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
+        raise FileNotFoundError(f'{args.json}: its directory does not exist')
     noise = NoiseModel(along=args.along)
     train_clean = clean_camera_poses(args.train_poses, seed=2 * args.seed)
     test_clean = clean_camera_poses(args.test_poses, seed=2 * args.seed + 1)
@@ -181,7 +192,12 @@ def main(argv=None):
     if args.json:
         from posepile.atomic_io import write_json_atomic
         write_json_atomic(args.json, result)
+    return 0
+
+
+def main(argv=None) -> int:
+    return cli.run(build_parser, run, argv, uses_tensorflow=True)
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

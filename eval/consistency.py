@@ -28,7 +28,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from posepile import cli
 from posepile import joints as joint_registry
+from posepile.npz_io import read_npz
 
 
 @dataclasses.dataclass
@@ -194,17 +196,11 @@ def evaluate_file(path: str, fit_on: str = 'hidden', formats: Sequence[str] | No
     hidden-world poses; with fit_on='gt', on the file's own 'true3d_cam'.
     """
     formats = list(formats or synthetic_formats())
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            for key in ('poses', 'joint_names') + (('true3d_cam',) if fit_on == 'gt'
-                                                          else ()):
-                if key not in data.files:
-                    raise KeyError(f'{path}: missing field {key!r} (has {data.files})')
-            pred = data['poses']
-            names = [str(n) for n in data['joint_names']]
-            truth = data['true3d_cam'] if fit_on == 'gt' else None
-    except ValueError as e:
-        raise ValueError(f'{path}: cannot read without pickle ({e})') from e
+    data = read_npz(path, ('poses', 'joint_names') + (('true3d_cam',) if fit_on == 'gt' else ()),
+                    'a predictions .npz (poses, joint_names)')
+    pred = data['poses']
+    names = [str(n) for n in data['joint_names']]
+    truth = data['true3d_cam'] if fit_on == 'gt' else None
     if pred.ndim != 3 or pred.shape[1:] != (len(names), 3):
         raise ValueError(f'{path}: field "poses" must be [N, {len(names)}, 3], '
                          f'got {pred.shape}')
@@ -241,7 +237,7 @@ def format_table(rows: Mapping[str, ConsistencyResult]) -> str:
     return '\n'.join(lines)
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='python -m eval.consistency',
         description='Cross-skeleton consistency (mm) of multi-format predictions.')
@@ -253,17 +249,17 @@ def main(argv=None):
     parser.add_argument('--json', default=None, help='also write all numbers here')
     parser.add_argument('--acae', default=None, metavar='WEIGHTS.npz',
                         help="also each file's predictions passed through this ACAE")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
     rows, floor, everything = {}, None, {}
     for item in args.predictions:
         name, _, path = item.rpartition('=')
         name = name or path
         runs = [(name, None)] + ([(f'{name} -> ACAE', args.acae)] if args.acae else [])
         for row, acae_weights in runs:
-            try:
-                rows[row], floor = evaluate_file(path, args.fit_on, acae_weights=acae_weights)
-            except (KeyError, ValueError, FileNotFoundError) as e:
-                sys.exit(f'eval.consistency: {e}')
+            rows[row], floor = evaluate_file(path, args.fit_on, acae_weights=acae_weights)
             everything[row] = rows[row].to_dict()
     rows['ground truth (floor)'] = floor
     everything['ground truth (floor)'] = floor.to_dict()
@@ -271,7 +267,12 @@ def main(argv=None):
     if args.json:
         from posepile.atomic_io import write_json_atomic
         write_json_atomic(args.json, everything)
+    return 0
+
+
+def main(argv=None) -> int:
+    return cli.run(build_parser, run, argv, uses_tensorflow=lambda args: args.acae is not None)
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())
