@@ -25,7 +25,11 @@ class FinetuneConfig:
             head_restart_fraction of the run, then restarting at base/30 and decaying by x0.3
             (the released lr_schedule_finetune_low / _high). 'single': the pretraining optimizer
             of TrainConfig (its lr_schedule and backbone_lr_factor).
-        backbone_lr_factor, backbone_lr_decay, head_restart_fraction: see 'dual' (1/30, 0.3, 0.5).
+        backbone_lr_factor: ('dual') the backbone's starting LR relative to base_learning_rate
+            (released 1/30).
+        backbone_lr_decay: ('dual') the factor the backbone's LR decays by over the run (0.3).
+        head_restart_fraction: ('dual') the fraction of the run after which the heads' LR
+            restarts at base/30 (0.5).
         weight_decay_steps: the step count the decoupled weight decay is normalised by
             (TrainConfig.normalize_weight_decay): the released fine-tuning keeps the pretraining
             length, 400k; None: this run's training_steps.
@@ -34,7 +38,8 @@ class FinetuneConfig:
             [--loss-manif-factor2d]; the hybrid variant halves both of its 2D-only-row terms, as
             released.
         teacher_start_step: the hybrid's distillation term counts after this step
-            [--teacher-start-step]; teacher_loss_factor: its weight then [--teacher-loss-factor].
+            [--teacher-start-step].
+        teacher_loss_factor: the distillation term's weight from then on [--teacher-loss-factor].
         teacher_ae_gt_factor: the hybrid's supervision of the teacher's ACAE reconstruction by the
             labels [--allhead-aegt-loss-factor].
     """
