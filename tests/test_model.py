@@ -163,7 +163,7 @@ def test_imagenet_weights_come_from_keras_download(tmp_path, monkeypatch):
     from metrabs import save_backbone_weights
     name = 'efficientnetv2-b0'
     keras.utils.set_random_seed(7)
-    constructor, _ = backbones._APPLICATIONS[name]
+    constructor = backbones._APPLICATIONS[name]
     kwargs = dict(include_top=False, weights=None, input_shape=(SIDE, SIDE, 3))
     if name.startswith('efficientnet'):
         kwargs['include_preprocessing'] = False

@@ -21,49 +21,43 @@ unchanged, so ImageNet weights load either way; padding='same' keeps Keras' beha
 """
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Sequence
 
 import keras
 import tensorflow as tf
 
+from metrabs.model.backbone_names import (  # noqa: F401 - re-exported for callers
+    BACKBONE_NAMES, CPU_BACKBONES, IMAGENET_BACKBONES, IMAGENET_PREPROCESSING, PADDINGS,
+    check_name, check_weights_source)
 from metrabs.model.ghost_batchnorm import GhostBatchNormalization
 
 _IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
 _IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
 _CAFFE_MEAN_BGR_255 = (103.939, 116.779, 123.68)
 
-_APPLICATIONS: dict[str, tuple[Callable[..., keras.Model], str]] = {
-    'efficientnetv2-b0': (keras.applications.EfficientNetV2B0, 'imagenet_meanstd'),
-    'efficientnetv2-b1': (keras.applications.EfficientNetV2B1, 'imagenet_meanstd'),
-    'efficientnetv2-b2': (keras.applications.EfficientNetV2B2, 'imagenet_meanstd'),
-    'efficientnetv2-b3': (keras.applications.EfficientNetV2B3, 'imagenet_meanstd'),
-    'efficientnetv2-s': (keras.applications.EfficientNetV2S, 'symmetric_128'),
-    'efficientnetv2-m': (keras.applications.EfficientNetV2M, 'symmetric_128'),
-    'efficientnetv2-l': (keras.applications.EfficientNetV2L, 'symmetric_128'),
-    'resnet50': (keras.applications.ResNet50, 'caffe'),
-    'resnet101': (keras.applications.ResNet101, 'caffe'),
-    'resnet152': (keras.applications.ResNet152, 'caffe'),
-    'mobilenetv3-small': (keras.applications.MobileNetV3Small, 'symmetric_127.5'),
-    'mobilenetv3-large': (keras.applications.MobileNetV3Large, 'symmetric_127.5'),
+# The keras.applications constructor of each ImageNet backbone of backbone_names.
+_APPLICATIONS: dict[str, Callable[..., keras.Model]] = {
+    'efficientnetv2-b0': keras.applications.EfficientNetV2B0,
+    'efficientnetv2-b1': keras.applications.EfficientNetV2B1,
+    'efficientnetv2-b2': keras.applications.EfficientNetV2B2,
+    'efficientnetv2-b3': keras.applications.EfficientNetV2B3,
+    'efficientnetv2-s': keras.applications.EfficientNetV2S,
+    'efficientnetv2-m': keras.applications.EfficientNetV2M,
+    'efficientnetv2-l': keras.applications.EfficientNetV2L,
+    'resnet50': keras.applications.ResNet50,
+    'resnet101': keras.applications.ResNet101,
+    'resnet152': keras.applications.ResNet152,
+    'mobilenetv3-small': keras.applications.MobileNetV3Small,
+    'mobilenetv3-large': keras.applications.MobileNetV3Large,
 }
-BACKBONE_NAMES: tuple[str, ...] = (*_APPLICATIONS, 'small', 'tiny')
-IMAGENET_BACKBONES: tuple[str, ...] = tuple(_APPLICATIONS)
-"""Backbones with ImageNet weights from keras.applications (not the CPU ones)."""
-PADDINGS = ('aligned', 'same')
-_PREPROCESSING = {name: mode for name, (_, mode) in _APPLICATIONS.items()} | {
-    'small': 'symmetric_127.5', 'tiny': 'symmetric_127.5'}
+assert tuple(_APPLICATIONS) == IMAGENET_BACKBONES
+_PREPROCESSING = IMAGENET_PREPROCESSING | {name: 'symmetric_127.5' for name in CPU_BACKBONES}
 
 # Keras's ResNet is v1 (the stride-2 of a downsampling block sits in its first 1x1 conv); v1.5
 # moves it into the 3x3 conv, which sees every input pixel. Weight shapes are unchanged.
 _RESNET_STRIDED_1X1 = re.compile(r'conv\d_block1_1_conv$')
 _RESNET_STRIDED_3X3 = re.compile(r'conv\d_block1_2_conv$')
-
-
-def _check_name(name: str):
-    if name not in BACKBONE_NAMES:
-        raise KeyError(f'unknown backbone {name!r}; known: {", ".join(BACKBONE_NAMES)}')
 
 
 def preprocess_images(images: tf.Tensor, backbone: str) -> tf.Tensor:
@@ -77,7 +71,7 @@ def preprocess_images(images: tf.Tensor, backbone: str) -> tf.Tensor:
         (EfficientNetV2-S/M/L), x*255/127.5 - 1 (MobileNetV3, tiny), or BGR minus the Caffe
         ImageNet mean on the 0..255 scale (ResNet).
     """
-    _check_name(backbone)
+    check_name(backbone)
     if images.dtype == tf.uint8:
         x = tf.cast(images, tf.float32) / 255.0
     else:
@@ -287,7 +281,7 @@ def build_backbone(name: str, input_side: int = 256, ghost_bn_group_size: int = 
         keras.Model: preprocessed images [N, S, S, 3] (see preprocess_images) ->
         features [N, S/32, S/32, C] in the policy's compute dtype.
     """
-    _check_name(name)
+    check_name(name)
     if input_side % 32 != 0:
         raise ValueError(f'build_backbone: input_side must be a multiple of 32, got {input_side}')
     if padding not in PADDINGS:
@@ -307,29 +301,12 @@ def build_backbone(name: str, input_side: int = 256, ghost_bn_group_size: int = 
 
 
 def _application(name: str, input_side: int, weights: str | None) -> keras.Model:
-    constructor, _ = _APPLICATIONS[name]
+    constructor = _APPLICATIONS[name]
     kwargs = dict(include_top=False, weights=weights, input_shape=(input_side, input_side, 3))
     if name.startswith(('efficientnetv2', 'mobilenetv3')):
         # Preprocessing is done by preprocess_images, identically for all backbones.
         kwargs['include_preprocessing'] = False
     return constructor(**kwargs)
-
-
-def check_weights_source(name: str, weights: str | None, where: str = 'backbone_weights'):
-    """ValueError naming `where` if `weights` cannot initialise backbone `name`: 'imagenet' for a
-    CPU backbone (they have no ImageNet weights) or a path that is not a file."""
-    _check_name(name)
-    if weights is None:
-        return
-    if weights == 'imagenet':
-        if name not in IMAGENET_BACKBONES:
-            raise ValueError(
-                f"{where}='imagenet': backbone {name!r} has no ImageNet weights (it is one of "
-                f"this project's CPU backbones); those with Keras ImageNet weights are: "
-                f"{', '.join(IMAGENET_BACKBONES)}")
-        return
-    if not os.path.isfile(weights):
-        raise FileNotFoundError(f'{where}: backbone weights file not found: {weights}')
 
 
 def load_initial_weights(backbone: keras.Model, name: str, weights: str | None,

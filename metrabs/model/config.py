@@ -53,7 +53,7 @@ class ModelConfig:
     dtype_policy: str = 'float32'
 
     def __post_init__(self):
-        from metrabs.model.backbones import BACKBONE_NAMES, PADDINGS, check_weights_source
+        from metrabs.model.backbone_names import BACKBONE_NAMES, PADDINGS, check_weights_source
         if self.backbone not in BACKBONE_NAMES:
             raise ValueError(f'ModelConfig: backbone {self.backbone!r} is unknown; known: '
                              f'{", ".join(BACKBONE_NAMES)}')
