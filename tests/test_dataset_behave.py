@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from fixture_media import write_jpeg
-from fixture_people import default_camera, make_people_sequence
+from posepile.dataset_writers.media import write_jpeg
+from posepile.dataset_writers.people import default_camera, make_people_sequence
 from posepile import body_models, build, joints
 from posepile.datasets import behave, common
 from posepile.safe_unpickle import UnsafePickleError

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from fixture_people import default_camera, make_people_sequence
+from posepile.dataset_writers.people import default_camera, make_people_sequence
 from posepile import build, joints
 from posepile.datasets import bmhad, common
-from fixture_media import write_c3d
+from posepile.dataset_writers.media import write_c3d
 
 IMSHAPE = (120, 160)
 DIST = np.array([-0.25, 0.1, 0.001, -0.0005])

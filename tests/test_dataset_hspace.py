@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fixture_people import default_camera, make_people_sequence
+from posepile.dataset_writers.people import default_camera, make_people_sequence
 from posepile import build, joints
 from posepile.cropping import decode_rle
 from posepile.datasets import common, hspace

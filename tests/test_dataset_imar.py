@@ -12,8 +12,8 @@ import shutil
 import numpy as np
 import pytest
 
-from fixture_media import write_video
-from fixture_people import default_camera, make_people_sequence
+from posepile.dataset_writers.media import write_video
+from posepile.dataset_writers.people import default_camera, make_people_sequence
 from posepile import build, joints
 from posepile.camera import h36m_distortion_to_opencv
 from posepile.datasets import chi3d, common, fit3d, humansc3d

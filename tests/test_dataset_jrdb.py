@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from fixture_media import write_jpeg
-from fixture_people import default_camera, make_people_sequence
+from posepile.dataset_writers.media import write_jpeg
+from posepile.dataset_writers.people import default_camera, make_people_sequence
 from posepile import build, joints
 from posepile.datasets import common, jrdb
 from posepile.datasets.skip_counts import recording_skips

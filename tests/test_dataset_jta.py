@@ -10,8 +10,8 @@ import shutil
 import numpy as np
 import pytest
 
-from fixture_media import write_video
-from fixture_people import default_camera, make_people_sequence
+from posepile.dataset_writers.media import write_video
+from posepile.dataset_writers.people import default_camera, make_people_sequence
 from posepile import build, joints
 from posepile.datasets import common, jta
 

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fixture_people import default_camera, make_people_sequence
+from posepile.dataset_writers.people import default_camera, make_people_sequence
 from posepile import build, joints
 from posepile.cropping import decode_rle
 from posepile.datasets import common, sailvos

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from fixture_people import default_camera, make_people_sequence
+from posepile.dataset_writers.people import default_camera, make_people_sequence
 from posepile import body_models, build, joints
 from posepile.camera import fit_translation
 from posepile.datasets import common, spec

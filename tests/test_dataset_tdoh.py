@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
-from fixture_media import write_jpeg
-from fixture_people import default_camera, make_people_sequence
+from posepile.dataset_writers.media import write_jpeg
+from posepile.dataset_writers.people import default_camera, make_people_sequence
 from posepile import build, joints
 from posepile.datasets import common, tdoh
 

@@ -1,6 +1,6 @@
 """Converters of the studio datasets (issue 7, part A) on tiny fixtures written in each real format.
 
-Every fixture holds rendered synthetic people (tests/fixture_people.py), so the checks are
+Every fixture holds rendered synthetic people (posepile/dataset_writers/people.py), so the checks are
 against real pixels: projections through the parsed camera agree with OpenCV's projection of the
 raw calibration (< 1 px), the decoded image is the frame that was written, units come out in mm,
 and `python -m posepile.build` dedups to the count an independent reference loop gives.
@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 import pytest
 
-from fixture_media import write_c3d
-from fixture_people import default_camera, make_people_sequence
+from posepile.dataset_writers.media import write_c3d
+from posepile.dataset_writers.people import default_camera, make_people_sequence
 from posepile import build, joints
 from posepile.safe_unpickle import UnsafePickleError
 from posepile.datasets import common, get_converter

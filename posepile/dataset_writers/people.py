@@ -1,4 +1,4 @@
-"""Rendered moving people for dataset-format fixtures: real images whose 3D joints are known.
+"""Rendered moving people for dataset-format writers: real images whose 3D joints are known.
 
 Converter tests write a tiny dataset in its authors' real format; the images in it come from here,
 so a projection check through the parsed camera lands on an actual rendered body.

@@ -1,4 +1,4 @@
-"""Writers of image/video files for dataset-format fixtures (the tests of posepile/datasets)."""
+"""Image, video and C3D files for the dataset-format writers (posepile/dataset_writers/)."""
 from __future__ import annotations
 
 import pathlib
