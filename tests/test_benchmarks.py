@@ -30,7 +30,6 @@ def approx(value):
     return pytest.approx(value, abs=TOLERANCE_MM)
 
 
-
 def body(rng, n, j, depth=4000.0):
     return rng.normal(0, 300, size=(n, j, 3)) + np.array([0, 0, depth])
 

@@ -16,6 +16,7 @@ from posepile.dataset_writers.mpi_inf_3dhp_test import PELVIS_ROW, VALID, write_
 from posepile.datasets import common, mpi_inf_3dhp_test
 from posepile.datasets.skip_counts import recording_skips
 
+
 @pytest.fixture(scope='module')
 def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp('3dhp_test')

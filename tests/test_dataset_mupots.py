@@ -17,6 +17,7 @@ from posepile.dataset_writers.media import read_image
 from posepile.dataset_writers.mupots import PELVIS_ROW
 from posepile.datasets import common, mupots
 
+
 @pytest.fixture(scope='module')
 def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp('mupots')

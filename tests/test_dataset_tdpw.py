@@ -16,6 +16,7 @@ from posepile.dataset_writers.tdpw import N_FRAMES, pkl_dict, write_pkl
 from posepile.datasets import common, tdpw
 from posepile.safe_unpickle import UnsafePickleError
 
+
 @pytest.fixture(scope='module')
 def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp('3dpw')
