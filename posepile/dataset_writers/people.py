@@ -41,6 +41,17 @@ def default_camera(imshape=(240, 320), distance_mm=4500.0, height_mm=1000.0,
     return cam
 
 
+def studio_cameras(n, distortion=None, imshape=(120, 160)) -> list[Camera]:
+    """`n` cameras on a widening arc around the origin (yaw -20, 15, 50, ... deg, 4 m + 0.3 m per
+    camera), all with the OpenCV `distortion` coefficients if given: a multi-camera studio."""
+    cams = [default_camera(imshape, yaw_deg=35.0 * i - 20, distance_mm=4000.0 + 300 * i)
+            for i in range(n)]
+    if distortion is not None:
+        for cam in cams:
+            cam.distortion_coeffs = np.asarray(distortion, np.float64)
+    return cams
+
+
 def _rot_z(angle):
     c, s = np.cos(angle), np.sin(angle)
     return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]])
