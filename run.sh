@@ -34,7 +34,7 @@ stage_setup() {
   fi
   "$PY" -m pip install --quiet --upgrade pip
   "$PY" -m pip install --quiet -e '.[dev]'
-  "$PY" -c 'import tensorflow, keras, cv2, pycocotools; print("setup ok: tensorflow", tensorflow.__version__, "keras", keras.__version__)'
+  "$PY" -c 'import tensorflow, keras, cv2, pycocotools, tf2onnx, onnxruntime, ai_edge_litert, tensorflow_hub, imageio_ffmpeg; print("setup ok: tensorflow", tensorflow.__version__, "keras", keras.__version__)'
 }
 
 stage_data() {
@@ -84,8 +84,14 @@ export_and_evaluate() {  # LOGDIR NAME
 }
 
 stage_export() {
-  echo "== export: SavedModel (predict_crops / estimate_poses / detect_poses)"
+  echo "== export: SavedModel (predict_crops / estimate_poses / detect_poses), its crop model as ONNX and TFLite"
   "$PY" -m metrabs.export --checkpoint="$OUT/train" --out="$OUT/models/separate_heads"
+  "$PY" -m metrabs.export --savedmodel="$OUT/models/separate_heads" --format=onnx \
+    --out="$OUT/models/separate_heads.onnx"
+  "$PY" -m metrabs.export --savedmodel="$OUT/models/separate_heads" --format=tflite \
+    --out="$OUT/models/separate_heads.tflite"
+  "$PY" -m metrabs.export --savedmodel="$OUT/models/separate_heads" --format=tflite \
+    --precision=float16 --out="$OUT/models/separate_heads_fp16.tflite"
 }
 
 stage_evaluate() {

@@ -23,6 +23,16 @@ INSTALL_REQUIRES = [
     'pyyaml==6.0.4',
     # Image warps of the perspective crop (remap with distortion) need a fast resampler.
     'opencv-python-headless==5.0.0.93',
+    # Deployment (metrabs.export --format=onnx|tflite, metrabs.video, TF-Hub loading): measured
+    # to install and import with the pins above (protobuf stays at what TF 2.21 takes).
+    'tf2onnx==1.17.0',
+    'onnx==1.23.2',
+    'onnxruntime==1.31.1',
+    'ai-edge-litert==2.3.0',
+    'tensorflow-hub==0.16.1',
+    'tf-keras==2.21.0',
+    # metrabs.video's overlay and bench.build_stages' H.264 test video use the ffmpeg it ships.
+    'imageio-ffmpeg==0.8.1',
 ]
 
 setup(

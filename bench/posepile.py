@@ -7,12 +7,17 @@ Prints a table (single process):
     Goal: >= 1 M poses/s.
   - synthetic images rendered/s by posepile.synthetic (world.generate_sequence).
   - crops/s: 256 px crops (JPEG q95 + RLE mask) from 1000x1000 images, person boxes 300..700 px,
-    for a pinhole camera (one homography) and a distorted one (per-pixel remap).
+    for a pinhole camera (one homography) and a distorted one (interpolated sampling maps),
+    per core (CPU time of this process, OpenCV single-threaded), the two interleaved over
+    several rounds so the ratio holds under load. Goal: distorted within 1.5x of pinhole.
+  - then the build stages of bench.build_stages (decode, video, warp, encode, write, PSNR of
+    reduced decoding), unless --no-stages.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import time
 
@@ -27,6 +32,7 @@ import numpy as np  # noqa: E402
 from pycocotools import mask as mask_lib  # noqa: E402
 
 from posepile.camera import Camera  # noqa: E402
+from bench.build_stages import print_rows, stage_rows  # noqa: E402
 from posepile.cropping import CropConfig, crop_example  # noqa: E402
 from posepile.dedup import dedup_mask  # noqa: E402
 from posepile.example import Pose3DExample  # noqa: E402
@@ -103,12 +109,19 @@ def crop_examples(n: int, distorted: bool, rng: np.random.Generator) -> list[Pos
     return examples
 
 
-def time_crops(examples, config: CropConfig) -> float:
-    crop_example(examples[0], config)  # warm-up (OpenCV allocations)
-    start = time.perf_counter()
-    for example in examples:
-        crop_example(example, config)
-    return len(examples) / (time.perf_counter() - start)
+def time_crops(example_sets: dict[str, list], config: CropConfig,
+               rounds: int = 5) -> dict[str, float]:
+    """{name: median crops per CPU second} over `rounds` passes, the sets interleaved."""
+    rates: dict[str, list[float]] = {name: [] for name in example_sets}
+    for examples in example_sets.values():
+        crop_example(examples[0], config)  # warm-up (OpenCV allocations)
+    for _ in range(rounds):
+        for name, examples in example_sets.items():
+            start = time.process_time()
+            for example in examples:
+                crop_example(example, config)
+            rates[name].append(len(examples) / (time.process_time() - start))
+    return {name: float(np.median(r)) for name, r in rates.items()}
 
 
 def time_synthetic_render(n_images: int, seed: int = 0) -> float:
@@ -124,10 +137,12 @@ def time_synthetic_render(n_images: int, seed: int = 0) -> float:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--poses', type=int, default=1_000_000)
-    parser.add_argument('--crops', type=int, default=60)
+    parser.add_argument('--crops', type=int, default=40)
     parser.add_argument('--renders', type=int, default=60,
                         help='synthetic-world images to render')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--video-frames', type=int, default=100)
+    parser.add_argument('--no-stages', action='store_true', help='skip bench.build_stages')
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
 
@@ -144,23 +159,28 @@ def main():
                  f'{rate / 1e6:.2f} M poses/s', f'kept {kept:.1%}'))
     coords, track_ids, frames = smooth_motion(np.array([args.poses]), rng)
     rate, kept = time_dedup(coords, track_ids, frames)
-    rows.append(('dedup, one track of 1 M frames', f'{rate / 1e6:.2f} M poses/s',
+    rows.append((f'dedup, one track of {args.poses} frames', f'{rate / 1e6:.2f} M poses/s',
                  f'kept {kept:.1%}'))
 
-    config = CropConfig(crop_size=256)
-    for distorted in (False, True):
-        rate = time_crops(crop_examples(args.crops, distorted, rng), config)
-        rows.append((f'crop 256 px from 1000x1000, {"distorted" if distorted else "pinhole"}',
-                     f'{rate:.1f} crops/s', '1 process, JPEG q95 + mask'))
+    cv2.setNumThreads(1)
+    rates = time_crops({'pinhole': crop_examples(args.crops, False, rng),
+                        'distorted': crop_examples(args.crops, True, rng)}, CropConfig())
+    for name, rate in rates.items():
+        note = 'per core, JPEG q95 + mask'
+        if name == 'distorted':
+            note += f'; pinhole / distorted = {rates["pinhole"] / rate:.2f}'
+        rows.append((f'crop 256 px from 1000x1000, {name}', f'{rate:.1f} crops/s', note))
 
     rate = time_synthetic_render(args.renders, args.seed)
     rows.append(('synthetic world render (posepile.synthetic)', f'{rate:.1f} images/s',
                  '1 process, all 5 datasets, in memory'))
 
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    print(f'posepile benchmark ({args.poses} poses, J={N_JOINTS})')
-    for row in rows:
-        print('  '.join(cell.ljust(width) for cell, width in zip(row, widths)))
+    print(subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip())
+    print_rows(f'posepile benchmark ({args.poses} poses, J={N_JOINTS})', rows)
+    if not args.no_stages:
+        print_rows('build stages, per core (CPU time of one process, OpenCV single-threaded)',
+                   stage_rows(args.crops, args.video_frames, args.seed))
+    print(subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip())
 
 
 if __name__ == '__main__':

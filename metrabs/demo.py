@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from metrabs.serving import visualize
+from metrabs.serving.loaded_model import skeleton_joints
 
 
 def load_rgb(path: str) -> np.ndarray:
@@ -31,20 +32,11 @@ def load_rgb(path: str) -> np.ndarray:
     return np.ascontiguousarray(image[..., :3])
 
 
-def skeleton_edges(model, skeleton: str) -> np.ndarray:
-    if skeleton == '':
-        return model.joint_edges.numpy()
-    if skeleton not in model.per_skeleton_joint_edges:
-        raise KeyError(f'unknown skeleton {skeleton!r}; the model has: '
-                       f'{sorted(model.per_skeleton_joint_edges)}')
-    return model.per_skeleton_joint_edges[skeleton].numpy()
-
-
 def run(model_dir: str, image_path: str, out_path: str, skeleton: str = '', num_aug: int = 1,
         fov_degrees: float = 55.0, suppress_implausible: bool = True) -> dict[str, np.ndarray]:
     model = tf.saved_model.load(model_dir)
     image = load_rgb(image_path)
-    edges = skeleton_edges(model, skeleton)
+    _, edges = skeleton_joints(model, skeleton)
     pred = model.detect_poses(image, default_fov_degrees=fov_degrees, num_aug=num_aug,
                               skeleton=skeleton, suppress_implausible_poses=suppress_implausible)
     pred = {k: v.numpy() for k, v in pred.items()}

@@ -1,8 +1,20 @@
-"""Export a trained MetrabsModel as a SavedModel with the published MeTRAbs API.
+"""Export a trained MetrabsModel: a SavedModel with the published MeTRAbs API, or the crop model
+as ONNX / TFLite.
 
     python -m metrabs.export --checkpoint=LOGDIR_OR_CKPT --out=DIR [--joint-set=NAME]
         [--model-config=JSON] [--joint-names-file=JSON] [--acae-weights=weights.npz]
-        [--detector=SAVEDMODEL_DIR] [--bone-stats=JSON]
+        [--detector=SAVEDMODEL_DIR [--detector-person-class=1] [--detector-signature=KEY]]
+        [--bone-stats=JSON]
+    python -m metrabs.export --format=onnx|tflite (--checkpoint=... | --savedmodel=DIR)
+        --out=FILE [--precision=float32|float16 (tflite)] [--opset=17 (onnx)]
+
+--format=savedmodel (the default) writes the full API (predict_crops, estimate_poses,
+detect_poses, batched forms; `serving_default` = predict_crops). --format=onnx / tflite write
+the crop model only (crops + intrinsics in, 3D and 2D poses out; metrabs.serving.crop_model_export)
+plus FILE.json with the joint names and per-skeleton indices; --savedmodel converts an existing
+export instead of a checkpoint (for TFLite through TFLiteConverter.from_saved_model).
+--detector: a detector SavedModel, either this project's contract or the TF2 Object Detection API
+/ TF-Hub detection signature (metrabs.serving.detectors); COCO-trained ones label people 1.
 
 Where the model description comes from (first found wins):
     model config: --model-config (a ModelConfig JSON object, or a TrainConfig JSON with a 'model'
@@ -12,9 +24,8 @@ Where the model description comes from (first found wins):
         or in its parent, else --joint-set (a union 'real' / 'synthetic' / 'all' or a
         registered skeleton name, whose union names are used).
 The checkpoint is a tf.train.Checkpoint with the model under the key 'model' (metrabs.train /
-metrabs.training.checkpointing); a directory means its newest checkpoint. The SavedModel is
-written to a temporary directory next to DIR and renamed when complete. The writer is
-metrabs.serving.saved_model, the API metrabs.serving.inference_module.
+metrabs.training.checkpointing); a directory means its newest checkpoint. Every output is
+written under a temporary name and renamed when complete.
 """
 from __future__ import annotations
 
@@ -23,25 +34,48 @@ import argparse
 from metrabs.model import restore
 from metrabs.model.description import (find_nearby, joint_names_of_set, load_joint_names,
                                        register_skeletons_nearby)
-from metrabs.serving.saved_model import export
+from metrabs.serving import crop_model_export
+from metrabs.serving.detectors import COCO_PERSON_CLASS
+from metrabs.serving.saved_model import build_module, export
+
+FORMATS = ('savedmodel', 'onnx', 'tflite')
 
 
 def _parse_args(argv):
     parser = argparse.ArgumentParser(prog='python -m metrabs.export', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--checkpoint', required=True)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument('--checkpoint', help='training logdir or checkpoint prefix')
+    source.add_argument('--savedmodel', help='an exported SavedModel (onnx / tflite only)')
     parser.add_argument('--out', required=True)
+    parser.add_argument('--format', choices=FORMATS, default='savedmodel')
+    parser.add_argument('--precision', choices=crop_model_export.TFLITE_PRECISIONS,
+                        default='float32', help='TFLite weights (default float32)')
+    parser.add_argument('--opset', type=int, default=crop_model_export.DEFAULT_ONNX_OPSET,
+                        help='ONNX opset (default %(default)s)')
     parser.add_argument('--model-config')
     parser.add_argument('--joint-names-file')
     parser.add_argument('--joint-set')
     parser.add_argument('--acae-weights')
     parser.add_argument('--detector')
+    parser.add_argument('--detector-person-class', type=int, default=COCO_PERSON_CLASS)
+    parser.add_argument('--detector-signature', default='serving_default')
     parser.add_argument('--bone-stats')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.savedmodel and args.format == 'savedmodel':
+        parser.error('--savedmodel is a source for --format=onnx or tflite')
+    if args.savedmodel and (args.acae_weights or args.bone_stats):
+        parser.error('--acae-weights and --bone-stats are part of the SavedModel: pass them '
+                     'when exporting it')
+    if args.precision != 'float32' and args.format != 'tflite':
+        parser.error('--precision applies to --format=tflite only')
+    if args.format != 'savedmodel' and args.detector:
+        parser.error('--detector applies to --format=savedmodel (ONNX / TFLite hold the crop '
+                     'model only)')
+    return args
 
 
-def main(argv=None):
-    args = _parse_args(argv)
+def _restore(args):
     prefix = restore.resolve_checkpoint(args.checkpoint)
     register_skeletons_nearby(prefix)  # user-defined skeletons of the model's joints, if any
     config_path = args.model_config or find_nearby(prefix, 'config.json')
@@ -56,10 +90,30 @@ def main(argv=None):
         raise SystemExit(f'{prefix}: no joint_names.json next to the checkpoint; pass '
                          f'--joint-names-file or --joint-set')
     # Any model metrabs.train writes, incl. the ACAE latent/hybrid fine-tuned ones.
-    model = restore.restore_model(prefix, str(config_path), names)
-    export(model, args.out, acae_weights=args.acae_weights, detector=args.detector,
-           bone_stats=args.bone_stats)
-    print(f'exported {prefix} ({len(names)} joints) to {args.out}')
+    return prefix, restore.restore_model(prefix, str(config_path), names)
+
+
+def main(argv=None):
+    args = _parse_args(argv)
+    options = dict(acae_weights=args.acae_weights, bone_stats=args.bone_stats)
+    if args.savedmodel:
+        import tensorflow as tf
+        source, module = args.savedmodel, tf.saved_model.load(args.savedmodel)
+    else:
+        source, model = _restore(args)
+        if args.format == 'savedmodel':
+            module = export(model, args.out, detector=args.detector,
+                            detector_person_class=args.detector_person_class,
+                            detector_signature=args.detector_signature, **options)
+        else:
+            module = build_module(model, **options)
+    if args.format == 'onnx':
+        crop_model_export.export_onnx(module, args.out, args.opset)
+    elif args.format == 'tflite':
+        crop_model_export.export_tflite(module, args.out, args.precision,
+                                        saved_model_dir=args.savedmodel)
+    n_joints = len(module.joint_names.numpy())
+    print(f'exported {source} ({n_joints} joints) as {args.format} to {args.out}')
 
 
 if __name__ == '__main__':

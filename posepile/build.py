@@ -44,13 +44,14 @@ from posepile.cropping import CropConfig, crop_task, init_crop_worker
 from posepile.datasets.skip_counts import recording_skips, skipped_by_dataset
 from posepile.dedup import dedup_mask
 from posepile.example import Pose3DExample
-from posepile.shards import ShardWriter, assign_shards
+from posepile.shards import MANIFEST_NAME, ShardWriter, assign_shards
 from posepile.tfrecord_schema import SCHEMA_VERSION, encode_example
 
-MANIFEST_NAME = 'manifest.json'
 CONFIG_NAME = 'build_config.json'
 SPLITS = ('train', 'validation', 'test')
 SHARD_BY = ('example', 'sequence')
+_THREAD_VARIABLES = ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS')
+_CHUNK = 16
 # Examples deduplicated at once. Only survivors stay in memory, so a build's peak memory is this
 # many examples plus the survivors (not the whole dataset: SURREAL alone has millions of frames).
 DEDUP_CHUNK = 200_000
@@ -76,6 +77,8 @@ class BuildConfig:
         shard_by: 'example' spreads a group's examples over its shards by a hash of each
             example's (track, frame); 'sequence' keeps each (dataset, sequence) in one shard, for
             converters whose examples share an expensive image (a converter's SHARD_BY).
+        reduced_decode: decode JPEG frames at reduced resolution where the crop is much
+            smaller (CropConfig.reduced_decode).
     """
     crop_size: int = 256
     num_shards: int = 16
@@ -88,6 +91,7 @@ class BuildConfig:
     shard_prefix: str = 'examples'
     converter_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     shard_by: str = 'example'
+    reduced_decode: bool = True
 
     def __post_init__(self):
         if self.shard_by not in SHARD_BY:
@@ -101,7 +105,7 @@ class BuildConfig:
 
     def crop_config(self) -> CropConfig:
         return CropConfig(crop_size=self.crop_size, box_scale=self.box_scale,
-                          jpeg_quality=self.jpeg_quality)
+                          jpeg_quality=self.jpeg_quality, reduced_decode=self.reduced_decode)
 
 
 def build_dataset(examples: Iterable[Pose3DExample], out_dir: str | os.PathLike,
@@ -333,14 +337,28 @@ class _Cropper:
                     f'posepile.build: workers > 1 needs picklable examples (image as a path, '
                     f'bytes, an array or a picklable callable), but {self.examples[0].dataset} '
                     f'examples are not ({error}); use --workers=1') from error
-            self.pool = multiprocessing.get_context('spawn').Pool(self.workers, init_crop_worker)
+            # Children inherit the environment at spawn: one BLAS / OpenMP thread per worker
+            # process (the pool is the parallelism; threads per process would oversubscribe).
+            saved = {k: os.environ.get(k) for k in _THREAD_VARIABLES}
+            os.environ.update({k: '1' for k in _THREAD_VARIABLES})
+            try:
+                self.pool = multiprocessing.get_context('spawn').Pool(self.workers,
+                                                                      init_crop_worker)
+            finally:
+                for key, value in saved.items():
+                    if value is None:
+                        os.environ.pop(key, None)
+                    else:
+                        os.environ[key] = value
         return self
 
     def records(self, indices: np.ndarray) -> Iterator[bytes]:
         tasks = ((self.examples[i], self.crop_config, self.dataset_index, self.names[i])
                  for i in indices)
+        # Chunks of consecutive examples per worker: a worker then reads a video's frames in
+        # order (VideoFrame decodes forward instead of seeking when they are close).
         cropped = (map(crop_task, tasks) if self.pool is None
-                   else self.pool.imap(crop_task, tasks, chunksize=4))
+                   else self.pool.imap(crop_task, tasks, chunksize=_CHUNK))
         return map(encode_example, cropped)
 
     def __exit__(self, *exc):
@@ -375,7 +393,7 @@ def _manifest(counts_before: Counter, survivors, names_per_survivor,
     joint_sets = Counter((ex.dataset, names) for ex, names in zip(survivors, names_per_survivor))
     shards = [{'file': g.infos[s].path.relative_to(out_dir).as_posix(), 'dataset': g.dataset,
                'split': g.split, 'num_examples': g.infos[s].num_records,
-               'sha256': g.infos[s].sha256}
+               'sha256': g.infos[s].sha256, 'num_bytes': g.infos[s].num_bytes}
               for g in groups for s in sorted(g.infos)]
     return {
         'schema_version': SCHEMA_VERSION,
@@ -418,6 +436,8 @@ def _read_config_record(path: pathlib.Path) -> dict[str, Any]:
     # Builds from before converter options were recorded had none.
     existing.setdefault('converter_options', {})
     existing.setdefault('shard_by', 'example')
+    # Builds from before reduced decoding decoded every frame in full.
+    existing.setdefault('reduced_decode', False)
     return existing
 
 
@@ -476,11 +496,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     defaults = BuildConfig()
     parser.add_argument('--crop-size', type=int, default=defaults.crop_size)
     parser.add_argument('--num-shards', type=int, default=defaults.num_shards)
-    parser.add_argument('--workers', type=int, default=defaults.workers)
+    parser.add_argument('--workers', type=int, default=len(os.sched_getaffinity(0)),
+                        help='crop processes (default: the CPUs this process may use)')
     parser.add_argument('--jpeg-quality', type=int, default=defaults.jpeg_quality)
     parser.add_argument('--dedup-threshold-mm', type=float, default=defaults.dedup_threshold_mm)
     parser.add_argument('--box-scale', type=float, default=defaults.box_scale)
     parser.add_argument('--dataset-index', type=int, default=defaults.dataset_index)
+    parser.add_argument('--full-resolution-decode', action='store_true',
+                        help='decode every JPEG frame in full (default: at 1/2, 1/4 or 1/8 where '
+                        'the crop keeps >= 2 frame px per crop px; see posepile/frame_decode.py)')
     parser.add_argument('--body-model-dir', default=None,
                         help='SMPL-family model files (<dir>/smpl/SMPL_NEUTRAL.npz, ...; see '
                         'posepile/body_models.py) for converters that run the body model')
@@ -555,7 +579,8 @@ def prepare(argv: Sequence[str] | None = None) -> PreparedBuild:
         jpeg_quality=args.jpeg_quality, dedup_threshold_mm=args.dedup_threshold_mm,
         box_scale=args.box_scale, skeleton=skeleton, dataset_index=args.dataset_index,
         converter_options=converter_options,
-        shard_by=getattr(converter, 'SHARD_BY', 'example'))
+        shard_by=getattr(converter, 'SHARD_BY', 'example'),
+        reduced_decode=not args.full_resolution_decode)
     return PreparedBuild(args, converter, options, config)
 
 

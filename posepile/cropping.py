@@ -21,9 +21,10 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_lib
 
+from posepile import frame_decode
 from posepile.camera import Camera, make_crop_camera, reproject_image_points
 from posepile.example import Pose3DExample
-from posepile.image_warp import reproject_image
+from posepile.image_warp import Reprojection
 
 # Points per box edge when mapping the box into the crop: box edges are straight in the crop only
 # without lens distortion, so the crop box is the bounding box of densely sampled edge points.
@@ -41,12 +42,16 @@ class CropConfig:
         max_antialias: cap on `reproject_image`'s supersampling factor (chosen per crop from how
             much the image shrinks; 1 disables antialiasing).
         border_value: grey level (0..255) for crop pixels outside the original image.
+        reduced_decode: decode JPEG frames at 1/2, 1/4 or 1/8 of their size when the crop keeps
+            >= 2 frame px per crop px even so (`posepile.frame_decode`; crops' PSNR against the
+            full decode in bench/README.md).
     """
     crop_size: int = 256
     box_scale: float = 1.25
     jpeg_quality: int = 95
     max_antialias: int = 4
     border_value: int = 0
+    reduced_decode: bool = True
 
     def __post_init__(self):
         if self.crop_size <= 0:
@@ -111,25 +116,32 @@ def crop_example(example: Pose3DExample, config: CropConfig = CropConfig(),
     """
     where = f'{example.dataset} {example.sequence!r} person {example.person} ' \
             f'camera {example.camera_id!r} frame {example.frame}'
-    image = load_image(example.image, where)
     side = config.crop_size
     try:
         crop_camera = make_crop_camera(example.camera, example.box, side, scale=config.box_scale)
     except ValueError as error:
         raise ValueError(f'{where}: field box {example.box.tolist()}: {error}') from error
+    image, reduction = _decode_for_crop(
+        example.image, frame_decode.reduction_for(example.camera, crop_camera)
+        if config.reduced_decode else 1, where)
+    source_camera = (example.camera if reduction == 1
+                     else frame_decode.reduced_camera(example.camera, reduction))
 
-    crop = reproject_image(image, example.camera, crop_camera, (side, side),
-                           border_value=config.border_value, interp='linear',
-                           antialias_factor=antialias_factor_for(example.box, config))
+    # One Reprojection for the image and its mask: with lens distortion the sampling map is
+    # the costly part, and the mask's comes from the image's.
+    warp = Reprojection(source_camera, crop_camera, (side, side))
+    crop = warp(image, border_value=config.border_value, interp='linear',
+                antialias_factor=antialias_factor_for(np.asarray(example.box) / reduction,
+                                                      config))
 
     mask = None
     if example.mask is not None:
         full_mask = load_mask(example.mask, where)
-        if full_mask.shape != image.shape[:2]:
+        if tuple(-(-np.array(full_mask.shape) // reduction)) != image.shape[:2]:
+            decoded = '' if reduction == 1 else f' (decoded at 1/{reduction})'
             raise ValueError(f'{where}: mask size {list(full_mask.shape)} differs from the image '
-                             f'size {list(image.shape[:2])}')
-        crop_mask = reproject_image(full_mask.astype(bool), example.camera, crop_camera,
-                                    (side, side), interp='nearest')
+                             f'size {list(image.shape[:2])}{decoded}')
+        crop_mask = warp(full_mask.astype(bool), interp='nearest', source_scale=reduction)
         mask = encode_rle(crop_mask)
 
     coords2d = None
@@ -153,6 +165,16 @@ def crop_example(example: Pose3DExample, config: CropConfig = CropConfig(),
         split=example.split,
         mask=mask,
         coords2d=coords2d)
+
+
+def _decode_for_crop(source, reduction: int, where: str) -> tuple[np.ndarray, int]:
+    """(frame [H', W', 3] uint8 RGB, the reduction it was decoded at): JPEG files and bytes at
+    1/`reduction` (`frame_decode`), everything else in full (reduction 1)."""
+    if reduction > 1 and isinstance(source, (str, os.PathLike, bytes, bytearray, memoryview)):
+        image = frame_decode.read_jpeg_reduced(source, reduction, where)
+        if image is not None:
+            return image, reduction
+    return load_image(source, where), 1
 
 
 def crop_task(task: tuple[Pose3DExample, CropConfig, int, tuple[str, ...] | None]

@@ -1,7 +1,7 @@
 """Warp an image as seen by one camera into the view of another camera at the same optical centre.
 
 Frames: image px, pixel-centre convention (see posepile/camera.py). All geometry comes from
-`posepile.camera.Camera`; this module only turns it into OpenCV sampling maps.
+`posepile.camera.Camera`; the per-pixel sampling maps from `posepile.sampling_maps`.
 """
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from posepile.camera import Camera, homography_between
+from posepile import sampling_maps
+from posepile.camera import Camera, apply_matrix, homography_between
 
 _BORDER_MODES = {
     'constant': cv2.BORDER_CONSTANT,
@@ -27,23 +28,24 @@ _INTERPOLATIONS = {
 }
 # Tolerance (mm) for "same optical centre": far below any camera's real position error.
 _CENTER_TOL_MM = 1e-3
-# Sampling coordinate for rays the old camera cannot see: far outside any image, so OpenCV
-# fills them with the border value (constant mode).
-_OUTSIDE = -1e5
 
 
 def reproject_image(image: np.ndarray, old_camera: Camera, new_camera: Camera,
                     output_imshape: Sequence[int], border_mode: str = 'constant',
                     border_value: float | Sequence[float] = 0, interp: str = 'linear',
-                    antialias_factor: int = 1) -> np.ndarray:
+                    antialias_factor: int = 1,
+                    max_map_error_px: float = sampling_maps.MAX_ERROR_PX) -> np.ndarray:
     """Renders `image` (taken by `old_camera`) as `new_camera` would see it.
 
     Both cameras must share the optical centre (then the warp is exact for any scene depth).
     Without distortion on either camera this is one homography (cv2.warpPerspective); otherwise
     each output pixel is back-projected to a ray (undistorting if `new_camera` has distortion),
-    rotated into the old camera and projected with its closed-form distortion (cv2.remap). Rays
-    the old camera cannot image (behind it, or beyond the fold-over radius of its distortion)
-    get the border value.
+    rotated into the old camera and projected with its closed-form distortion (cv2.remap), with
+    the per-pixel map interpolated from a coarse grid within `max_map_error_px`
+    (`posepile.sampling_maps.interpolated_maps`). Rays the old camera cannot image (behind it,
+    or beyond the fold-over radius of its distortion) get the border value.
+    `Reprojection` does the same for several images of one camera pair (a crop and its mask)
+    with the sampling maps computed once.
 
     Args:
         image: [H, W] or [H, W, C] array (uint8, uint16, int16, float32, float64 or bool;
@@ -55,63 +57,108 @@ def reproject_image(image: np.ndarray, old_camera: Camera, new_camera: Camera,
         interp: 'nearest' (masks, labels), 'linear', 'cubic' or 'lanczos4'.
         antialias_factor: int >= 1; > 1 renders at that many times the resolution and
             downsizes with area averaging (reduces aliasing when shrinking the image a lot).
+        max_map_error_px: bound (old-image px) on the sampling map's interpolation error at
+            its check points; 0 evaluates the camera maths at every pixel (20-50x slower).
     Returns:
         [H_out, W_out(, C)] array of the input's dtype.
     """
-    image = np.asarray(image)
-    if image.ndim not in (2, 3):
-        raise ValueError(f'reproject_image: image must be [H, W] or [H, W, C], got {image.shape}')
-    if border_mode not in _BORDER_MODES:
-        raise ValueError(f'reproject_image: border_mode must be one of {list(_BORDER_MODES)}, '
-                         f'got {border_mode!r}')
-    if interp not in _INTERPOLATIONS:
-        raise ValueError(f'reproject_image: interp must be one of {list(_INTERPOLATIONS)}, '
-                         f'got {interp!r}')
-    if int(antialias_factor) != antialias_factor or antialias_factor < 1:
-        raise ValueError(f'reproject_image: antialias_factor must be an int >= 1, '
-                         f'got {antialias_factor}')
-    if len(output_imshape) < 2 or min(output_imshape[:2]) <= 0:
-        raise ValueError(f'reproject_image: output_imshape must be (H, W[, C]) with positive '
-                         f'sides, got {output_imshape}')
-    distance = np.linalg.norm(old_camera.t - new_camera.t)
-    if distance > _CENTER_TOL_MM:
-        raise ValueError(f'reproject_image: the cameras must share the optical centre, but they '
-                         f'are {distance:.4g} mm apart')
+    return Reprojection(old_camera, new_camera, output_imshape, max_map_error_px)(
+        image, border_mode, border_value, interp, antialias_factor)
 
-    if image.dtype == bool:
-        warped = reproject_image(image.astype(np.uint8) * 255, old_camera, new_camera,
-                                 output_imshape, border_mode, 255 if border_value else 0,
-                                 interp, antialias_factor)
-        return warped >= 128
 
-    antialias_factor = int(antialias_factor)
-    out_h, out_w = int(output_imshape[0]), int(output_imshape[1])
-    if antialias_factor > 1:
-        render_camera = new_camera.copy().scale_output(antialias_factor)
-        render_shape = (out_h * antialias_factor, out_w * antialias_factor)
-    else:
-        render_camera = new_camera
-        render_shape = (out_h, out_w)
+class Reprojection:
+    """The warp from `old_camera`'s image to `new_camera`'s at `output_imshape` (see
+    `reproject_image`), for any number of images.
 
-    border_value = _as_cv_scalar(border_value)
-    flags = _INTERPOLATIONS[interp]
-    border = _BORDER_MODES[border_mode]
-    if _can_use_homography(old_camera, render_camera, render_shape):
-        inverse = np.linalg.inv(homography_between(old_camera, render_camera))
-        result = cv2.warpPerspective(
-            image, inverse, (render_shape[1], render_shape[0]),
-            flags=flags | cv2.WARP_INVERSE_MAP, borderMode=border, borderValue=border_value)
-    else:
-        map_x, map_y = _sampling_maps(old_camera, render_camera, render_shape)
-        result = cv2.remap(image, map_x, map_y, interpolation=flags, borderMode=border,
-                           borderValue=border_value)
+    Sampling maps are computed on first use per antialias factor and kept; computing them at
+    a factor k > 1 also gives those at factor 1 (`sampling_maps.render_and_output_maps`), so a
+    crop's mask costs no camera maths after its image.
+    """
 
-    if antialias_factor > 1:
-        result = cv2.resize(result, (out_w, out_h), interpolation=cv2.INTER_AREA)
-    if image.ndim == 3 and result.ndim == 2:
-        # OpenCV drops a trailing singleton channel axis.
-        result = result[..., np.newaxis]
-    return result
+    def __init__(self, old_camera: Camera, new_camera: Camera, output_imshape: Sequence[int],
+                 max_map_error_px: float = sampling_maps.MAX_ERROR_PX):
+        if len(output_imshape) < 2 or min(output_imshape[:2]) <= 0:
+            raise ValueError(f'reproject_image: output_imshape must be (H, W[, C]) with '
+                             f'positive sides, got {output_imshape}')
+        distance = np.linalg.norm(old_camera.t - new_camera.t)
+        if distance > _CENTER_TOL_MM:
+            raise ValueError(f'reproject_image: the cameras must share the optical centre, but '
+                             f'they are {distance:.4g} mm apart')
+        self.old_camera = old_camera
+        self.new_camera = new_camera
+        self.shape = (int(output_imshape[0]), int(output_imshape[1]))
+        self.max_map_error_px = max_map_error_px
+        self._maps: dict[int, np.ndarray] = {}
+
+    def __call__(self, image: np.ndarray, border_mode: str = 'constant',
+                 border_value: float | Sequence[float] = 0, interp: str = 'linear',
+                 antialias_factor: int = 1, source_scale: int = 1) -> np.ndarray:
+        """`image` [H, W] or [H, W, C] warped; arguments as in `reproject_image`.
+        `source_scale`: `image` has that many times the resolution of `old_camera`'s image
+        (old_camera describes a frame decoded at reduced resolution, `image` is the full frame,
+        e.g. its mask): a full-frame pixel coordinate is s * (u + 0.5) - 0.5."""
+        image = np.asarray(image)
+        if image.ndim not in (2, 3):
+            raise ValueError(f'reproject_image: image must be [H, W] or [H, W, C], got '
+                             f'{image.shape}')
+        if border_mode not in _BORDER_MODES:
+            raise ValueError(f'reproject_image: border_mode must be one of '
+                             f'{list(_BORDER_MODES)}, got {border_mode!r}')
+        if interp not in _INTERPOLATIONS:
+            raise ValueError(f'reproject_image: interp must be one of {list(_INTERPOLATIONS)}, '
+                             f'got {interp!r}')
+        if int(antialias_factor) != antialias_factor or antialias_factor < 1:
+            raise ValueError(f'reproject_image: antialias_factor must be an int >= 1, '
+                             f'got {antialias_factor}')
+        if image.dtype == bool:
+            warped = self(image.astype(np.uint8) * 255, border_mode, 255 if border_value else 0,
+                          interp, antialias_factor, source_scale)
+            return warped >= 128
+
+        factor = int(antialias_factor)
+        out_h, out_w = self.shape
+        render_camera = (self.new_camera.copy().scale_output(factor) if factor > 1
+                         else self.new_camera)
+        render_shape = (out_h * factor, out_w * factor)
+        border_value = _as_cv_scalar(border_value)
+        flags = _INTERPOLATIONS[interp]
+        border = _BORDER_MODES[border_mode]
+        offset = (source_scale - 1) / 2
+        if _can_use_homography(self.old_camera, render_camera, render_shape):
+            inverse = np.linalg.inv(homography_between(self.old_camera, render_camera))
+            if source_scale != 1:
+                inverse = np.array([[source_scale, 0, offset], [0, source_scale, offset],
+                                    [0, 0, 1]]) @ inverse
+            result = cv2.warpPerspective(
+                image, inverse, (render_shape[1], render_shape[0]),
+                flags=flags | cv2.WARP_INVERSE_MAP, borderMode=border, borderValue=border_value)
+        else:
+            maps = self._maps_at(factor, render_camera, render_shape)
+            if source_scale != 1:
+                # OUTSIDE stays far outside.
+                maps = maps * np.float32(source_scale) + np.float32(offset)
+            result = cv2.remap(image, maps, None, interpolation=flags, borderMode=border,
+                               borderValue=border_value)
+
+        if factor > 1:
+            result = cv2.resize(result, (out_w, out_h), interpolation=cv2.INTER_AREA)
+        if image.ndim == 3 and result.ndim == 2:
+            # OpenCV drops a trailing singleton channel axis.
+            result = result[..., np.newaxis]
+        return result
+
+    def _maps_at(self, factor: int, render_camera: Camera,
+                 render_shape: tuple[int, int]) -> np.ndarray:
+        if factor not in self._maps:
+            if factor > 1:
+                render, output = sampling_maps.render_and_output_maps(
+                    self.old_camera, self.new_camera, self.shape, factor, self.max_map_error_px)
+                self._maps[factor] = render
+                self._maps.setdefault(1, output)
+            else:
+                self._maps[1] = sampling_maps.interpolated_maps(
+                    self.old_camera, render_camera, render_shape, self.max_map_error_px)
+        return self._maps[factor]
 
 
 def _as_cv_scalar(value) -> tuple[float, ...]:
@@ -131,21 +178,5 @@ def _can_use_homography(old_camera: Camera, new_camera: Camera, shape: tuple[int
     corners = np.array([[-0.5, -0.5], [width - 0.5, -0.5], [-0.5, height - 0.5],
                         [width - 0.5, height - 0.5]])
     rays = new_camera.image_to_camera(corners)
-    z_old = (rays @ (old_camera.R @ new_camera.R.T).T)[:, 2]
+    z_old = apply_matrix(rays, old_camera.R @ new_camera.R.T)[:, 2]
     return bool(np.all(z_old > 0))
-
-
-def _sampling_maps(old_camera: Camera, new_camera: Camera,
-                   shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """float32 maps [H, W] giving, per output pixel, the old-image px to sample."""
-    height, width = shape
-    grid = np.stack(np.meshgrid(np.arange(width, dtype=np.float64),
-                                np.arange(height, dtype=np.float64)), axis=-1)
-    rays_new = new_camera.image_to_camera(grid)
-    rays_old = rays_new @ (old_camera.R @ new_camera.R.T).T
-    valid = old_camera.is_valid_direction(rays_old) & np.all(np.isfinite(rays_old), axis=-1)
-    with np.errstate(divide='ignore', invalid='ignore'):
-        source = old_camera.camera_to_image(rays_old)
-    source[~valid] = _OUTSIDE
-    source = np.where(np.isfinite(source), source, _OUTSIDE)
-    return source[..., 0].astype(np.float32), source[..., 1].astype(np.float32)

@@ -7,15 +7,21 @@ arrival order), so a rerun after an interruption writes exactly the missing shar
 yields no duplicate or missing example. Leftover '.tmp' files are overwritten.
 
 TFRecord framing (per record): uint64 length, uint32 masked CRC-32C of the length bytes, data,
-uint32 masked CRC-32C of the data (all little-endian). `check_shard_framing` walks these headers in
-Python (fast: it seeks over the data), so truncation and damaged headers are reported with the
-file name before TensorFlow, whose DataLossError does not say which file, reads it.
-`read_shards` also checks the data CRCs (via TensorFlow, one file at a time, naming the file).
+uint32 masked CRC-32C of the data (all little-endian).
+
+Checking without walking every record at start-up: `record_counts` takes each shard's record
+count and byte size from the build's manifest.json (one stat per shard: a truncated or replaced
+file fails there, named); `read_shard` then reads a whole shard through TensorFlow's record
+reader, which checks both CRCs of every record, and names the file (and byte offset) when a
+record is truncated or damaged, or when the count differs from the manifest's. TensorFlow's own
+DataLossError names neither. Shards that no manifest lists are counted by
+`check_shard_framing`, which walks the record headers in Python (seeking over the data).
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 import pathlib
 import struct
@@ -35,12 +41,19 @@ class CorruptShardError(IOError):
     """A shard file is truncated or damaged; the message names the file."""
 
 
+MANIFEST_NAME = 'manifest.json'
+# posepile.build writes OUT/manifest.json and the shards to OUT/<dataset>/<split>/.
+_MANIFEST_LEVELS_UP = 3
+
+
 @dataclasses.dataclass(frozen=True)
 class ShardInfo:
-    """A complete shard: `path`, its number of records and the sha256 hex digest of the file."""
+    """A complete shard: `path`, its number of records, the sha256 hex digest and the size in
+    bytes of the file."""
     path: pathlib.Path
     num_records: int
     sha256: str
+    num_bytes: int
 
 
 def shard_paths(out_dir: str | os.PathLike, num_shards: int,
@@ -94,12 +107,13 @@ class ShardWriter:
             os.fsync(f.fileno())
         digest = file_sha256(tmp)
         os.replace(tmp, path)
-        return ShardInfo(path, count, digest)
+        return ShardInfo(path, count, digest, os.path.getsize(path))
 
     def shard_info(self, index: int) -> ShardInfo:
         """Info of a complete shard (counts records by walking the framing)."""
         path = self.paths[index]
-        return ShardInfo(path, check_shard_framing(path), file_sha256(path))
+        return ShardInfo(path, check_shard_framing(path), file_sha256(path),
+                         os.path.getsize(path))
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -167,36 +181,128 @@ def check_shard_framing(path: str | os.PathLike) -> int:
     return count
 
 
+def record_counts(paths: Sequence[str | os.PathLike]) -> list[int]:
+    """Records per shard, at O(shards) cost: from the manifest.json of the build that wrote
+    them (in the shard's directory or up to three levels above, where `posepile.build` puts
+    it), after checking each file's size against the manifest's `num_bytes`. A shard no
+    manifest lists is counted by `check_shard_framing` (O(records)).
+
+    Raises:
+        CorruptShardError naming the file if its size differs from the manifest's (truncated or
+        replaced), or, for unlisted shards, if its framing is damaged.
+    """
+    manifests: dict[pathlib.Path, dict[str, dict] | None] = {}
+    counts = []
+    for path in paths:
+        entry, manifest_path = _manifest_entry(pathlib.Path(path).absolute(), manifests)
+        if entry is None:
+            counts.append(check_shard_framing(path))
+            continue
+        size = os.path.getsize(path)
+        # Manifests from before num_bytes was recorded give the count only: then a truncated
+        # file is caught when read (read_shard checks the count).
+        if entry.get('num_bytes', size) != size:
+            raise CorruptShardError(
+                f'{os.fspath(path)}: {size} bytes on disk, but {manifest_path} records '
+                f'{entry["num_bytes"]} (truncated or replaced since the build)')
+        counts.append(int(entry['num_examples']))
+    return counts
+
+
+def _manifest_entry(path: pathlib.Path, cache: dict) -> tuple[dict | None, pathlib.Path | None]:
+    """The manifest's shard entry for `path` (and the manifest's path), or (None, None)."""
+    directory = path.parent
+    for _ in range(_MANIFEST_LEVELS_UP + 1):
+        if directory not in cache:
+            manifest_path = directory / MANIFEST_NAME
+            cache[directory] = None
+            if manifest_path.is_file():
+                try:
+                    manifest = json.loads(manifest_path.read_text())
+                    cache[directory] = {shard['file']: shard for shard in manifest['shards']}
+                except (ValueError, KeyError, TypeError) as error:
+                    raise ValueError(f'{manifest_path}: not a posepile manifest ({error})') \
+                        from error
+        shards = cache[directory]
+        if shards is not None:
+            entry = shards.get(path.relative_to(directory).as_posix())
+            if entry is not None:
+                return entry, directory / MANIFEST_NAME
+        if directory.parent == directory:
+            break
+        directory = directory.parent
+    return None, None
+
+
+def read_shard(path: str | os.PathLike, expected_records: int | None = None) -> list[bytes]:
+    """All serialized records of one shard, every length and data CRC checked (TensorFlow's
+    record reader).
+
+    Raises:
+        CorruptShardError naming the file (and TensorFlow's byte offset) for a truncated or
+        damaged record, or if the file holds another number of records than `expected_records`.
+    """
+    path = os.fspath(path)
+    try:
+        records = list(_record_iterator(path))
+    except tf.errors.DataLossError as error:
+        raise CorruptShardError(f'{path}: {error.message}') from error
+    if expected_records is not None and len(records) != expected_records:
+        raise CorruptShardError(f'{path}: holds {len(records)} records, but its manifest says '
+                                f'{expected_records} (truncated or replaced since the build)')
+    return records
+
+
+def _record_iterator(path: str):
+    # The C++ record reader behind tf.data, without a tf.data pipeline (this runs inside one,
+    # in tf.numpy_function). Deprecated in TF 2 only in favour of tf.data.
+    return tf.compat.v1.io.tf_record_iterator(path)
+
+
+def read_shard_tensor(path: tf.Tensor, expected_records: tf.Tensor) -> tf.Tensor:
+    """Graph twin of `read_shard`: scalar tf.string path, scalar int64 count -> [N] tf.string.
+    A corrupt shard stops the pipeline with an error whose message holds CorruptShardError's."""
+    def read(path_bytes, count):
+        return np.array(read_shard(path_bytes.decode('utf-8'), int(count)), dtype=object)
+
+    records = tf.numpy_function(read, [path, expected_records], tf.string, stateful=False)
+    records.set_shape([None])
+    return records
+
+
 def read_shards(paths: Sequence[str | os.PathLike]) -> Iterator[bytes]:
-    """Yields the serialized records of the files in order, checking every CRC.
+    """Yields the serialized records of the files in order, checking every CRC and, for shards
+    a manifest lists, the size and record count.
 
     Raises:
         CorruptShardError naming the file for a truncated or damaged shard.
     """
-    for path in paths:
-        check_shard_framing(path)
-        try:
-            for record in tf.data.TFRecordDataset(os.fspath(path)).as_numpy_iterator():
-                yield record
-        except (tf.errors.DataLossError, tf.errors.OutOfRangeError) as error:
-            raise CorruptShardError(f'{os.fspath(path)}: {error.message}') from error
+    for path, count in zip(paths, record_counts(paths)):
+        yield from read_shard(path, count)
 
 
-def make_dataset(paths: Sequence[str | os.PathLike], parse_fn=None, check_framing: bool = True,
+def make_dataset(paths: Sequence[str | os.PathLike], parse_fn=None,
                  num_parallel_reads: int | None = None) -> tf.data.Dataset:
-    """tf.data dataset of the shards' records (parsed by `parse_fn` if given).
+    """tf.data dataset of the shards' records in file order (parsed by `parse_fn` if given;
+    `num_parallel_reads` shards read at once, interleaved).
 
-    With `check_framing`, every file's framing is checked on creation, so truncated or damaged
-    headers fail here with the file name. A damaged record body surfaces later as TensorFlow's
-    DataLossError; `read_shards` or `verify_shards` then names the file.
+    Start-up costs one stat per shard (`record_counts`); each shard is read whole by
+    `read_shard_tensor` when its turn comes, so a truncated or damaged shard stops the pipeline
+    with an error naming the file.
     """
     paths = [os.fspath(p) for p in paths]
     if not paths:
         raise ValueError('make_dataset: no shard paths given')
-    if check_framing:
-        for path in paths:
-            check_shard_framing(path)
-    dataset = tf.data.TFRecordDataset(paths, num_parallel_reads=num_parallel_reads)
+    counts = record_counts(paths)
+    shards = tf.data.Dataset.from_tensor_slices((paths, np.asarray(counts, np.int64)))
+    def records(path, count):
+        return tf.data.Dataset.from_tensor_slices(read_shard_tensor(path, count))
+
+    if num_parallel_reads:
+        dataset = shards.interleave(records, cycle_length=num_parallel_reads,
+                                    num_parallel_calls=num_parallel_reads, deterministic=True)
+    else:
+        dataset = shards.flat_map(records)
     if parse_fn is not None:
         dataset = dataset.map(parse_fn, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset
@@ -204,7 +310,4 @@ def make_dataset(paths: Sequence[str | os.PathLike], parse_fn=None, check_framin
 
 def verify_shards(paths: Sequence[str | os.PathLike]) -> list[int]:
     """Reads every record of every file; returns record counts; CorruptShardError names a file."""
-    counts = []
-    for path in paths:
-        counts.append(sum(1 for _ in read_shards([path])))
-    return counts
+    return [len(read_shard(path, count)) for path, count in zip(paths, record_counts(paths))]

@@ -511,12 +511,12 @@ def test_predict_runs_the_real_detect_poses():
     from eval import model_predictions
     from metrabs.model.metrabs_model import MetrabsModel
     from metrabs.serving.inference_module import PoseEstimatorModule
-    from test_export import CONFIG, SIDE, _FixedDetector, _joint_names, _randomize
+    from fixture_tiny_model import CONFIG, SIDE, FixedBoxDetector, joint_names, randomize
 
-    model = MetrabsModel(CONFIG, _joint_names())
+    model = MetrabsModel(CONFIG, joint_names())
     model(tf.zeros([1, SIDE, SIDE, 3]), tf.eye(3, batch_shape=[1]))
-    _randomize(model)
-    loaded = PoseEstimatorModule(model, detector=_FixedDetector())
+    randomize(model)
+    loaded = PoseEstimatorModule(model, detector=FixedBoxDetector())
     assert model_predictions.has_detector(loaded)
     rng = np.random.default_rng(4)
     image = rng.integers(0, 256, (96, 128, 3)).astype(np.uint8)

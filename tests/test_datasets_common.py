@@ -22,3 +22,19 @@ def test_box_around_points_margin_and_clipping():
     # Clipped to the (4, 6) image's edges -0.5 .. 5.5 / 3.5 with a 100 % margin: x -1..5 -> -0.5..5.
     np.testing.assert_allclose(common.box_around_points(points, margin=1.0, imshape=(4, 6)),
                                [-0.5, 0.0, 5.5, 3.0], rtol=1e-6)
+
+
+def test_video_frames_in_any_order_equal_the_sequential_decode(tmp_path):
+    # Frames read forward within the grab-ahead range, beyond it (a seek), and backwards.
+    import cv2
+    rng = np.random.default_rng(0)
+    path = tmp_path / 'clip.avi'
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'MJPG'), 25, (64, 48))
+    for _ in range(60):
+        writer.write(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    writer.release()
+    capture = cv2.VideoCapture(str(path))
+    sequential = [capture.read()[1][..., ::-1] for _ in range(60)]
+    capture.release()
+    for index in [0, 1, 5, 5 + common._MAX_GRAB_AHEAD, 59, 3, 4, 40]:
+        np.testing.assert_array_equal(common.VideoFrame(path, index)(), sequential[index])

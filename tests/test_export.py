@@ -1,7 +1,7 @@
-"""Export a tiny MetrabsModel checkpoint with the CLI (a separate process), reload the SavedModel
-here and compare it with the in-memory model and with a numpy/OpenCV re-implementation of the
-pipeline (posepile.camera + image_warp); run `saved_model_cli`; every skeleton; bad inputs."""
-import json
+"""Export a tiny MetrabsModel checkpoint with the CLI (a separate process; the session fixture
+`exported` of conftest.py), reload the SavedModel here and compare it with the in-memory model
+and with a numpy/OpenCV re-implementation of the pipeline (posepile.camera + image_warp); run
+`saved_model_cli`; every skeleton; bad inputs."""
 import os
 import pathlib
 import subprocess
@@ -13,61 +13,17 @@ import tensorflow as tf
 
 from metrabs.model import description, restore
 from metrabs.serving import inference_module, tta
-from metrabs.model.config import ModelConfig
 from metrabs.serving.inference_module import PoseEstimatorModule
-from metrabs.model.metrabs_model import MetrabsModel
 from posepile import joints as joint_registry
 from posepile.camera import Camera, make_crop_camera
 from posepile.image_warp import reproject_image
 
+from fixture_tiny_model import IMAGE_SHAPE, SIDE, FixedBoxDetector, joint_names
+
 pytestmark = pytest.mark.slow
-REPO = pathlib.Path(__file__).resolve().parents[1]
-SIDE = 64
-SKELETONS = ('h36m', 'coco')  # the model predicts their union joints
-CONFIG = ModelConfig(backbone='tiny', proc_side=SIDE, ghost_bn_group_size=0)
-IMAGE_SHAPE = (96, 128, 3)
 K = np.array([[150.0, 0.0, 66.0], [0.0, 155.0, 45.0], [0.0, 0.0, 1.0]], np.float32)
 DIST = np.array([-0.15, 0.03, 0.002, -0.001, 0.0], np.float32)
 BOXES = np.array([[20.0, 10.0, 50.0, 70.0], [70.0, 30.0, 40.0, 50.0]], np.float32)
-
-
-def _joint_names():
-    return [n for s in SKELETONS for n in joint_registry.union_names(s)]
-
-
-def _randomize(model, seed=0):
-    """Random weights of a visible scale, so outputs depend on the image (fresh BN stats are
-    trivial and an untrained head is nearly uniform)."""
-    rng = np.random.default_rng(seed)
-    for v in model.weights:
-        if 'moving_variance' in v.path:
-            v.assign(rng.uniform(0.5, 2.0, v.shape).astype(np.float32))
-        elif 'moving_mean' in v.path:
-            v.assign(rng.normal(0, 0.2, v.shape).astype(np.float32))
-        else:
-            v.assign(rng.normal(0, 0.3, v.shape).astype(np.float32))
-
-
-@pytest.fixture(scope='module')
-def exported(tmp_path_factory):
-    """(in-memory model, loaded SavedModel, export dir): checkpoint + config.json +
-    joint_names.json written here, export run by the CLI in another process."""
-    root = tmp_path_factory.mktemp('export')
-    model = MetrabsModel(CONFIG, _joint_names())
-    model(tf.zeros([1, SIDE, SIDE, 3]), tf.eye(3, batch_shape=[1]))
-    _randomize(model)
-    tf.train.Checkpoint(model=model, step=tf.Variable(7, dtype=tf.int64)).save(
-        str(root / 'checkpoints' / 'ckpt'))
-    (root / 'config.json').write_text(json.dumps({'model': {
-        'backbone': 'tiny', 'proc_side': SIDE, 'ghost_bn_group_size': 0}}))
-    (root / 'joint_names.json').write_text(json.dumps(_joint_names()))
-    out = root / 'model'
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')
-    result = subprocess.run(
-        [sys.executable, '-m', 'metrabs.export', f'--checkpoint={root}', f'--out={out}'],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return model, tf.saved_model.load(str(out)), out
 
 
 @pytest.fixture(scope='module')
@@ -107,7 +63,9 @@ def _numpy_pipeline(model, image, box, camera, world_up, num_aug=1):
         up = turned.R @ world_up
         roll = np.arctan2(up[0], -up[1]) + roll_a
         crop_cam = make_crop_camera(camera, box, SIDE, scale=1.25, rotation_rad=roll, flip=flip)
-        crop = reproject_image(image.astype(np.float32), camera, crop_cam, (SIDE, SIDE))
+        # Exact maps: the reference for the in-graph warp (tf_camera), which is exact per pixel.
+        crop = reproject_image(image.astype(np.float32), camera, crop_cam, (SIDE, SIDE),
+                               max_map_error_px=0)
         crop = np.clip(crop / 255.0 * bright, 0, 1)
         pred = model(crop[None], crop_cam.intrinsic_matrix[None].astype(np.float32))
         pose_crop = pred['coords3d_abs_mm'].numpy()[0].astype(np.float64)
@@ -226,7 +184,8 @@ def test_saved_model_cli_runs_the_serving_signatures(exported, tmp_path):
                 extrinsic_matrix=np.eye(4, dtype=np.float32),
                 world_up_vector=np.array([0, -1, 0], np.float32),
                 default_fov_degrees=np.float32(55), internal_batch_size=np.int32(8),
-                antialias_factor=np.int32(1), num_aug=np.int32(2), skeleton=np.array(b'h36m_17'))
+                antialias_factor=np.int32(1), num_aug=np.int32(2), skeleton=np.array(b'h36m_17'),
+                suppress_implausible_poses=np.array(False))
     np.savez(tmp_path / 'estimate.npz', **args)
     result = subprocess.run(
         [str(cli), 'run', '--dir', str(out), '--tag_set', 'serve', '--signature_def',
@@ -236,8 +195,8 @@ def test_saved_model_cli_runs_the_serving_signatures(exported, tmp_path):
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3'), capture_output=True, text=True,
         timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    want = loaded.estimate_poses(**{k: v for k, v in args.items() if k != 'skeleton'},
-                                 skeleton='h36m_17')['poses3d'].numpy()
+    want = loaded.estimate_poses(**{k: v for k, v in args.items() if k not in (
+        'skeleton', 'suppress_implausible_poses')}, skeleton='h36m_17')['poses3d'].numpy()
     np.testing.assert_allclose(np.load(tmp_path / 'estimate_out' / 'poses3d.npy'), want,
                                rtol=1e-4, atol=1e-4 * np.abs(want).max())
 
@@ -300,20 +259,9 @@ def test_acae_outputs_are_the_affine_reconstruction(exported):
                                'my_acae.npz')
 
 
-class _FixedDetector(tf.Module):
-    """A detector SavedModel obeying the contract: fixed boxes, thresholded by score."""
-
-    @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8),
-                                  tf.TensorSpec([], tf.float32), tf.TensorSpec([], tf.float32),
-                                  tf.TensorSpec([], tf.int32)])
-    def __call__(self, image, threshold, nms_iou_threshold, max_detections):
-        boxes = tf.constant([[10.0, 5, 40, 60, 0.9], [60, 20, 30, 50, 0.6], [0, 0, 5, 5, 0.1]])
-        return tf.boolean_mask(boxes, boxes[:, 4] >= threshold)
-
-
 def test_pluggable_detector(exported, image, tmp_path):
     model, loaded, _ = exported
-    tf.saved_model.save(_FixedDetector(), str(tmp_path / 'detector'))
+    tf.saved_model.save(FixedBoxDetector(), str(tmp_path / 'detector'))
     module = PoseEstimatorModule(model, detector=tf.saved_model.load(str(tmp_path / 'detector')))
     pred = module.detect_poses(image, num_aug=1, suppress_implausible_poses=False)
     np.testing.assert_allclose(pred['boxes'].numpy(), [[10, 5, 40, 60, 0.9], [60, 20, 30, 50,
@@ -348,7 +296,7 @@ def test_demo_draws_the_detected_poses(exported, image, tmp_path):
 
 def test_chunking_zero_boxes_and_antialiasing(exported, image):
     _, loaded, _ = exported
-    n_joints = len(_joint_names())
+    n_joints = len(joint_names())
     empty = loaded.estimate_poses(image, np.zeros((0, 4), np.float32), num_aug=3)
     assert empty['poses3d'].shape == (0, n_joints, 3)
     whole = loaded.estimate_poses(image, BOXES, num_aug=3)['poses3d'].numpy()

@@ -1,6 +1,7 @@
 """Fault and bad-input tests: a killed build, damaged shards and images, NaN, wrong joint counts,
 unknown skeletons, mismatched ACAE weights. docs/FAULTS.md lists each case and its outcome."""
 import dataclasses
+import json
 import os
 import pathlib
 import signal
@@ -130,9 +131,72 @@ def test_flipped_data_byte_is_caught_by_the_record_crc(tmp_path, records):
     assert shards.check_shard_framing(writer.paths[0]) == 4  # headers alone look fine
     with pytest.raises(shards.CorruptShardError, match=writer.paths[0].name):
         shards.verify_shards([writer.paths[0]])
-    # Inside tf.data the record CRC check stops training with a DataLossError.
-    with pytest.raises(tf.errors.DataLossError, match='corrupted record'):
-        list(ip.make_eval_dataset(_config(writer.paths[0]), 4))
+    # Inside tf.data the record CRC check stops training and evaluation naming the shard.
+    for dataset in (ip.make_eval_dataset(_config(writer.paths[0]), 4),
+                    ip.make_training_dataset(_config(writer.paths[0]))):
+        with pytest.raises(tf.errors.OpError,
+                           match=f'CorruptShardError.*{writer.paths[0]}: corrupted record'):
+            next(iter(dataset))
+
+
+def _build_like_tree(root, records, num_shards=2):
+    """Shards under root/alpha/train/ and root/manifest.json as posepile.build writes them."""
+    writer = shards.ShardWriter(root / 'alpha' / 'train', num_shards)
+    per_shard = np.array_split(np.arange(len(records)), num_shards)
+    infos = [writer.write_shard(i, [records[j] for j in rows]) for i, rows in
+             enumerate(per_shard)]
+    manifest = {'shards': [{'file': info.path.relative_to(root).as_posix(), 'dataset': 'alpha',
+                            'split': 'train', 'num_examples': info.num_records,
+                            'sha256': info.sha256, 'num_bytes': info.num_bytes}
+                           for info in infos]}
+    (root / shards.MANIFEST_NAME).write_text(json.dumps(manifest))
+    return writer.paths
+
+
+def test_start_up_takes_counts_from_the_manifest_without_reading_records(
+        tmp_path, records, monkeypatch):
+    paths = _build_like_tree(tmp_path, records[1])
+
+    def no_walk(path):
+        raise AssertionError(f'start-up walked the records of {path}')
+    monkeypatch.setattr(shards, 'check_shard_framing', no_walk)
+    assert shards.record_counts(paths) == [2, 2]
+    batch = next(iter(ip.make_training_dataset(_config(tmp_path / 'alpha/train/*.tfrecord'))))
+    assert batch['image'].shape[0] == 2
+    assert sum(1 for _ in ip.make_eval_dataset(_config(tmp_path / 'alpha/train/*'), 1)) == 4
+
+
+@pytest.mark.parametrize('damage', ['truncate mid-record', 'drop last record', 'append'])
+def test_shard_changed_since_the_manifest_is_named_at_start_up(tmp_path, records, damage):
+    paths = _build_like_tree(tmp_path, records[1])
+    data = paths[1].read_bytes()
+    first_record_end = 16 + int.from_bytes(data[:8], 'little')
+    changed = {'truncate mid-record': data[:-7], 'drop last record': data[:first_record_end],
+               'append': data + data[:first_record_end]}[damage]
+    paths[1].write_bytes(changed)
+    config = _config(tmp_path / 'alpha/train/*.tfrecord')
+    for start in (ip.make_training_dataset, lambda c: ip.make_eval_dataset(c, 2),
+                  lambda c: list(shards.read_shards(paths))):
+        with pytest.raises(shards.CorruptShardError, match=f'{paths[1].name}.*bytes on disk'):
+            start(config)
+
+
+def test_record_count_other_than_the_manifest_is_named_when_read(tmp_path, records):
+    # A manifest from before num_bytes was recorded: the count check catches a shard cut at a
+    # record boundary when the shard is read.
+    paths = _build_like_tree(tmp_path, records[1])
+    manifest = json.loads((tmp_path / shards.MANIFEST_NAME).read_text())
+    for entry in manifest['shards']:
+        del entry['num_bytes']
+    (tmp_path / shards.MANIFEST_NAME).write_text(json.dumps(manifest))
+    data = paths[0].read_bytes()
+    first_record_end = 16 + int.from_bytes(data[:8], 'little')
+    paths[0].write_bytes(data[:first_record_end])
+    with pytest.raises(shards.CorruptShardError, match=f'{paths[0].name}: holds 1 records'):
+        shards.verify_shards(paths)
+    dataset = ip.make_eval_dataset(_config(tmp_path / 'alpha/train/*.tfrecord'), 4)
+    with pytest.raises(tf.errors.OpError, match=f'{paths[0]}: holds 1 records'):
+        list(dataset)
 
 
 def _with_bad_jpeg(example):

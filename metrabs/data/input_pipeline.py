@@ -36,7 +36,6 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
-import tqdm
 
 from metrabs.data import augmentation as aug_lib
 from metrabs.data import occlusion
@@ -47,8 +46,6 @@ from posepile.cropping import decode_jpeg, decode_rle
 from posepile.joints import get_union, register_skeleton
 
 _INT64_MAX = np.iinfo(np.int64).max
-# Larger than any shard: batching a whole shard into one tensor lets it be permuted in place.
-_WHOLE_SHARD = 1 << 40
 
 
 @dataclasses.dataclass(frozen=True)
@@ -250,14 +247,15 @@ def example_stream(paths: Sequence[str], key: int, start_position: int = 0,
 
     Args:
         paths: shard files. key: seed of the order (e.g. combines the global seed and part id).
-        counts: records per shard if known; otherwise counted from the files' framing (which
-            also rejects truncated shards, naming the file).
+        counts: records per shard if known; otherwise `shards.record_counts` (from the
+            build's manifest, one stat per shard; it also rejects truncated shards, naming
+            the file). Each shard is read whole when visited (`shards.read_shard_tensor`), so a
+            damaged or truncated shard stops the stream naming the file.
         with_source: also yield a scalar tf.string '<shard path> record <index in the file>'
             (0-based), so errors about a record's content can name where it is stored.
     """
     if counts is None:
-        counts = [shards_lib.check_shard_framing(p) for p in tqdm.tqdm(
-            paths, desc='counting records', unit='shard', disable=len(paths) < 100)]
+        counts = shards_lib.record_counts(paths)
     order = _StreamOrder(paths, counts, key)
     first_visit, skip = order.locate(start_position)
     paths_t = tf.constant(order.paths)
@@ -278,8 +276,8 @@ def example_stream(paths: Sequence[str], key: int, start_position: int = 0,
                 return tf.gather(records, indices), positions
             return tf.gather(records, indices), positions, _source_strings(paths_t[shard], indices)
 
-        return (tf.data.TFRecordDataset(paths_t[shard]).batch(_WHOLE_SHARD).map(permute)
-                .unbatch())
+        records = shards_lib.read_shard_tensor(paths_t[shard], counts_t[shard])
+        return tf.data.Dataset.from_tensors(records).map(permute).unbatch()
 
     return (tf.data.Dataset.range(first_visit, _INT64_MAX).flat_map(records_of_visit)
             .skip(skip))
@@ -291,11 +289,16 @@ def _source_strings(path: tf.Tensor, indices: tf.Tensor) -> tf.Tensor:
 
 
 def _file_records_with_source(paths: Sequence[str]) -> tf.data.Dataset:
-    """The records of `paths` in file order, each as (serialized record, source string)."""
-    def with_source(path):
-        return tf.data.TFRecordDataset(path).enumerate().map(
+    """The records of `paths` in file order, each as (serialized record, source string).
+    Counts from `shards.record_counts`; each shard is read whole (`shards.read_shard_tensor`),
+    naming a truncated or damaged one."""
+    counts = np.asarray(shards_lib.record_counts(paths), np.int64)
+
+    def with_source(path, count):
+        return tf.data.Dataset.from_tensor_slices(
+            shards_lib.read_shard_tensor(path, count)).enumerate().map(
             lambda index, record: (record, _source_strings(path, index)))
-    return tf.data.Dataset.from_tensor_slices(list(paths)).flat_map(with_source)
+    return tf.data.Dataset.from_tensor_slices((list(paths), counts)).flat_map(with_source)
 
 
 # --------------------------------------------------------------------------- one example
@@ -453,8 +456,6 @@ def make_eval_dataset(config: InputConfig, batch_size: int,
     datasets = []
     for position, part in enumerate(parts):
         paths = part.shard_paths()
-        for path in paths:
-            shards_lib.check_shard_framing(path)
         index = config_index.get(part.name, position)
 
         def load(serialized, source, index=index):

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from metrabs.model import linalg3x3
+
 # Joints outside the field of view (or invalid) keep this tiny weight (on squared residuals) so
 # that the normal equations stay non-singular when fewer than two joints are inside the view,
 # while an out-of-view joint with a far-off 2D prediction cannot pull the fit.
@@ -27,7 +29,7 @@ def normalized_image_coords(coords2d_px: tf.Tensor, intrinsics: tf.Tensor) -> tf
         [N, J, 2] float32 (u, v) with (u, v, 1) = K^-1 (x, y, 1).
     """
     coords2d_px = tf.cast(coords2d_px, tf.float32)
-    inv_k = tf.linalg.inv(tf.cast(intrinsics, tf.float32))
+    inv_k = linalg3x3.inverse(tf.cast(intrinsics, tf.float32))
     homogeneous = tf.concat([coords2d_px, tf.ones_like(coords2d_px[..., :1])], axis=-1)
     return tf.einsum('njc,nrc->njr', homogeneous, inv_k)[..., :2]
 
@@ -71,12 +73,14 @@ def reconstruct_translation(normalized2d: tf.Tensor, coords3d_rel: tf.Tensor,
     atb = tf.einsum('nj,njer,nje->nr', w, a, b)
     # Jacobi scaling: the tz column has entries ~|u| << 1, the others 1; equalising the diagonal
     # keeps float32 accurate to well below a millimetre.
-    scale = tf.math.rsqrt(tf.maximum(tf.linalg.diag_part(ata), 1e-12))
+    scale = tf.math.rsqrt(tf.maximum(linalg3x3.diagonal(ata), 1e-12))
     scaled = ata * scale[:, :, None] * scale[:, None, :]
     # The ridge keeps degenerate inputs (e.g. all joints at one 2D point, as from an untrained
     # net) solvable; on the unit-diagonal system it shifts a typical fit by << 1 mm.
-    scaled += 1e-5 * tf.eye(3, batch_shape=tf.shape(ata)[:1])
-    y = tf.linalg.solve(scaled, (atb * scale)[..., None])[..., 0]
+    scaled += 1e-5 * tf.eye(3)
+    # Closed-form Cholesky (A^T W A + ridge is SPD): the crop model must convert to TFLite / ONNX,
+    # which have no general matrix solve.
+    y = linalg3x3.solve_spd(scaled, atb * scale)
     return y * scale
 
 

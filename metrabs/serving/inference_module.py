@@ -3,13 +3,18 @@
 Mirrors the published MeTRAbs model API (isarandi/metrabs docs/API.md):
     predict_crops(images [N, S, S, 3] uint8, intrinsics [N, 3, 3] float32)
         -> {'poses3d' [N, J, 3] crop-camera mm, 'poses2d' [N, J, 2] crop px}  (all model joints)
+    serve({'images', 'intrinsics'}) -> the same (one dict argument: Keras 3's TFSMLayer)
     estimate_poses(image [H, W, 3] uint8, boxes [P, 4] float32 xywh px, intrinsic_matrix [3, 3],
         distortion_coeffs [5], extrinsic_matrix [4, 4], world_up_vector [3],
         default_fov_degrees, internal_batch_size, antialias_factor, num_aug, average_aug,
-        skeleton) -> {'poses3d' [P, J, 3] (or [P, A, J, 3]) world mm, 'poses2d' ... image px}
+        skeleton, suppress_implausible_poses)
+        -> {'poses3d' [P, J, 3] (or [P, A, J, 3]) world mm, 'poses2d' ... image px,
+            'is_plausible' [P] bool}: poses stay 1:1 with the boxes; with
+            suppress_implausible_poses the flag is the plausibility test detect_poses filters
+            with (pose_filtering.is_plausible), without it all True
     estimate_poses_batched(images [B, H, W, 3], boxes ragged [B, None, 4], intrinsic_matrix
         [B or 1, 3, 3], distortion_coeffs [B or 1, 5], extrinsic_matrix [B or 1, 4, 4], ...)
-        -> ragged {'poses3d' [B, None, J, 3], 'poses2d' [B, None, J, 2]}
+        -> ragged {'poses3d' [B, None, J, 3], 'poses2d' [B, None, J, 2], 'is_plausible'}
     detect_poses(image, ..., detector_threshold, detector_nms_iou_threshold, max_detections,
         detector_flip_aug, suppress_implausible_poses) -> {'boxes' [P, 5], 'poses3d', 'poses2d'}
     detect_poses_batched(images, ...) -> ragged versions.
@@ -17,8 +22,10 @@ Unknown intrinsics (the default, all -1) come from default_fov_degrees along the
 side. The extrinsic matrix maps world to camera (p_cam = E @ [p_world; 1], mm); poses3d are in the
 world frame. skeleton='' gives all model joints; unknown names fail naming the known ones.
 Detector contract (optional SavedModel): detector(image [H, W, 3] uint8, threshold float32,
-nms_iou_threshold float32, max_detections int32) -> [N, 5] float32 (x, y, w, h, score). Without one,
-detect_poses treats the whole image as one person box with score 1 (documented fallback).
+nms_iou_threshold float32, max_detections int32) -> [N, 5] float32 (x, y, w, h, score); TF2 Object
+Detection API / TF-Hub detectors are adapted to it (metrabs.serving.detectors). Without one,
+detect_poses treats the whole image as one person box with score 1 (documented fallback). Zero
+boxes or detections give empty results ([0, 5], [0, J, 3]) in every entry point.
 """
 from __future__ import annotations
 
@@ -138,6 +145,24 @@ class PoseEstimatorModule(tf.Module):
         self.predict_crops = tf.function(self._predict_crops, input_signature=[
             tf.TensorSpec([None, side, side, 3], tf.uint8, name='images'),
             tf.TensorSpec([None, 3, 3], _f32, name='intrinsics')])
+        # The same with one dict argument: the endpoint Keras 3 can wrap
+        # (keras.layers.TFSMLayer(path, call_endpoint='serve') passes its input positionally).
+        self.serve = tf.function(
+            lambda inputs: self._predict_crops(inputs['images'], inputs['intrinsics']),
+            input_signature=[{'images': tf.TensorSpec([None, side, side, 3], tf.uint8),
+                              'intrinsics': tf.TensorSpec([None, 3, 3], _f32)}])
+        # The network, traced once and called by every entry point: the SavedModel then holds
+        # one copy of its graph instead of one per signature (load time grows with the total
+        # graph size; see bench/README.md, load and first call).
+        self._crop_network = tf.function(self._crop_predictions, input_signature=[
+            tf.TensorSpec([None, side, side, 3], _f32), tf.TensorSpec([None, 3, 3], _f32)])
+        # Likewise the cropping + TTA pipeline that every image entry point runs.
+        self._estimate_flat = tf.function(self._estimate_flat_body, input_signature=[
+            tf.TensorSpec([None, None, None, 3], tf.uint8), tf.TensorSpec([None, 4], _f32),
+            tf.TensorSpec([None], _i32), tf.TensorSpec([None, 3, 3], _f32),
+            tf.TensorSpec([None, 5], _f32), tf.TensorSpec([None, 4, 4], _f32),
+            tf.TensorSpec([3], _f32), tf.TensorSpec([], _f32), tf.TensorSpec([], _i32),
+            tf.TensorSpec([], _i32), tf.TensorSpec([], _i32)])
         self.input_resolution = tf.Variable(side, dtype=tf.int32, trainable=False,
                                             name='input_resolution')
         self._unknown_skeleton_message = (
@@ -172,7 +197,7 @@ class PoseEstimatorModule(tf.Module):
         cameras -> {'poses3d': [N, J, 3] crop-camera mm, 'poses2d': [N, J, 2] crop px}."""
         tf.debugging.assert_equal(tf.shape(images)[0], tf.shape(intrinsics)[0],
                                   message='predict_crops: images and intrinsics differ in N')
-        poses3d, poses2d = self._crop_predictions(tf.cast(images, _f32) / 255.0, intrinsics)
+        poses3d, poses2d = self._crop_network(tf.cast(images, _f32) / 255.0, intrinsics)
         return {'poses3d': poses3d, 'poses2d': poses2d}
 
     def _predict_in_chunks(self, crops01, intrinsics, batch_size):
@@ -188,7 +213,7 @@ class PoseEstimatorModule(tf.Module):
         crops = tf.reshape(crops, tf.stack([n_chunks, size, side, side, 3]))
         intr = tf.reshape(intr, tf.stack([n_chunks, size, 3, 3]))
         n_joints = len(self.joint_info.names)
-        poses3d = tf.map_fn(lambda x: self._crop_predictions(x[0], x[1])[0], (crops, intr),
+        poses3d = tf.map_fn(lambda x: self._crop_network(x[0], x[1])[0], (crops, intr),
                             fn_output_signature=tf.TensorSpec([None, n_joints, 3], _f32))
         return tf.reshape(poses3d, [-1, n_joints, 3])[:n]
 
@@ -200,11 +225,13 @@ class PoseEstimatorModule(tf.Module):
         sid = tf.argmax(tf.cast(match, tf.int32), output_type=tf.int32)
         return self._skeleton_table[sid, :self._skeleton_counts[sid]]
 
-    def _estimate_flat(self, images, boxes, image_ids, intrinsic_matrix, distortion_coeffs,
-                       extrinsic_matrix, world_up_vector, default_fov_degrees,
-                       internal_batch_size, antialias_factor, num_aug):
-        """Core on flat boxes. Returns world poses3d [P, A, J, 3], image poses2d [P, A, J, 2],
-        camera-frame poses [P, A, J, 3] (all model joints)."""
+    def _estimate_flat_body(self, images, boxes, image_ids, intrinsic_matrix, distortion_coeffs,
+                            extrinsic_matrix, world_up_vector, default_fov_degrees,
+                            internal_batch_size, antialias_factor, num_aug):
+        """Core on flat boxes (traced once as self._estimate_flat). images [B, H, W, 3] uint8,
+        boxes [P, 4] xywh px, image_ids [P] int32 into images, camera parameters [1 or B, ...].
+        Returns world poses3d [P, A, J, 3] mm, image poses2d [P, A, J, 2] px, camera-frame poses
+        [P, A, J, 3] mm (all model joints)."""
         shape = tf.shape(images)
         n_images = shape[0]
         boxes = tf.ensure_shape(tf.cast(boxes, _f32), [None, 4])
@@ -266,6 +293,15 @@ class PoseEstimatorModule(tf.Module):
             x, tf.concat([[n_boxes, n_aug], tf.shape(x)[1:]], 0))
         return unflat(poses_world), unflat(poses2d), unflat(poses_cam)
 
+    def _plausibility(self, poses_cam, test):
+        """[P] bool: pose_filtering.is_plausible of the augmentation mean of poses_cam
+        [P, A, J, 3] (camera mm) if `test`, else all True."""
+        def tested():
+            return pose_filtering.is_plausible(
+                tta.average(poses_cam), self._edges, self._symmetric_pairs, self._mean_bone_mm,
+                tta.spread_mm(poses_cam), self.filter_config)
+        return tf.cond(test, tested, lambda: tf.ones(tf.shape(poses_cam)[:1], tf.bool))
+
     def _finish(self, poses3d, poses2d, skeleton, average_aug):
         indices = self._skeleton_indices(skeleton)
         poses3d = tf.gather(poses3d, indices, axis=2)
@@ -274,6 +310,7 @@ class PoseEstimatorModule(tf.Module):
                        lambda: (tta.average(poses3d), tta.average(poses2d)),
                        lambda: (poses3d, poses2d))
 
+    _SUPPRESS = tf.TensorSpec([], _bool, name='suppress_implausible_poses')
     _COMMON = [
         tf.TensorSpec([], _f32, name='default_fov_degrees'),
         tf.TensorSpec([], _i32, name='internal_batch_size'),
@@ -288,20 +325,22 @@ class PoseEstimatorModule(tf.Module):
         tf.TensorSpec([3, 3], _f32, name='intrinsic_matrix'),
         tf.TensorSpec([5], _f32, name='distortion_coeffs'),
         tf.TensorSpec([4, 4], _f32, name='extrinsic_matrix'),
-        tf.TensorSpec([3], _f32, name='world_up_vector')] + _COMMON)
+        tf.TensorSpec([3], _f32, name='world_up_vector')] + _COMMON + [_SUPPRESS])
     def estimate_poses(self, image, boxes, intrinsic_matrix=UNKNOWN_INTRINSIC_MATRIX,
                        distortion_coeffs=DEFAULT_DISTORTION,
                        extrinsic_matrix=DEFAULT_EXTRINSIC_MATRIX,
                        world_up_vector=DEFAULT_WORLD_UP, default_fov_degrees=55.0,
                        internal_batch_size=64, antialias_factor=1, num_aug=5, average_aug=True,
-                       skeleton=''):
-        """One image, user boxes -> {'poses3d' world mm, 'poses2d' image px} (module doc)."""
-        poses3d, poses2d, _ = self._estimate_flat(
+                       skeleton='', suppress_implausible_poses=False):
+        """One image, user boxes -> {'poses3d' world mm, 'poses2d' image px, 'is_plausible'
+        [P] bool} (module doc). Poses stay 1:1 with the boxes."""
+        poses3d, poses2d, poses_cam = self._estimate_flat(
             image[None], boxes, tf.zeros_like(boxes[:, 0], _i32), intrinsic_matrix[None],
             distortion_coeffs[None], extrinsic_matrix[None], world_up_vector,
             default_fov_degrees, internal_batch_size, antialias_factor, num_aug)
+        plausible = self._plausibility(poses_cam, suppress_implausible_poses)
         poses3d, poses2d = self._finish(poses3d, poses2d, skeleton, average_aug)
-        return {'poses3d': poses3d, 'poses2d': poses2d}
+        return {'poses3d': poses3d, 'poses2d': poses2d, 'is_plausible': plausible}
 
     @tf.function(input_signature=[
         tf.TensorSpec([None, None, None, 3], tf.uint8, name='images'),
@@ -309,22 +348,25 @@ class PoseEstimatorModule(tf.Module):
         tf.TensorSpec([None, 3, 3], _f32, name='intrinsic_matrix'),
         tf.TensorSpec([None, 5], _f32, name='distortion_coeffs'),
         tf.TensorSpec([None, 4, 4], _f32, name='extrinsic_matrix'),
-        tf.TensorSpec([3], _f32, name='world_up_vector')] + _COMMON)
+        tf.TensorSpec([3], _f32, name='world_up_vector')] + _COMMON + [_SUPPRESS])
     def estimate_poses_batched(self, images, boxes, intrinsic_matrix=(UNKNOWN_INTRINSIC_MATRIX,),
                                distortion_coeffs=(DEFAULT_DISTORTION,),
                                extrinsic_matrix=(DEFAULT_EXTRINSIC_MATRIX,),
                                world_up_vector=DEFAULT_WORLD_UP, default_fov_degrees=55.0,
                                internal_batch_size=64, antialias_factor=1, num_aug=5,
-                               average_aug=True, skeleton=''):
-        """Images [B, H, W, 3], ragged boxes [B, None, 4] -> ragged poses (module doc)."""
-        poses3d, poses2d, _ = self._estimate_flat(
-            images, boxes.values, boxes.value_rowids(), intrinsic_matrix, distortion_coeffs,
-            extrinsic_matrix, world_up_vector, default_fov_degrees, internal_batch_size,
-            antialias_factor, num_aug)
+                               average_aug=True, skeleton='', suppress_implausible_poses=False):
+        """Images [B, H, W, 3], ragged boxes [B, None, 4] -> ragged poses and 'is_plausible'
+        [B, None] (module doc)."""
+        poses3d, poses2d, poses_cam = self._estimate_flat(
+            images, boxes.values, tf.cast(boxes.value_rowids(), _i32), intrinsic_matrix,
+            distortion_coeffs, extrinsic_matrix, world_up_vector, default_fov_degrees,
+            internal_batch_size, antialias_factor, num_aug)
+        plausible = self._plausibility(poses_cam, suppress_implausible_poses)
         poses3d, poses2d = self._finish(poses3d, poses2d, skeleton, average_aug)
         splits = boxes.row_splits
         return {'poses3d': tf.RaggedTensor.from_row_splits(poses3d, splits),
-                'poses2d': tf.RaggedTensor.from_row_splits(poses2d, splits)}
+                'poses2d': tf.RaggedTensor.from_row_splits(poses2d, splits),
+                'is_plausible': tf.RaggedTensor.from_row_splits(plausible, splits)}
 
     # ------------------------------------------------------------------ detection
     def _detect_boxes(self, image, threshold, nms_iou_threshold, max_detections, flip_aug):
@@ -363,10 +405,7 @@ class PoseEstimatorModule(tf.Module):
             default_fov_degrees, internal_batch_size, antialias_factor, num_aug)
 
         def filtered():
-            mean_cam = tta.average(poses_cam)
-            ok = pose_filtering.is_plausible(
-                mean_cam, self._edges, self._symmetric_pairs, self._mean_bone_mm,
-                tta.spread_mm(poses_cam), self.filter_config)
+            ok = self._plausibility(poses_cam, tf.constant(True))
             kept = tf.cast(tf.where(ok)[:, 0], _i32)
             order = pose_filtering.pose_nms(
                 tf.gather(tta.average(poses2d), kept), tf.gather(boxes, kept),
@@ -383,8 +422,7 @@ class PoseEstimatorModule(tf.Module):
         tf.TensorSpec([], _f32, name='detector_threshold'),
         tf.TensorSpec([], _f32, name='detector_nms_iou_threshold'),
         tf.TensorSpec([], _i32, name='max_detections'),
-        tf.TensorSpec([], _bool, name='detector_flip_aug'),
-        tf.TensorSpec([], _bool, name='suppress_implausible_poses')]
+        tf.TensorSpec([], _bool, name='detector_flip_aug'), _SUPPRESS]
 
     @tf.function(input_signature=[
         tf.TensorSpec([None, None, 3], tf.uint8, name='image'),
@@ -450,10 +488,10 @@ class PoseEstimatorModule(tf.Module):
         estimate = tf.function(
             lambda image, boxes, intrinsic_matrix, distortion_coeffs, extrinsic_matrix,
             world_up_vector, default_fov_degrees, internal_batch_size, antialias_factor,
-            num_aug, skeleton: self.estimate_poses(
+            num_aug, skeleton, suppress_implausible_poses: self.estimate_poses(
                 image, boxes, intrinsic_matrix, distortion_coeffs, extrinsic_matrix,
                 world_up_vector, default_fov_degrees, internal_batch_size, antialias_factor,
-                num_aug, tf.constant(True), skeleton),
+                num_aug, tf.constant(True), skeleton, suppress_implausible_poses),
             input_signature=[
                 tf.TensorSpec([None, None, 3], tf.uint8, name='image'),
                 tf.TensorSpec([None, 4], _f32, name='boxes'),
@@ -461,6 +499,8 @@ class PoseEstimatorModule(tf.Module):
                 tf.TensorSpec([5], _f32, name='distortion_coeffs'),
                 tf.TensorSpec([4, 4], _f32, name='extrinsic_matrix'),
                 tf.TensorSpec([3], _f32, name='world_up_vector')]
-            + [s for s in self._COMMON if s.name != 'average_aug'])
-        return {'serving_default': self.predict_crops.get_concrete_function(),
-                'estimate_poses': estimate.get_concrete_function()}
+            + [s for s in self._COMMON if s.name != 'average_aug'] + [self._SUPPRESS])
+        # tf.functions, not concrete functions: traced inside tf.saved_model.save, so each graph
+        # is traced once (a trace made outside the save context is traced again inside it and
+        # the SavedModel would hold both copies).
+        return {'serving_default': self.predict_crops, 'estimate_poses': estimate}

@@ -59,15 +59,19 @@ def undistort_normalized(xy_distorted: tf.Tensor, coeffs: tf.Tensor) -> tf.Tenso
     extra_dims = len(xy_distorted.shape) - 2
     c = tf.reshape(coeffs, tf.concat([tf.shape(coeffs)[:1], [1] * extra_dims, [5]], 0))
     k1, k2, p1, p2, k3 = (c[..., i] for i in range(5))
-    xy = xy_distorted
-    for _ in range(_UNDISTORT_ITERATIONS):
+
+    def step(i, xy):
         x, y = xy[..., 0], xy[..., 1]
         r2 = x * x + y * y
         radial = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
         dx = p1 * 2 * x * y + p2 * (r2 + 2 * x * x)
         dy = p1 * (r2 + 2 * y * y) + p2 * 2 * x * y
-        xy = tf.stack([(xy_distorted[..., 0] - dx) / radial,
-                       (xy_distorted[..., 1] - dy) / radial], axis=-1)
+        return i + 1, tf.stack([(xy_distorted[..., 0] - dx) / radial,
+                                (xy_distorted[..., 1] - dy) / radial], axis=-1)
+
+    # A loop, not unrolled: the exported graph stays small (load and first-call time).
+    _, xy = tf.while_loop(lambda i, _: i < _UNDISTORT_ITERATIONS, step,
+                          (tf.constant(0), xy_distorted))
     return xy
 
 
@@ -171,12 +175,12 @@ def crop_cameras(intrinsics: tf.Tensor, coeffs: tf.Tensor, boxes: tf.Tensor, sid
     return rot, crop_k
 
 
-def scale_output(intrinsics: tf.Tensor, factor: int) -> tf.Tensor:
-    """Intrinsics [N, 3, 3] of the image resized by `factor` (Camera.scale_output)."""
-    scale = tf.constant([[factor, factor, factor], [factor, factor, factor], [1, 1, 1]],
-                        tf.float32)
-    shift = tf.constant([[0, 0, 0.5 * (factor - 1)], [0, 0, 0.5 * (factor - 1)], [0, 0, 0]],
-                        tf.float32)
+def scale_output(intrinsics: tf.Tensor, factor) -> tf.Tensor:
+    """Intrinsics [N, 3, 3] of the image resized by `factor` (scalar, may be a tensor;
+    Camera.scale_output)."""
+    f = tf.cast(factor, tf.float32)
+    scale = tf.stack([f, f, 1.0])[:, None]  # the first two rows scale, the last stays
+    shift = 0.5 * (f - 1) * tf.constant([[0, 0, 1], [0, 0, 1], [0, 0, 0]], tf.float32)
     return intrinsics * scale + shift
 
 
@@ -230,17 +234,22 @@ def _homography_warp(images, image_ids, orig_k, rot, crop_k, side):
     inverse = inverse / inverse[:, 2:, 2:]
     transforms = tf.reshape(inverse, [-1, 9])[:, :8]
 
+    channels = images.shape[-1]
+
     def warp_one(args):
         transform, image_id = args
         image = tf.cast(tf.gather(images, image_id)[None], tf.float32)
         return tf.raw_ops.ImageProjectiveTransformV3(
-            images=image, transforms=transform[None], output_shape=tf.constant([side, side]),
+            images=image, transforms=transform[None], output_shape=tf.stack([side, side]),
             fill_value=0.0, interpolation='BILINEAR', fill_mode='CONSTANT')[0]
 
-    # A fully static element shape lets map_fn stack an empty result (no boxes).
-    return tf.map_fn(warp_one, (transforms, tf.cast(image_ids, tf.int32)),
-                     fn_output_signature=tf.TensorSpec([side, side, images.shape[-1]],
-                                                       tf.float32))
+    def warp_all():
+        return tf.map_fn(warp_one, (transforms, tf.cast(image_ids, tf.int32)),
+                         fn_output_signature=tf.TensorSpec([None, None, channels], tf.float32))
+
+    # map_fn cannot stack zero results of a dynamic element shape (side may be a tensor).
+    return tf.cond(tf.shape(transforms)[0] > 0, warp_all,
+                   lambda: tf.zeros(tf.stack([0, side, side, channels])))
 
 
 def warp_crops(images: tf.Tensor, image_ids: tf.Tensor, orig_k: tf.Tensor, coeffs: tf.Tensor,
@@ -261,24 +270,21 @@ def warp_crops(images: tf.Tensor, image_ids: tf.Tensor, orig_k: tf.Tensor, coeff
     coeffs = tf.cast(coeffs, tf.float32)
     factor = tf.maximum(tf.cast(antialias_factor, tf.int32), 1)
 
-    def render(f):
-        render_side = side * f
-        render_k = scale_output(crop_k, f)
+    # One graph for every factor (a dynamic render side), not one branch per factor: the
+    # exported graph stays small (load and first-call time).
+    render_side = side * factor
+    render_k = scale_output(crop_k, factor)
 
-        def with_distortion():
-            coords = _source_coords(orig_k, coeffs, rot, render_k, render_side)
-            return bilinear_sample(images, image_ids, coords)
+    def with_distortion():
+        coords = _source_coords(orig_k, coeffs, rot, render_k, render_side)
+        return bilinear_sample(images, image_ids, coords)
 
-        def without_distortion():
-            return _homography_warp(images, image_ids, orig_k, rot, render_k, render_side)
+    def without_distortion():
+        return _homography_warp(images, image_ids, orig_k, rot, render_k, render_side)
 
-        has_distortion = tf.reduce_any(tf.not_equal(coeffs, 0.0))
-        rendered = tf.cond(has_distortion, with_distortion, without_distortion)
-        if f == 1:
-            return rendered
-        return tf.nn.avg_pool2d(rendered, f, f, 'VALID')
-
-    # The factor must be static for the rendering shapes; 1..4 covers practical use.
-    branches = {f - 1: (lambda f=f: render(f)) for f in range(1, 5)}
-    crops = tf.switch_case(tf.minimum(factor, 4) - 1, branches)
-    return tf.ensure_shape(crops, [None, side, side, None])
+    has_distortion = tf.reduce_any(tf.not_equal(coeffs, 0.0))
+    rendered = tf.cond(has_distortion, with_distortion, without_distortion)
+    # Area average of factor x factor blocks (avg_pool2d needs a static window).
+    channels = images.shape[-1]
+    blocks = tf.reshape(rendered, tf.stack([-1, side, factor, side, factor, channels]))
+    return tf.ensure_shape(tf.reduce_mean(blocks, axis=[2, 4]), [None, side, side, channels])

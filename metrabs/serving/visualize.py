@@ -73,3 +73,33 @@ def save_figure(out_path: str | os.PathLike, image: np.ndarray, poses2d: np.ndar
         os.replace(tmp, out_path)
     finally:
         plt.close(fig)
+
+
+def draw_overlay(frame: np.ndarray, poses2d: np.ndarray, edges: np.ndarray,
+                 boxes: np.ndarray | None = None, ids: np.ndarray | None = None) -> np.ndarray:
+    """A copy of frame [H, W, 3] uint8 with each pose [P, J, 2] (image px) drawn as bones and
+    joints, its box [P, 4+] (xywh px) and id [P]; colours follow the id (or the pose index), so a
+    tracked person keeps one colour. OpenCV drawing, fast enough for every frame of a video."""
+    import cv2
+    out = np.ascontiguousarray(frame, np.uint8).copy()
+    poses2d = np.asarray(poses2d, np.float64)
+    edges = np.asarray(edges, np.int64).reshape(-1, 2)
+    keys = np.arange(len(poses2d)) if ids is None else np.asarray(ids)
+    colors = (_colors(int(keys.max()) + 1 if len(keys) else 1)[:, :3] * 255).astype(int)
+    thickness = max(1, round(max(out.shape[:2]) / 300))
+    for i, pose in enumerate(poses2d):
+        color = tuple(int(c) for c in colors[keys[i] % len(colors)])
+        finite = np.isfinite(pose).all(-1)
+        points = np.round(np.where(finite[:, None], pose, 0)).astype(np.int32)
+        for a, b in edges:
+            if finite[a] and finite[b]:
+                cv2.line(out, tuple(points[a]), tuple(points[b]), color, thickness, cv2.LINE_AA)
+        for p in points[finite]:
+            cv2.circle(out, tuple(p), thickness + 1, color, -1, cv2.LINE_AA)
+        if boxes is not None and i < len(boxes):
+            x, y, w, h = np.round(np.asarray(boxes[i][:4], np.float64)).astype(int)
+            cv2.rectangle(out, (x, y), (x + w, y + h), color, thickness)
+            if ids is not None:
+                cv2.putText(out, str(int(ids[i])), (x, max(y - 4, 10)), cv2.FONT_HERSHEY_SIMPLEX,
+                            0.4 * thickness, color, thickness, cv2.LINE_AA)
+    return out
