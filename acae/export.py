@@ -159,10 +159,13 @@ class AcaeModule(tf.Module):
 
     def _skeleton_id(self, name):
         matches = tf.where(tf.equal(tf.constant(self._skeleton_names), name))[:, 0]
-        tf.debugging.assert_equal(
+        check = tf.debugging.assert_equal(
             tf.size(matches), 1,
             message=f'unknown skeleton name; known: {self._known}')
-        return matches[0]
+        # A graph runs independent ops in any order: without the dependency the slice of an
+        # empty `matches` could fail first, with "slice index 0 ... out of bounds".
+        with tf.control_dependencies([check]):
+            return tf.identity(matches[0])
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.float32, name='points')])
     def encode(self, points):

@@ -11,14 +11,17 @@ import math
 import os
 import pathlib
 import sys
-import zipfile
 
-import keras
 import numpy as np
-import tensorflow as tf
 import tqdm
 
-from acae import model as acae_model
+from posepile import cli
+from posepile.npz_io import read_npz
+
+# Imported at first use, so that `python -m acae.train --help` answers without TensorFlow
+# (posepile/cli.py); acae.model (TensorFlow too) is imported where used.
+keras = cli.DeferredModule('keras')
+tf = cli.DeferredModule('tensorflow')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,24 +63,8 @@ def load_poses_npz(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
 
     Raises ValueError/KeyError naming the file and the offending key.
     """
-    path = pathlib.Path(path)
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, zipfile.BadZipFile) as e:
-        raise ValueError(f'{path}: cannot read as an npz file without pickle ({e})') from e
-    if not isinstance(data, np.lib.npyio.NpzFile):
-        raise ValueError(f'{path}: expected an npz archive with keys poses and joint_names, '
-                         f'got a single array')
-    with data:
-        for key in ('poses', 'joint_names'):
-            if key not in data.files:
-                raise KeyError(f'{path}: missing key {key!r} (has {data.files})')
-        try:
-            poses = data['poses']
-            names = data['joint_names']
-        except ValueError as e:
-            raise ValueError(f'{path}: a key needs pickle to load ({e}); store joint_names as a '
-                             f'str array') from e
+    data = read_npz(path, ('poses', 'joint_names'), 'a poses .npz (poses, joint_names)')
+    poses, names = data['poses'], data['joint_names']
     validate_poses(poses, names, where=str(path))
     return poses.astype(np.float32), [str(n) for n in names]
 
@@ -149,6 +136,7 @@ def train_acae(poses: np.ndarray, joint_names, config: TrainConfig = TrainConfig
     (computed in metres) + sparsity with Adam under a cosine-decayed learning rate, on batches of
     randomly rotated (and shifted) poses. Scalars go to `log_dir` (TensorBoard) if given.
     """
+    from acae import model as acae_model
     validate_poses(poses, np.asarray(joint_names))
     np_rng = np.random.default_rng(config.seed)
     n_poses = len(poses)
@@ -226,7 +214,7 @@ def mean_joint_error_mm(model: acae_model.AffineCombiningAutoencoder, poses: np.
     return float(np.mean(np.concatenate(errors)))
 
 
-def parse_args(argv):
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='python -m acae.train', description=__doc__)
     defaults = TrainConfig()
     parser.add_argument('--poses', required=True, help='npz with poses [N,J,3] mm, joint_names')
@@ -246,11 +234,10 @@ def parse_args(argv):
     parser.add_argument('--skeletons', default='auto',
                         help="comma-separated skeleton names for the converter, 'auto' (every "
                              "registered skeleton covered by the joints) or 'none'")
-    return parser.parse_args(argv)
+    return parser
 
 
-def main(argv=None):
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+def run(args: argparse.Namespace) -> int:
     # Imported here: export pulls in the skeleton registry, which only the CLI needs.
     from acae import convert, export
     poses, joint_names = load_poses_npz(args.poses)
@@ -269,7 +256,12 @@ def main(argv=None):
     export.export_all(out, model, converter)
     print(f'wrote {out}/weights.npz, converter.npz, saved_model/ '
           f'(skeletons: {", ".join(converter.skeleton_names)})')
+    return 0
+
+
+def main(argv=None) -> int:
+    return cli.run(build_parser, run, argv, uses_tensorflow=True)
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -14,6 +14,8 @@ import json
 import math
 import sys
 
+from posepile import cli
+
 COLUMNS = (('MPJPE', 'mpjpe'), ('PA-MPJPE', 'pa_mpjpe'), ('abs MPJPE', 'mpjpe_abs'),
            ('consistency', 'consistency_mm'), ('cons. depth', 'consistency_depth_mm'),
            ('cons. image plane', 'consistency_plane_mm'))
@@ -24,10 +26,11 @@ def load_summary(path: str) -> dict:
         with open(path, encoding='utf-8') as f:
             report = json.load(f)
     except (OSError, json.JSONDecodeError) as e:
-        raise SystemExit(f'eval.compare: cannot read report {path}: {e}') from e
+        raise ValueError(f'cannot read report {path}: {e}') from None
     summary = report.get('summary') if isinstance(report, dict) else None
     if not isinstance(summary, dict) or 'mpjpe' not in summary:
-        raise SystemExit(f'eval.compare: {path} has no synthetic-benchmark "summary" field')
+        raise ValueError(f'{path} has no synthetic-benchmark "summary" field (an eval.run '
+                         f'report of --benchmark=synthetic)')
     return summary
 
 
@@ -53,18 +56,27 @@ def format_comparison(named_summaries: list[tuple[str, dict]]) -> str:
     return '\n'.join(lines)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog='python -m eval.compare', description=__doc__.split('\n')[0])
-    parser.add_argument('reports', nargs='+', metavar='NAME=REPORT.json')
-    args = parser.parse_args(argv)
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog='python -m eval.compare', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('reports', nargs='+', metavar='NAME=REPORT.json',
+                        help='a row label and the eval.run JSON report it shows')
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
     named = []
     for item in args.reports:
         name, sep, path = item.partition('=')
         if not sep:
-            parser.error(f'expected NAME=REPORT.json, got {item!r}')
+            raise ValueError(f'expected NAME=REPORT.json, got {item!r}')
         named.append((name, load_summary(path)))
     print(format_comparison(named))
     return 0
+
+
+def main(argv=None) -> int:
+    return cli.run(build_parser, run, argv)
 
 
 if __name__ == '__main__':

@@ -25,7 +25,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from posepile import cli
 from posepile import joints as joint_registry
+from posepile.npz_io import read_npz
 
 
 @dataclasses.dataclass
@@ -169,17 +171,11 @@ def evaluate_file(path: str, fit_on: str = 'hidden', formats: Sequence[str] | No
     hidden-world poses; with fit_on='gt', on the file's own 'true3d_cam'.
     """
     formats = list(formats or synthetic_formats())
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            for key in ('poses', 'joint_names') + (('true3d_cam',) if fit_on == 'gt'
-                                                          else ()):
-                if key not in data.files:
-                    raise KeyError(f'{path}: missing field {key!r} (has {data.files})')
-            pred = data['poses']
-            names = [str(n) for n in data['joint_names']]
-            truth = data['true3d_cam'] if fit_on == 'gt' else None
-    except ValueError as e:
-        raise ValueError(f'{path}: cannot read without pickle ({e})') from e
+    data = read_npz(path, ('poses', 'joint_names') + (('true3d_cam',) if fit_on == 'gt' else ()),
+                    'a predictions .npz (poses, joint_names)')
+    pred = data['poses']
+    names = [str(n) for n in data['joint_names']]
+    truth = data['true3d_cam'] if fit_on == 'gt' else None
     if pred.ndim != 3 or pred.shape[1:] != (len(names), 3):
         raise ValueError(f'{path}: field "poses" must be [N, {len(names)}, 3], '
                          f'got {pred.shape}')
@@ -214,7 +210,7 @@ def format_table(rows: Mapping[str, ConsistencyResult]) -> str:
     return '\n'.join(lines)
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='python -m eval.consistency',
         description='Cross-skeleton consistency (mm) of multi-format predictions.')
@@ -224,15 +220,15 @@ def main(argv=None):
                         help='fit the implied-format maps on hidden-world poses or on the '
                         "file's own ground truth")
     parser.add_argument('--json', default=None, help='also write all numbers here')
-    args = parser.parse_args(argv)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
     rows, floor, everything = {}, None, {}
     for item in args.predictions:
         name, _, path = item.rpartition('=')
         name = name or path
-        try:
-            rows[name], floor = evaluate_file(path, args.fit_on)
-        except (KeyError, ValueError, FileNotFoundError) as e:
-            sys.exit(f'eval.consistency: {e}')
+        rows[name], floor = evaluate_file(path, args.fit_on)
         everything[name] = rows[name].to_dict()
     rows['ground truth (floor)'] = floor
     everything['ground truth (floor)'] = floor.to_dict()
@@ -240,7 +236,12 @@ def main(argv=None):
     if args.json:
         from posepile.atomic_io import write_json_atomic
         write_json_atomic(args.json, everything)
+    return 0
+
+
+def main(argv=None) -> int:
+    return cli.run(build_parser, run, argv)
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -17,7 +17,7 @@ import numpy as np
 # 3DHP/MuPoTS evaluations (so the 0 mm threshold never passes and a perfect AUC is 30/31).
 AUC_THRESHOLDS_MM = np.arange(0.0, 151.0, 5.0)
 PCK_THRESHOLD_MM = 150.0
-ALIGNMENTS = ('root', 'none', 'procrustes', 'scale')
+ALIGNMENTS = ('root', 'none', 'procrustes', 'scale', 'mean')
 
 
 def valid_mask(gt: np.ndarray) -> np.ndarray:
@@ -48,6 +48,24 @@ def root_align(poses: np.ndarray, root_index: int) -> np.ndarray:
     """Subtracts the root joint: [N, J, 3] -> [N, J, 3] root-relative (root becomes 0 or NaN)."""
     poses = np.asarray(poses, np.float64)
     return poses - poses[:, root_index:root_index + 1]
+
+
+def joint_mean(poses: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """[N, 1, 3]: each pose's mean over its `valid` [N, J] joints (0 where none is valid)."""
+    poses = np.asarray(poses, np.float64)
+    w = np.asarray(valid, bool)[..., np.newaxis]
+    count = np.maximum(np.sum(w, axis=1, keepdims=True), 1)
+    return np.sum(np.where(w, poses, 0.0), axis=1, keepdims=True) / count
+
+
+def mean_align(poses: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Subtracts from each pose its mean over its `valid` joints: [N, J, 3] -> [N, J, 3].
+
+    The alignment for skeletons without a common root joint (a marker set, COCO's 17 points):
+    prediction and truth both subtract their own mean over the same (labelled) joints.
+    A pose with no valid joint is returned unchanged (its errors are NaN anyway).
+    """
+    return np.asarray(poses, np.float64) - joint_mean(poses, valid)
 
 
 def procrustes_align(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = None
@@ -108,7 +126,8 @@ def joint_errors(pred: np.ndarray, gt: np.ndarray, alignment: str = 'root',
     """Per-joint Euclidean errors [N, J] in mm; NaN where the ground truth is missing.
 
     alignment: 'root' (subtract each pose's root joint; MPJPE), 'none' (absolute MPJPE, camera
-    frame), 'procrustes' (PA-MPJPE), 'scale' (N-MPJPE: root + least-squares scale).
+    frame), 'procrustes' (PA-MPJPE), 'scale' (N-MPJPE: root + least-squares scale), 'mean'
+    (subtract each pose's mean over its labelled joints, from prediction and truth alike).
     With 'root'/'scale', a pose whose ground-truth root is missing has all errors NaN.
     """
     pred, gt = _check_shapes(pred, gt)
@@ -120,6 +139,9 @@ def joint_errors(pred: np.ndarray, gt: np.ndarray, alignment: str = 'root',
         pred_a, gt_a = procrustes_align(pred, gt), gt
     elif alignment == 'scale':
         pred_a, gt_a = scale_align(pred, gt, root_index), root_align(gt, root_index)
+    elif alignment == 'mean':
+        valid = valid_mask(gt)
+        pred_a, gt_a = mean_align(pred, valid), mean_align(gt, valid)
     else:
         raise ValueError(f'unknown alignment {alignment!r}; choose from {ALIGNMENTS}')
     errors = np.linalg.norm(pred_a - gt_a, axis=-1)

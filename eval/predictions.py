@@ -44,6 +44,7 @@ import os
 import numpy as np
 
 from posepile.atomic_io import write_npz_atomic
+from posepile.npz_io import read_npz
 
 REQUIRED_KEYS = ('poses', 'joint_names', 'sequence', 'frame')
 BOX_SOURCES = ('gt', 'detector')
@@ -105,11 +106,7 @@ class Predictions:
 def load_predictions(path: str | os.PathLike) -> Predictions:
     """Reads and validates a predictions .npz (no pickles); errors name the file and the key."""
     path = os.fspath(path)
-    with np.load(path, allow_pickle=False) as data:
-        missing = [k for k in REQUIRED_KEYS if k not in data.files]
-        if missing:
-            raise KeyError(f'{path}: missing keys {missing} (has {sorted(data.files)})')
-        arrays = {k: data[k] for k in data.files}
+    arrays = read_npz(path, REQUIRED_KEYS, 'a predictions .npz (layout: eval/predictions.py)')
 
     def numeric(key, dtype):
         try:

@@ -4,8 +4,12 @@
     python -m eval.run --benchmark=mupots --root=/data/MultiPersonTestSet --model=SAVEDMODEL \
         --out=report.json [--boxes=detector|gt] [--skeleton=NAME] [--num-aug=1]
 
+    python -m eval.run --benchmark=tfrecords --root=BUILD_DIR --model=SAVEDMODEL --out=report.json
+
 --benchmark: one of eval.benchmarks.BENCHMARKS. --root: the benchmark as distributed (see each
-module's docstring for the files read). --predictions: the npz layout of eval/predictions.py.
+module's docstring for the files read); for 'tfrecords', any output of posepile.build or
+posepile.build_all (any dataset, your own included): its test split in every skeleton format
+the records label (eval/benchmarks/tfrecords.py). --predictions: the npz layout of eval/predictions.py.
 --model: an exported SavedModel (metrabs.export); it is run on the benchmark's test images with
 the benchmark's cameras (eval/model_predictions.py), with the person boxes from the model's own
 detector (--boxes=detector, the default for the four public benchmarks, as the released MeTRAbs
@@ -27,6 +31,8 @@ import sys
 from eval import report
 from eval.benchmarks import BENCHMARKS, get_benchmark
 from eval.predictions import BOX_SOURCES, load_predictions, save
+from posepile import cli
+from posepile.cli import UserError
 
 MODEL_NOT_SUPPORTED = (
     'benchmark {name!r} is not supported for --model yet: running the exported model API '
@@ -45,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--benchmark', required=True, choices=sorted(BENCHMARKS))
     parser.add_argument('--root', required=True, type=pathlib.Path,
-                        help='benchmark root folder, as distributed')
+                        help='benchmark root folder, as distributed (tfrecords: a build '
+                             'directory)')
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument('--predictions', type=pathlib.Path, help='predictions .npz')
     source.add_argument('--model', type=pathlib.Path,
@@ -83,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
                                'absolute PCK')
     protocol.add_argument('--split', default=None,
                           choices=('all', 'train', 'validation', 'test'),
-                          help='pw3d: sequences to evaluate (default: all 60)')
+                          help='pw3d: sequences to evaluate (default: all 60); tfrecords: the '
+                               'built split to evaluate (default: test)')
     protocol.add_argument('--valid-frames', default=None, choices=('official', 'campose'),
                           help='pw3d: official = campose_valid and 2D pose present (default), '
                                'campose = campose_valid only (SPIN)')
@@ -105,7 +113,7 @@ def ground_truth_options(module, args: argparse.Namespace) -> dict:
     unknown = [k for k in chosen if k not in accepted]
     if unknown:
         flags = ', '.join('--' + k.replace('_', '-') for k in unknown)
-        raise SystemExit(f'error: {flags} does not apply to benchmark {args.benchmark!r}')
+        raise UserError(f'{flags} does not apply to benchmark {args.benchmark!r}')
     return chosen
 
 
@@ -113,8 +121,7 @@ def box_source(module, args: argparse.Namespace) -> str:
     """--boxes, else the benchmark's default; an error if the benchmark cannot detect."""
     boxes = args.boxes or getattr(module, 'DEFAULT_BOXES', 'gt')
     if boxes == 'detector' and not hasattr(module, 'DETECTOR'):
-        raise SystemExit(f'error: benchmark {args.benchmark!r} has no detector mode '
-                         f'(--boxes=gt only)')
+        raise UserError(f'benchmark {args.benchmark!r} has no detector mode (--boxes=gt only)')
     return boxes
 
 
@@ -136,14 +143,14 @@ def run_model(module, gt, args: argparse.Namespace) -> pathlib.Path:
     from eval import model_predictions
 
     if not args.model.is_dir():
-        raise SystemExit(f'error: --model {args.model} is not a SavedModel directory')
+        raise UserError(f'--model {args.model} is not a SavedModel directory')
     boxes = box_source(module, args)
     options = inference_options(module, args)
     model = tf.saved_model.load(str(args.model))
     if boxes == 'detector' and not model_predictions.has_detector(model):
-        raise SystemExit(f'error: {args.model} was exported without a person detector '
-                         f'(metrabs.export --detector=...), so --boxes=detector would estimate '
-                         f'one person in the whole image; use --boxes=gt')
+        raise UserError(f'{args.model} was exported without a person detector '
+                        f'(metrabs.export --detector=...), so --boxes=detector would estimate '
+                        f'one person in the whole image; use --boxes=gt')
     takes_boxes = 'boxes' in inspect.signature(module.model_inputs).parameters
     # Listed up front for the progress bar's total: ground-truth objects need not define len,
     # and a multi-person benchmark has fewer images than GT rows. Items hold paths or lazy
@@ -164,19 +171,14 @@ def run_model(module, gt, args: argparse.Namespace) -> pathlib.Path:
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run(args: argparse.Namespace) -> int:
     module = get_benchmark(args.benchmark)
     if args.model is not None:
         if not hasattr(module, 'model_inputs'):
-            print('error: ' + MODEL_NOT_SUPPORTED.format(name=args.benchmark,
-                                                         module=module.__name__),
-                  file=sys.stderr)
-            return 2
+            raise UserError(MODEL_NOT_SUPPORTED.format(name=args.benchmark,
+                                                       module=module.__name__))
         if args.out is None:
-            print('error: --model needs --out (the predictions are saved next to the report)',
-                  file=sys.stderr)
-            return 2
+            raise UserError('--model needs --out (the predictions are saved next to the report)')
         box_source(module, args)  # an impossible --boxes fails before the ground truth is read
     gt = module.load_ground_truth(args.root, **ground_truth_options(module, args))
     predictions_path = args.predictions if args.model is None else run_model(module, gt, args)
@@ -187,6 +189,12 @@ def main(argv: list[str] | None = None) -> int:
         report.write_json(args.out, report.result_to_json(result))
         print(f'wrote {args.out}')
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.run(build_parser, run, argv,
+                   uses_tensorflow=lambda args: args.model is not None
+                   or getattr(get_benchmark(args.benchmark), 'READS_TFRECORDS', False))
 
 
 if __name__ == '__main__':

@@ -31,13 +31,17 @@ import os
 import sys
 from collections.abc import Iterable, Sequence
 
-import keras
 import numpy as np
-import tensorflow as tf
 import tqdm
 
-from metrabs.model import description, restore
+from metrabs.model import description
+from posepile import cli
 from posepile.joints.joint_info import JointInfo
+
+# Imported at first use, so that --help answers without TensorFlow (posepile/cli.py);
+# metrabs.model.restore (TensorFlow too) is imported where used.
+keras = cli.DeferredModule('keras')
+tf = cli.DeferredModule('tensorflow')
 
 
 def flip_crops(images: tf.Tensor, intrinsics: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -150,6 +154,7 @@ def load_model(model_path: str, model_config: str | None = None,
     that metrabs.train writes next to it (or the given files). ACAE fine-tuned models
     (finetune_mode 'latent' / 'hybrid' in config.json) come back as AcaeLatentModel, whose
     outputs are the decoded latents."""
+    from metrabs.model import restore
     prefix = restore.resolve_checkpoint(model_path)
     config_path = model_config or description.find_nearby(prefix, 'config.json')
     names_path = joint_names_file or description.find_nearby(prefix, 'joint_names.json')
@@ -172,7 +177,7 @@ def parse_dataset_specs(specs: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='python -m metrabs.pseudo_gt',
                                      description='Pseudo-GT: every joint for every example.')
     parser.add_argument('--model', required=True, help='training checkpoint (prefix, its '
@@ -181,44 +186,48 @@ def main(argv=None):
                         help='NAME=GLOB of TFRecord shards (comma-separated or repeated)')
     parser.add_argument('--input-config', default=None,
                         help='InputConfig JSON whose parts are read instead of --datasets')
-    parser.add_argument('--out', required=True)
+    parser.add_argument('--out', required=True, help='the pseudo-GT .npz to write')
     parser.add_argument('--flip-average', action='store_true',
                         help='average with the prediction on the mirrored crop')
-    parser.add_argument('--batch-size', type=int, default=32)
+    parser.add_argument('--batch-size', type=int, default=32, help='crops per model call')
     parser.add_argument('--union', default='all', help="posepile union of the records' joints")
-    parser.add_argument('--model-config', default=None)
-    parser.add_argument('--joint-names-file', default=None)
-    parser.add_argument('--no-progress', action='store_true')
-    args = parser.parse_args(argv)
+    parser.add_argument('--model-config', default=None,
+                        help='ModelConfig JSON, if no config.json is next to the checkpoint')
+    parser.add_argument('--joint-names-file', default=None,
+                        help='JSON list of joints, if no joint_names.json is next to it')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+    return parser
 
+
+def run(args: argparse.Namespace) -> int:
     import json
 
     from metrabs.data import input_pipeline
-    try:
-        model, joint_names = load_model(args.model, args.model_config, args.joint_names_file)
-        side = model.config.proc_side
-        if args.input_config:
-            with open(args.input_config, encoding='utf-8') as f:
-                loaded = input_pipeline.InputConfig.from_dict(json.load(f),
-                                                              source=args.input_config)
-            parts = loaded.parts
-            union = loaded.union
-        else:
-            specs = parse_dataset_specs(args.datasets)
-            if not specs:
-                raise ValueError('give --datasets=NAME=GLOB or --input-config')
-            parts = tuple(input_pipeline.DatasetPart(n, p, 1) for n, p in specs.items())
-            union = args.union
-        config = input_pipeline.InputConfig(tuple(joint_names), parts, proc_side=side,
-                                            union=union)
-        dataset = input_pipeline.make_eval_dataset(config, args.batch_size)
-        arrays = predict_dataset(model, dataset, joint_names, args.flip_average,
-                                 show_progress=not args.no_progress)
-    except (KeyError, ValueError, FileNotFoundError) as e:
-        sys.exit(f'metrabs.pseudo_gt: {e}')
+    model, joint_names = load_model(args.model, args.model_config, args.joint_names_file)
+    side = model.config.proc_side
+    if args.input_config:
+        with open(args.input_config, encoding='utf-8') as f:
+            loaded = input_pipeline.InputConfig.from_dict(json.load(f), source=args.input_config)
+        parts = loaded.parts
+        union = loaded.union
+    else:
+        specs = parse_dataset_specs(args.datasets)
+        if not specs:
+            raise ValueError('give --datasets=NAME=GLOB or --input-config')
+        parts = tuple(input_pipeline.DatasetPart(n, p, 1) for n, p in specs.items())
+        union = args.union
+    config = input_pipeline.InputConfig(tuple(joint_names), parts, proc_side=side, union=union)
+    dataset = input_pipeline.make_eval_dataset(config, args.batch_size)
+    arrays = predict_dataset(model, dataset, joint_names, args.flip_average,
+                             show_progress=not args.no_progress)
     write_pseudo_gt(args.out, arrays, joint_names, [p.name for p in parts], args.flip_average)
     print(f'wrote {args.out}: {len(arrays["poses"])} examples x {len(joint_names)} joints')
+    return 0
+
+
+def main(argv=None) -> int:
+    return cli.run(build_parser, run, argv, uses_tensorflow=True)
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -17,22 +17,22 @@ import json
 import logging
 import sys
 
-from metrabs.data.inmemory_synthetic import make_synthetic_dataset_fn
-from metrabs.training import distribution
-from metrabs.training.config import TrainConfig
-from metrabs.training.loop import log, train
-from metrabs.training.preemption import PREEMPTED_EXIT_CODE
+from posepile import cli
 
+# The training modules import TensorFlow: they are imported in run(), after the arguments are
+# parsed, so that --help answers without it (posepile/cli.py).
 DATA_SOURCES = ('tfrecords', 'synthetic-inmemory')
 
 
-def _parse_args(argv):
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='python -m metrabs.train',
         description='Train MeTRAbs (see metrabs/train.py and metrabs/training/loop.py).')
     parser.add_argument('--config', required=True, help='TrainConfig as JSON (missing fields '
-                        'keep their defaults)')
-    parser.add_argument('--logdir', required=True)
+                        'keep their defaults; every field: docs/CONFIGURATION.md)')
+    parser.add_argument('--logdir', required=True,
+                        help='checkpoints, TensorBoard logs, config.json and joint_names.json '
+                        'go here; an existing checkpoint in it is resumed from')
     parser.add_argument('--data', required=True, choices=DATA_SOURCES, help='data source')
     parser.add_argument('--input-config', default=None,
                         help='--data=tfrecords: InputConfig JSON of the training shards '
@@ -40,7 +40,12 @@ def _parse_args(argv):
     parser.add_argument('--val-input-config', default=None,
                         help='--data=tfrecords: InputConfig JSON of validation shards; '
                         'validation MPJPE is logged every validate_every steps')
-    parser.add_argument('--strategy', default='auto', choices=distribution.STRATEGY_NAMES)
+    # No argparse choices: the names live in metrabs.training.distribution (TensorFlow), which
+    # refuses an unknown one listing them.
+    parser.add_argument('--strategy', default='auto',
+                        help="tf.distribute strategy (metrabs.training.distribution."
+                        "STRATEGY_NAMES; 'auto': mirrored on several GPUs, multi-worker under "
+                        'TF_CONFIG; docs/TRAINING.md)')
     parser.add_argument('--logical-cpus', type=int, default=0,
                         help='split the CPU into N logical devices and mirror over them (testing)')
     parser.add_argument('--backbone-weights', default=None,
@@ -50,9 +55,11 @@ def _parse_args(argv):
     parser.add_argument('--init-from', default=None,
                         help='initialise the backbone from a training checkpoint (prefix, its '
                         'directory or the logdir) or from a SavedModel directory written by '
-                        'metrabs.export (same backbone and proc_side; the last layer is '
-                        're-initialised, so the joint set may differ). With --finetune-mode '
-                        'output_reg/hybrid also the full-joint head (training checkpoints only)')
+                        'metrabs.export (same backbone and proc_side). The head (last layer) '
+                        'is kept when the source predicts the same joints, else re-initialised, '
+                        'so the joint set may differ; the log says which, and a validation at '
+                        'step 0 shows the start. With --finetune-mode output_reg/hybrid also '
+                        'the full-joint head (training checkpoints only)')
     parser.add_argument('--finetune-mode', default=None,
                         choices=('none', 'output_reg', 'latent', 'hybrid'),
                         help='ACAE consistency fine-tuning (overrides the config field)')
@@ -60,13 +67,15 @@ def _parse_args(argv):
                         help='frozen ACAE weights.npz (overrides the config field)')
     parser.add_argument('--lambda-acae', type=float, default=None,
                         help='weight of the ACAE term (overrides the config field)')
-    parser.add_argument('--synthetic-joints', type=int, default=8)
-    parser.add_argument('--synthetic-examples', type=int, default=64)
-    parser.add_argument('--no-progress', action='store_true')
-    return parser.parse_args(argv)
+    parser.add_argument('--synthetic-joints', type=int, default=8,
+                        help='--data=synthetic-inmemory: number of joints')
+    parser.add_argument('--synthetic-examples', type=int, default=64,
+                        help='--data=synthetic-inmemory: number of examples')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+    return parser
 
 
-def _tfrecord_data(args, config: TrainConfig):
+def _tfrecord_data(args, config):
     """(joint names, training dataset_fn, validation dataset_fn or None) from InputConfig JSONs."""
     from metrabs.data import input_pipeline  # deferred: the in-memory source needs none of it
 
@@ -95,8 +104,13 @@ def _tfrecord_data(args, config: TrainConfig):
             val_dataset_fn)
 
 
-def main(argv=None):
-    args = _parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+    from metrabs.data.inmemory_synthetic import make_synthetic_dataset_fn
+    from metrabs.training import distribution
+    from metrabs.training.config import TrainConfig
+    from metrabs.training.loop import log, train
+    from metrabs.training.preemption import PREEMPTED_EXIT_CODE
+
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s %(message)s')
     config = TrainConfig.from_json(args.config)
     if args.backbone_weights is not None:
@@ -131,7 +145,12 @@ def main(argv=None):
         sys.exit(PREEMPTED_EXIT_CODE)
     log.info('finished at step %d: %s; checkpoint %s', result.step, result.last_losses,
              result.checkpoint_path)
+    return 0
+
+
+def main(argv=None) -> int:
+    return cli.run(build_parser, run, argv, uses_tensorflow=True)
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 import numpy as np
 
-from metrabs.serving import video_poses
+from posepile import cli
 
 
 def load_camera(path: str) -> dict[str, np.ndarray]:
@@ -46,7 +47,7 @@ def load_camera(path: str) -> dict[str, np.ndarray]:
     return camera
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='python -m metrabs.video', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--model', required=True, help='exported SavedModel directory')
@@ -55,19 +56,28 @@ def main(argv=None):
     parser.add_argument('--render', help='overlay video to write (.mp4, H.264)')
     parser.add_argument('--skeleton', default='', help="skeleton name ('' = all model joints)")
     parser.add_argument('--batch-size', type=int, default=8, help='frames per model call')
-    parser.add_argument('--num-aug', type=int, default=1)
+    parser.add_argument('--num-aug', type=int, default=1,
+                        help='test-time augmentations averaged per person (default 1)')
     parser.add_argument('--fov', type=float, default=55.0, help='field of view, degrees')
     parser.add_argument('--camera', help='JSON with intrinsic_matrix (and distortion_coeffs)')
-    parser.add_argument('--detector-threshold', type=float, default=0.3)
+    parser.add_argument('--detector-threshold', type=float, default=0.3,
+                        help="minimum detector score (the exported detector's)")
     parser.add_argument('--max-detections', type=int, default=-1, help='per frame; -1: all')
     parser.add_argument('--keep-implausible', action='store_true',
                         help='do not filter implausible poses')
     parser.add_argument('--no-track', action='store_true', help='no IoU tracking (ids -1)')
-    parser.add_argument('--iou-threshold', type=float, default=0.3)
+    parser.add_argument('--iou-threshold', type=float, default=0.3,
+                        help='tracking: least box IoU to continue a track')
     parser.add_argument('--max-age', type=int, default=5,
                         help='frames a track survives unmatched')
-    parser.add_argument('--no-progress', action='store_true')
-    args = parser.parse_args(argv)
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from metrabs.serving import video_poses
+    from metrabs.serving.loaded_model import load_model
+
     camera = load_camera(args.camera) if args.camera else {}
     options = video_poses.VideoOptions(
         skeleton=args.skeleton, batch_size=args.batch_size, num_aug=args.num_aug,
@@ -76,15 +86,19 @@ def main(argv=None):
         detector_threshold=args.detector_threshold, max_detections=args.max_detections,
         suppress_implausible_poses=not args.keep_implausible, track=not args.no_track,
         iou_threshold=args.iou_threshold, max_age=args.max_age)
-    import tensorflow as tf
-    model = tf.saved_model.load(args.model)
+    model = load_model(args.model)
     result = video_poses.run(model, args.input, args.out, options, args.render,
                              progress=not args.no_progress)
     frames = len(result['frame_splits']) - 1
     tracks = len(np.unique(result['track_id'][result['track_id'] >= 0]))
     print(f'{frames} frames, {len(result["boxes"])} poses, {tracks} tracks -> {args.out}'
           + (f' and {args.render}' if args.render else ''))
+    return 0
+
+
+def main(argv=None) -> int:
+    return cli.run(build_parser, run, argv, uses_tensorflow=True)
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

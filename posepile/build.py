@@ -38,14 +38,16 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from posepile import joints
+from posepile import cli, joints
 from posepile.atomic_io import write_json_atomic
 from posepile.cropping import CropConfig, crop_task, init_crop_worker
 from posepile.datasets.skip_counts import recording_skips, skipped_by_dataset
 from posepile.dedup import dedup_mask
 from posepile.example import Pose3DExample
 from posepile.shards import MANIFEST_NAME, ShardWriter, assign_shards
-from posepile.tfrecord_schema import SCHEMA_VERSION, encode_example
+
+# posepile.tfrecord_schema imports TensorFlow: it is imported where used, so that
+# `python -m posepile.build --help` answers without it (posepile/cli.py).
 
 CONFIG_NAME = 'build_config.json'
 SPLITS = ('train', 'validation', 'test')
@@ -66,7 +68,7 @@ class BuildConfig:
         num_shards: number of TFRecord files.
         workers: processes that crop (1 = in this process).
         jpeg_quality: JPEG quality of the crops (0..100).
-        dedup_threshold_mm: the dedup rule's threshold, mm (0 keeps everything that moved at all).
+        dedup_threshold_mm: the dedup rule's threshold, mm (0 keeps every example).
         box_scale: the person box's larger side times this spans the crop (margin; see cropping).
         skeleton: the converter's skeleton name; examples whose joint names are this skeleton's
             plain names are renamed to its union names. None: names must already be union names.
@@ -359,6 +361,7 @@ class _Cropper:
         # order (VideoFrame decodes forward instead of seeking when they are close).
         cropped = (map(crop_task, tasks) if self.pool is None
                    else self.pool.imap(crop_task, tasks, chunksize=_CHUNK))
+        from posepile.tfrecord_schema import encode_example
         return map(encode_example, cropped)
 
     def __exit__(self, *exc):
@@ -388,6 +391,7 @@ def _by_dataset_split(counter: Counter) -> dict[str, dict[str, int]]:
 def _manifest(counts_before: Counter, survivors, names_per_survivor,
               groups: Sequence[_ShardGroup], out_dir: pathlib.Path, config: BuildConfig,
               skipped: dict[str, dict[str, int]]) -> dict[str, Any]:
+    from posepile.tfrecord_schema import SCHEMA_VERSION
     before = _by_dataset_split(counts_before)
     after = _by_dataset_split(Counter((ex.dataset, ex.split) for ex in survivors))
     joint_sets = Counter((ex.dataset, names) for ex, names in zip(survivors, names_per_survivor))
@@ -405,8 +409,13 @@ def _manifest(counts_before: Counter, survivors, names_per_survivor,
                    'num_after_dedup': sum(after.get(name, {}).values()),
                    # Dropped by the converter's own rules before dedup, by reason.
                    'skipped': skipped.get(name, {}),
-                   'num_skipped': sum(skipped.get(name, {}).values())}
+                   'num_skipped': sum(skipped.get(name, {}).values()),
+                   # The registered skeletons its examples label in full (per joint set).
+                   'skeletons': sorted({s for (dataset, names) in joint_sets if dataset == name
+                                        for s in joints.skeletons_covered(names)})}
             for name in sorted(set(before) | set(skipped))},
+        # The converter's skeleton, whose plain joint names were renamed to union names (None:
+        # the converter gave union names); datasets[*].skeletons says what the examples label.
         'skeleton': config.skeleton,
         'joint_sets': [{'dataset': dataset, 'joint_names': list(names), 'num_examples': count}
                        for (dataset, names), count in sorted(joint_sets.items())],
@@ -422,6 +431,7 @@ def _config_record(config: BuildConfig) -> dict[str, Any]:
     """What build_config.json holds for `config`, as JSON would store it (tuples become lists).
     Workers change speed, not content, so they are left out: resuming with another count is
     fine."""
+    from posepile.tfrecord_schema import SCHEMA_VERSION
     record = {**dataclasses.asdict(config), 'schema_version': SCHEMA_VERSION}
     record = json.loads(json.dumps(record))
     record.pop('workers')
@@ -484,24 +494,35 @@ def is_complete(out_dir: str | os.PathLike, config: BuildConfig) -> bool:
 
 
 # ------------------------------------------------------------------------------------------ CLI
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+# Help texts of the BuildConfig settings that are flags (posepile.build_all shares them).
+SETTING_HELP = {
+    'crop_size': 'side of the stored square crops, px',
+    'num_shards': 'TFRecord files per (dataset, split) (fewer if it has fewer examples)',
+    'workers': 'crop processes (default: the CPUs this process may use)',
+    'jpeg_quality': 'JPEG quality of the stored crops, 0..100',
+    'dedup_threshold_mm': "the 100 mm rule: a frame is kept only if some joint moved more than "
+                          "this (mm) since its track's last kept frame; 0 keeps every frame "
+                          "(photos, small datasets)",
+    'box_scale': "the person box's larger side times this spans the crop (margin)",
+    'dataset_index': 'stored in every record: the position of the dataset in a multi-dataset mix',
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='python -m posepile.build',
         description='Convert one dataset into deduplicated perspective crops in sharded '
-                    'TFRecords with a manifest.json.')
+                    'TFRecords with a manifest.json (see posepile/build.py).')
     parser.add_argument('--dataset', required=True,
-                        help='converter name (a module in posepile/datasets)')
+                        help='converter name (a module in posepile/datasets; custom = your own '
+                             'data in the layout of docs/ADDING_A_DATASET.md)')
     parser.add_argument('--root', required=True, help='the raw dataset directory')
     parser.add_argument('--out', required=True, help='output directory for shards + manifest')
     defaults = BuildConfig()
-    parser.add_argument('--crop-size', type=int, default=defaults.crop_size)
-    parser.add_argument('--num-shards', type=int, default=defaults.num_shards)
-    parser.add_argument('--workers', type=int, default=len(os.sched_getaffinity(0)),
-                        help='crop processes (default: the CPUs this process may use)')
-    parser.add_argument('--jpeg-quality', type=int, default=defaults.jpeg_quality)
-    parser.add_argument('--dedup-threshold-mm', type=float, default=defaults.dedup_threshold_mm)
-    parser.add_argument('--box-scale', type=float, default=defaults.box_scale)
-    parser.add_argument('--dataset-index', type=int, default=defaults.dataset_index)
+    for key, help_text in SETTING_HELP.items():
+        default = getattr(defaults, key) if key != 'workers' else len(os.sched_getaffinity(0))
+        parser.add_argument(f'--{key.replace("_", "-")}', type=type(default), default=default,
+                            help=f'{help_text} (default {default})')
     parser.add_argument('--full-resolution-decode', action='store_true',
                         help='decode every JPEG frame in full (default: at 1/2, 1/4 or 1/8 where '
                         'the crop keeps >= 2 frame px per crop px; see posepile/frame_decode.py)')
@@ -511,7 +532,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--converter-option', action='append', default=[], metavar='NAME=VALUE',
                         help='a keyword argument of the converter\'s convert() (repeatable); VALUE '
                         'is read as JSON if it parses (3, [0, 2], true), else as a string')
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def _converter_options(pairs: Sequence[str], convert) -> dict[str, Any]:
@@ -545,16 +570,18 @@ class PreparedBuild:
     config: BuildConfig
 
 
-def prepare(argv: Sequence[str] | None = None) -> PreparedBuild:
-    """Parses the CLI arguments and resolves them into what `main` runs (posepile.build_all
-    uses it too, to know the settings a build would record before starting it).
+def prepare(argv: Sequence[str] | None = None, args: argparse.Namespace | None = None
+            ) -> PreparedBuild:
+    """Parses the CLI arguments (or takes parsed `args`) and resolves them into what `run`
+    runs (posepile.build_all uses it too, to know the settings a build would record before
+    starting it).
 
     Raises:
         ValueError: the root is not a directory, or a converter option or --body-model-dir does
             not fit the converter (the message names them).
     """
     from posepile import datasets
-    args = parse_args(argv)
+    args = args if args is not None else parse_args(argv)
     root = pathlib.Path(args.root)
     if not root.is_dir():
         raise ValueError(f'--root {root} is not a directory')
@@ -584,22 +611,33 @@ def prepare(argv: Sequence[str] | None = None) -> PreparedBuild:
     return PreparedBuild(args, converter, options, config)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        prepared = prepare(argv)
-    except ValueError as error:
-        print(f'posepile.build: {error}', file=sys.stderr)
-        return 2
-    args = prepared.args
-    from posepile.datasets.common import DatasetFormatError
+# Below this share of a split's examples surviving the 100 mm rule, the build says so.
+DEDUP_WARNING_KEPT_SHARE = 0.5
+
+
+def dedup_warnings(manifest: dict[str, Any]) -> list[str]:
+    """One line per (dataset, split) of which the 100 mm rule dropped more than half."""
+    threshold = manifest['config']['dedup_threshold_mm']
+    lines = []
+    for name, info in manifest['datasets'].items():
+        for split, before in info['before_dedup'].items():
+            after = info['after_dedup'].get(split, 0)
+            if before and threshold > 0 and after < DEDUP_WARNING_KEPT_SHARE * before:
+                lines.append(
+                    f'warning: the {threshold:g} mm rule kept {after} of {before} {name} {split} '
+                    f'examples ({100 * after / before:.0f}%): a frame is kept only when some '
+                    f'joint moved more than {threshold:g} mm since its track\'s last kept frame, which '
+                    f'thins densely sampled video as intended; for photos or a small dataset '
+                    f'use --dedup-threshold-mm=0 (keeps every frame)')
+    return lines
+
+
+def run(args: argparse.Namespace) -> int:
+    prepared = prepare(args=args)
     examples = prepared.converter.convert(pathlib.Path(args.root), **prepared.options)
-    try:
-        manifest = build_dataset(examples, args.out, prepared.config)
-    except DatasetFormatError as error:
-        # The dataset's files are not what its authors distribute: the message names the file
-        # and field, a traceback would only bury it. Complete shards stay for the rerun.
-        print(f'posepile.build: {error}', file=sys.stderr)
-        return 1
+    # A converter's DatasetFormatError (a ValueError) names the file and field; posepile.cli
+    # prints it as one line. Complete shards stay for the rerun.
+    manifest = build_dataset(examples, args.out, prepared.config)
     shard_counts = Counter(s['dataset'] for s in manifest['shards'])
     for name, info in manifest['datasets'].items():
         print(f'{name}: {info["num_before_dedup"]} examples, {info["num_after_dedup"]} after '
@@ -607,7 +645,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if info['num_skipped']:
             reasons = ', '.join(f'{reason}: {n}' for reason, n in info['skipped'].items())
             print(f'{name}: {info["num_skipped"]} skipped by the converter ({reasons})')
+    for line in dedup_warnings(manifest):
+        print(f'posepile.build: {line}', file=sys.stderr)
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return cli.run(build_parser, run, argv, uses_tensorflow=True)
 
 
 if __name__ == '__main__':

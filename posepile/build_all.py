@@ -57,7 +57,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from posepile import build
+from posepile import build, cli
 from posepile.atomic_io import write_json_atomic
 
 SOURCE_NAME = 'build_source.json'
@@ -352,12 +352,13 @@ def format_summary(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 # -------------------------------------------------------------------------------------------- CLI
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='python -m posepile.build_all',
         description='Build every dataset of a roots file (name -> raw directory) into one '
                     'TFRecord tree; see posepile/build_all.py.')
-    parser.add_argument('--roots', required=True, help='the roots file (JSON)')
+    parser.add_argument('--roots', required=True,
+                        help='the roots file (JSON; example: configs/roots_example.json)')
     parser.add_argument('--out', required=True, help='the TFRecord tree: OUT/<name>/ per dataset')
     parser.add_argument('--jobs', type=int, default=None, help='datasets built at once')
     parser.add_argument('--workers', type=int, default=None, help='crop processes per dataset')
@@ -367,36 +368,40 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help='check the roots and say what would be built or skipped')
     parser.add_argument('--body-model-dir', default=None,
                         help='default body model directory for entries without their own')
-    parser.add_argument('--no-progress', action='store_true')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     for key, value in DEFAULT_SETTINGS.items():
-        parser.add_argument(f'--{key.replace("_", "-")}', type=type(value), default=value)
-    return parser.parse_args(argv)
+        parser.add_argument(f'--{key.replace("_", "-")}', type=type(value), default=value,
+                            help=f'{build.SETTING_HELP[key]} (default {value})')
+    return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        entries = load_roots(args.roots)
-        if args.only:
-            wanted = [n.strip() for n in args.only.split(',') if n.strip()]
-            unknown = sorted(set(wanted) - {e.name for e in entries})
-            if unknown:
-                raise KeyError(f'--only names datasets not in {args.roots}: {unknown}')
-            entries = [e for e in entries if e.name in wanted]
-        if args.body_model_dir is not None:
-            entries = [e if e.body_model_dir is not None
-                       else dataclasses.replace(e, body_model_dir=args.body_model_dir)
-                       for e in entries]
-        for value, flag in ((args.jobs, '--jobs'), (args.workers, '--workers')):
-            if value is not None and value < 1:
-                raise ValueError(f'{flag} must be >= 1, got {value}')
-    except (FileNotFoundError, KeyError, ValueError) as error:
-        print(f'posepile.build_all: {error.args[0] if error.args else error}', file=sys.stderr)
-        return 2
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    entries = load_roots(args.roots)
+    if args.only:
+        wanted = [n.strip() for n in args.only.split(',') if n.strip()]
+        unknown = sorted(set(wanted) - {e.name for e in entries})
+        if unknown:
+            raise KeyError(f'--only names datasets not in {args.roots}: {unknown}')
+        entries = [e for e in entries if e.name in wanted]
+    if args.body_model_dir is not None:
+        entries = [e if e.body_model_dir is not None
+                   else dataclasses.replace(e, body_model_dir=args.body_model_dir)
+                   for e in entries]
+    for value, flag in ((args.jobs, '--jobs'), (args.workers, '--workers')):
+        if value is not None and value < 1:
+            raise ValueError(f'{flag} must be >= 1, got {value}')
     settings = {key: getattr(args, key) for key in DEFAULT_SETTINGS}
     results = build_all(entries, args.out, settings, args.jobs, args.workers, args.dry_run,
                         show_progress=not args.no_progress)
     print(format_summary(summary_rows(results)))
+    for result in results:
+        if result.manifest is not None:
+            for line in build.dedup_warnings(result.manifest):
+                print(f'posepile.build_all: {result.name}: {line}', file=sys.stderr)
     failed = [r for r in results if r.status == 'FAILED']
     if failed:
         print(f'\n{len(failed)} of {len(results)} datasets FAILED:', file=sys.stderr)
@@ -404,6 +409,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f'- {result.name}: {result.error}', file=sys.stderr)
         return 1
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    # The builds run in subprocesses (python -m posepile.build); this process reads the
+    # TFRecord schema version (posepile.tfrecord_schema imports TensorFlow) to compare settings.
+    return cli.run(build_parser, run, argv, uses_tensorflow=True)
 
 
 if __name__ == '__main__':

@@ -24,6 +24,7 @@ from pycocotools import mask as mask_lib
 from posepile import frame_decode
 from posepile.camera import Camera, make_crop_camera, reproject_image_points
 from posepile.example import Pose3DExample
+from posepile.image_input import as_rgb_uint8
 from posepile.image_warp import Reprojection
 
 # Points per box edge when mapping the box into the crop: box edges are straight in the crop only
@@ -213,7 +214,8 @@ def box_to_crop(box_xywh: np.ndarray, old_camera: Camera, crop_camera: Camera) -
 
 def load_image(source: str | os.PathLike | bytes | np.ndarray | Callable[[], np.ndarray],
                where: str = '') -> np.ndarray:
-    """Pose3DExample.image in any of its forms -> [H, W, 3] uint8 RGB."""
+    """Pose3DExample.image in any of its forms -> [H, W, 3] uint8 RGB (arrays: any layout and
+    dtype of posepile.image_input)."""
     if callable(source):
         image = np.asarray(source())
         origin = 'the image callable'
@@ -234,12 +236,7 @@ def load_image(source: str | os.PathLike | bytes | np.ndarray | Callable[[], np.
     else:
         image = np.asarray(source)
         origin = 'the image array'
-    if image.ndim == 2:
-        image = np.repeat(image[..., np.newaxis], 3, axis=-1)
-    if image.ndim != 3 or image.shape[2] not in (3, 4) or image.dtype != np.uint8:
-        raise ValueError(f'{where}: {origin} must give [H, W, 3] uint8, got {image.shape} '
-                         f'{image.dtype}')
-    return np.ascontiguousarray(image[..., :3])
+    return as_rgb_uint8(image, f'{where}: {origin}' if where else origin)
 
 
 def encode_jpeg(image_rgb: np.ndarray, quality: int) -> bytes:

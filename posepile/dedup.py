@@ -42,7 +42,9 @@ def dedup_mask(coords: np.ndarray, track_ids: np.ndarray, frames: np.ndarray,
             examples of the same track, so any fixed frame per track works); NaN = unlabelled.
         track_ids: [N] integers identifying the track of each example.
         frames: [N] frame indices (time order within a track); inputs may be in any order.
-        threshold_mm: a joint must move strictly more than this (mm) for the example to be kept.
+        threshold_mm: a joint must move strictly more than this (mm) for the example to be kept;
+            0 turns the rule off (every example is kept, identical repeats included: what a
+            user asking for 0 for photos or a small dataset means).
     Returns:
         [N] bool, True for kept examples, in the input order.
     """
@@ -59,6 +61,8 @@ def dedup_mask(coords: np.ndarray, track_ids: np.ndarray, frames: np.ndarray,
         raise ValueError(f'dedup_mask: threshold_mm must be >= 0, got {threshold_mm}')
     if n == 0:
         return np.zeros(0, bool)
+    if threshold_mm == 0:
+        return np.ones(n, bool)
 
     order = _track_frame_order(track_ids, frames)
     flat = np.ascontiguousarray(coords[order].reshape(n, -1), dtype=np.float32)

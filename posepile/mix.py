@@ -4,7 +4,8 @@ every batch. Reads a mix JSON, checks the builds, writes the input pipeline's In
 CLI:  python -m posepile.mix --config=configs/mix_paper28.json --out=input_config.json
                              [--tfrecord-root=DIR] [--split=train|validation|test]
 
-Mix JSON (all keys but 'datasets' optional):
+Mix JSON (all keys but 'datasets' optional; what each means: MIX_FIELDS and MIX_ENTRY_FIELDS
+below, rendered in docs/CONFIGURATION.md):
     {
       "description": "...",
       "union": "real",                      # posepile union of the model's joints
@@ -54,15 +55,48 @@ from typing import Any
 
 import numpy as np
 
-from posepile import joints
+from posepile import cli, joints
 from posepile.atomic_io import write_json_atomic
 from posepile.build import MANIFEST_NAME
 
 KINDS = ('3d', '2d')
 ALLOCATIONS = ('proportional', 'sqrt')
-_TOP_KEYS = {'description', 'union', 'tfrecord_root', 'batch_size_3d', 'batch_size_2d',
-             'allocation', 'joint_names', 'proc_side', 'seed', 'augmentation', 'datasets'}
-_ENTRY_KEYS = {'name', 'tfrecords', 'dataset', 'kind', 'examples_per_batch', 'note'}
+# The mix JSON's fields and what they mean: the one description of the format (parse_mix
+# accepts exactly these keys; docs/CONFIGURATION.md is generated from here and MixConfig's
+# defaults by python -m metrabs.config_reference).
+MIX_FIELDS = {
+    'description': 'free text: what the mix is for',
+    'union': "the posepile.joints union the model's joints come from: 'real' (the paper's "
+             "formats and your registered ones), 'synthetic' or 'all'",
+    'tfrecord_root': "base directory of relative 'tfrecords' paths, relative to the mix file "
+                     "(posepile.mix --tfrecord-root overrides it)",
+    'batch_size_3d': "rows per training batch shared by the '3d' datasets; with batch_size_2d it "
+                     "must add up to the TrainConfig's global_batch_size (metrabs.train refuses "
+                     "a mismatch)",
+    'batch_size_2d': "rows per training batch shared by the '2d' datasets (0 without any)",
+    'allocation': "how 'auto' counts share a kind's rows: 'proportional' to each dataset's "
+                  "examples after dedup, or to their square root ('sqrt'); at least 1 each",
+    'joint_names': "the model's output joints (union names); null = every joint of the union, "
+                   "also those no dataset of the mix labels (they are trained through none: "
+                   "list your skeleton's, e.g. posepile.joints.union_names('mylab'), to predict "
+                   "only those)",
+    'proc_side': "crop side the model sees, px (must equal the TrainConfig's model.proc_side)",
+    'seed': 'seed of the data order and augmentation',
+    'augmentation': 'AugmentationConfig fields to override (below), passed on as they are',
+    'datasets': 'the datasets of the mix: a list of objects with the fields below',
+}
+MIX_ENTRY_FIELDS = {
+    'name': "the entry's name (the table, the logs); also the dataset's name inside the build "
+            "unless 'dataset' says otherwise",
+    'tfrecords': 'the build directory (posepile.build --out), relative to tfrecord_root',
+    'dataset': 'which dataset of that build (a build may hold several)',
+    'kind': "'3d' (3D labels) or '2d' (2D-only labels, e.g. COCO)",
+    'examples_per_batch': "rows of every batch from this dataset: an integer >= 1, or 'auto' "
+                          "(a share of what the fixed counts leave, see allocation)",
+    'note': 'free text (ignored)',
+}
+_TOP_KEYS = set(MIX_FIELDS)
+_ENTRY_KEYS = set(MIX_ENTRY_FIELDS)
 SPLITS = ('train', 'validation', 'test')
 
 
@@ -328,12 +362,13 @@ def format_table(table: Sequence[Mapping[str, Any]]) -> str:
     return '\n'.join(lines)
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='python -m posepile.mix',
         description='Check a training mix of built datasets and write the input pipeline '
-                    'config (InputConfig JSON).')
-    parser.add_argument('--config', required=True, help='the mix JSON file')
+                    'config (InputConfig JSON). The mix JSON fields: docs/CONFIGURATION.md.')
+    parser.add_argument('--config', required=True,
+                        help='the mix JSON file (e.g. configs/mix_synthetic_cpu.json)')
     parser.add_argument('--out', required=True, help='where to write the InputConfig JSON')
     parser.add_argument('--tfrecord-root', default=None,
                         help='base of relative "tfrecords" dirs (default: the mix file\'s '
@@ -341,23 +376,26 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--split', default='train', choices=SPLITS,
                         help='which split\'s shards the config reads (validation: for '
                              'metrabs.train --val-input-config)')
-    return parser.parse_args(argv)
+    return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        mix = load_mix(args.config)
-        config, table = make_input_config(mix, args.tfrecord_root, args.split)
-    except (FileNotFoundError, KeyError, ValueError) as e:
-        print(f'posepile.mix: {e}', file=sys.stderr)
-        return 2
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    mix = load_mix(args.config)
+    config, table = make_input_config(mix, args.tfrecord_root, args.split)
     write_json_atomic(args.out, config)
     print(format_table(table))
     print(f'wrote {args.out}: {len(config["parts_3d"])} 3D + {len(config["parts_2d"])} 2D '
           f'datasets, batch {sum(r["per_batch"] for r in table)}, '
           f'{len(config["joint_names"])} joints')
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return cli.run(build_parser, run, argv)
 
 
 if __name__ == '__main__':

@@ -28,7 +28,10 @@ import struct
 from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
-import tensorflow as tf
+
+# TensorFlow is imported by the functions that write or read records: the rest (paths, shard
+# assignment, manifest counts, framing checks) serves tools that need no TensorFlow, such as the
+# --help of posepile.build (posepile/cli.py).
 
 SHARD_SUFFIX = '.tfrecord'
 TMP_SUFFIX = '.tmp'
@@ -95,6 +98,7 @@ class ShardWriter:
     def write_shard(self, index: int, records: Iterable[bytes]) -> ShardInfo:
         """Writes all `records` as shard `index` (to '.tmp', then renamed). If `records` raises,
         the '.tmp' stays behind and no final file appears."""
+        import tensorflow as tf
         path = self.paths[index]
         tmp = path.with_name(path.name + TMP_SUFFIX)
         count = 0
@@ -242,6 +246,7 @@ def read_shard(path: str | os.PathLike, expected_records: int | None = None) -> 
         CorruptShardError naming the file (and TensorFlow's byte offset) for a truncated or
         damaged record, or if the file holds another number of records than `expected_records`.
     """
+    import tensorflow as tf
     path = os.fspath(path)
     try:
         records = list(_record_iterator(path))
@@ -256,12 +261,15 @@ def read_shard(path: str | os.PathLike, expected_records: int | None = None) -> 
 def _record_iterator(path: str):
     # The C++ record reader behind tf.data, without a tf.data pipeline (this runs inside one,
     # in tf.numpy_function). Deprecated in TF 2 only in favour of tf.data.
+    import tensorflow as tf
     return tf.compat.v1.io.tf_record_iterator(path)
 
 
 def read_shard_tensor(path: tf.Tensor, expected_records: tf.Tensor) -> tf.Tensor:
     """Graph twin of `read_shard`: scalar tf.string path, scalar int64 count -> [N] tf.string.
     A corrupt shard stops the pipeline with an error whose message holds CorruptShardError's."""
+    import tensorflow as tf
+
     def read(path_bytes, count):
         return np.array(read_shard(path_bytes.decode('utf-8'), int(count)), dtype=object)
 
@@ -290,6 +298,7 @@ def make_dataset(paths: Sequence[str | os.PathLike], parse_fn=None,
     `read_shard_tensor` when its turn comes, so a truncated or damaged shard stops the pipeline
     with an error naming the file.
     """
+    import tensorflow as tf
     paths = [os.fspath(p) for p in paths]
     if not paths:
         raise ValueError('make_dataset: no shard paths given')

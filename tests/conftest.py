@@ -76,3 +76,12 @@ def deployment_workspace(exported, tmp_path_factory):
                 assert args[:2] == ['.venv/bin/python', '-m'], line
                 tiny.run_module(*args[2:], cwd=root)
     return root
+
+
+@pytest.fixture(scope='session')
+def synthetic_world(tmp_path_factory):
+    """A tiny synthetic world (60 people, seed 3), read-only, shared by the benchmark tests."""
+    from posepile.synthetic.writer import write_world
+    root = tmp_path_factory.mktemp('synthetic_world')
+    write_world(root, num=60, seed=3, progress=False)
+    return root

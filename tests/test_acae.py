@@ -272,7 +272,7 @@ def test_bad_inputs_name_file_and_key(tmp_path, world):
     with pytest.raises(ValueError, match=r'poses\.npz'):
         train.load_poses_npz(path)
     np.save(tmp_path / 'single.npy', world['train'][:10])
-    with pytest.raises(ValueError, match=r'single\.npy.*single array'):
+    with pytest.raises(ValueError, match=r'single\.npy.*single \.npy array'):
         train.load_poses_npz(tmp_path / 'single.npy')
     bad = tmp_path / 'weights.npz'
     np.savez(bad, W_enc=np.ones((2, 3)), W_dec=np.ones((3, 2)), joint_names=np.array(list('abc')),

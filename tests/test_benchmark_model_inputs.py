@@ -490,13 +490,25 @@ def test_model_run_pw3d_tracks_detections(pw3d_case, tmp_path, monkeypatch):
     assert len(detections) == 7 and detections.box_source == 'detector'
 
 
-def test_model_run_refuses_a_model_without_detector(mupots_case, tmp_path, monkeypatch):
+def test_model_run_refuses_a_model_without_detector(mupots_case, tmp_path, monkeypatch,
+                                                    capsys):
     gt, items, _ = mupots_case
     fake = fake_model_for(items, gt.univ3d, gt.poses2d, _keys(gt), union_names('mupots_17'))
     del fake.detector
-    with pytest.raises(SystemExit, match='exported without a person detector.*--boxes=gt'):
-        run_with(fake, ['--benchmark=mupots', f'--root={gt.source}'], tmp_path, monkeypatch,
-                 ('TS1',))
+    import functools
+
+    import tensorflow as tf
+
+    from eval import run
+    from eval.benchmarks import mupots
+    monkeypatch.setattr(tf.saved_model, 'load', lambda path: fake)
+    monkeypatch.setattr(mupots, 'load_ground_truth',
+                        functools.partial(mupots.load_ground_truth, sequences=('TS1',)))
+    (tmp_path / 'savedmodel').mkdir()
+    assert run.main(['--benchmark=mupots', f'--root={gt.source}',
+                     f'--model={tmp_path / "savedmodel"}', f'--out={tmp_path / "r.json"}']) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert 'exported without a person detector' in err and '--boxes=gt' in err
 
 
 @pytest.mark.slow

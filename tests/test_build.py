@@ -129,6 +129,23 @@ def test_parallel_workers_write_identical_shards(built, tmp_path):
     assert parallel['shards'] == manifest['shards']
 
 
+def test_dedup_warns_when_most_of_a_split_is_dropped(built, tmp_path):
+    # The module build keeps 9 of 12 train and 1 of 2 validation examples: no warning.
+    assert build.dedup_warnings(built[1]) == []
+    # At 200 mm, track A (60 mm a frame) keeps frames 0 and 4 and track B (150 mm) keeps 0, 2
+    # and 4: 5 of 12 train examples; validation keeps 1 of 2 (half: no warning).
+    examples, _ = make_examples()
+    manifest = build.build_dataset(examples, tmp_path / 'coarse', dataclasses.replace(
+        CONFIG, dedup_threshold_mm=200.0))
+    (line,) = build.dedup_warnings(manifest)
+    assert line.startswith('warning: the 200 mm rule kept 5 of 12 toy train examples (42%)')
+    assert '--dedup-threshold-mm=0' in line
+    manifest = build.build_dataset(examples, tmp_path / 'all', dataclasses.replace(
+        CONFIG, dedup_threshold_mm=0.0))
+    assert manifest['datasets']['toy']['after_dedup'] == {'train': 12, 'validation': 2}
+    assert build.dedup_warnings(manifest) == []
+
+
 def test_rerun_with_other_settings_is_refused(built):
     out, _, _ = built
     examples, _ = make_examples()

@@ -207,9 +207,10 @@ def test_bad_inputs_fail_clearly(exported, image):
     # tensor is refused.)
     with pytest.raises(TypeError, match='image'):
         loaded.estimate_poses(tf.constant(image, tf.float32), BOXES)
-    with pytest.raises((TypeError, ValueError)):
+    # Grey, RGBA and [P, 5] boxes are taken (tests/test_model_inputs.py); other layouts not.
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r'image must be \[H, W\]'):
         loaded.estimate_poses(image[None], BOXES)
-    with pytest.raises((TypeError, ValueError)):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r'boxes must be \[P, 4\]'):
         loaded.estimate_poses(image, BOXES[:, :3])
     with pytest.raises((TypeError, ValueError)):
         loaded.estimate_poses(image, BOXES, intrinsic_matrix=np.eye(4, dtype=np.float32))
@@ -279,19 +280,22 @@ def test_pluggable_detector(exported, image, tmp_path):
     assert sorted(map(tuple, np.round(flipped, 3))) == sorted(map(tuple, expected))
 
 
-def test_demo_draws_the_detected_poses(exported, image, tmp_path):
+def test_demo_draws_the_detected_poses(exported, image, tmp_path, capsys):
     import imageio.v3 as iio
 
     from metrabs import demo
     _, _, out = exported
     iio.imwrite(tmp_path / 'in.png', image)
-    pred = demo.run(str(out), str(tmp_path / 'in.png'), str(tmp_path / 'out.png'),
-                    skeleton='h36m_17', suppress_implausible=False)
-    assert pred['poses2d'].shape == (1, 17, 2)
+    assert demo.main([f'--model={out}', f'--image={tmp_path / "in.png"}',
+                      f'--out={tmp_path / "out.png"}', '--skeleton=h36m_17']) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith('1 pose(s) drawn to') and 'skeleton h36m_17' in printed
+    assert 'no ground truth for this image' in printed
     figure = iio.imread(tmp_path / 'out.png')
-    assert figure.shape[:2] == (500, 1200) and figure.std() > 1
-    with pytest.raises(ValueError, match='nothere.png'):
-        demo.load_rgb(str(tmp_path / 'nothere.png'))
+    assert figure.shape[:2] == (550, 1200) and figure.std() > 1
+    assert demo.main([f'--model={out}', f'--image={tmp_path / "nothere.png"}',
+                      f'--out={tmp_path / "out.png"}']) == 2
+    assert 'nothere.png: no such file' in capsys.readouterr().err
 
 
 def test_chunking_zero_boxes_and_antialiasing(exported, image):

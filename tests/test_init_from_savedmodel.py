@@ -97,3 +97,36 @@ def test_savedmodel_without_assets_is_refused(exported, tmp_path):
     model = _built(CONFIG, ['a_x'], seed=4)
     with pytest.raises(FileNotFoundError, match='model_config.json'):
         checkpointing.init_from_checkpoint(model, str(copy))
+
+
+def test_same_joints_keep_the_head_from_a_savedmodel(exported):
+    source, out = exported
+    model = _built(CONFIG, EXPORTED_JOINTS, seed=5)
+    assert checkpointing.init_from_checkpoint(model, out) is True
+    for a, b in zip(source.weights, model.weights):  # backbone and head: all of it
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    # Another order of the same joints is another head: not loaded.
+    reordered = _built(CONFIG, EXPORTED_JOINTS[::-1], seed=5)
+    head_before = [w.numpy() for w in reordered.head.weights]
+    assert checkpointing.init_from_checkpoint(reordered, out) is False
+    for before, w in zip(head_before, reordered.head.weights):
+        np.testing.assert_array_equal(before, w.numpy())
+
+
+def test_same_joints_keep_the_head_from_a_training_checkpoint(exported, tmp_path):
+    source, _ = exported
+    logdir = tmp_path / 'log'
+    tf.train.Checkpoint(model=source).save(str(logdir / 'checkpoints' / 'ckpt'))
+    (logdir / 'joint_names.json').write_text(json.dumps(EXPORTED_JOINTS))
+    model = _built(CONFIG, EXPORTED_JOINTS, seed=6)
+    assert checkpointing.source_joint_names(str(logdir)) == EXPORTED_JOINTS
+    assert checkpointing.init_from_checkpoint(model, str(logdir)) is True
+    for a, b in zip(source.weights, model.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    other = _built(CONFIG, ['a_x', 'b_x'], seed=6)
+    head_before = [w.numpy() for w in other.head.weights]
+    assert checkpointing.init_from_checkpoint(other, str(logdir)) is False
+    for a, b in zip(source.backbone.weights, other.backbone.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    for before, w in zip(head_before, other.head.weights):
+        np.testing.assert_array_equal(before, w.numpy())

@@ -13,21 +13,19 @@ from pytest import approx
 
 from eval import model_predictions, run
 from eval.benchmarks import get_benchmark
+from eval.benchmarks import formats
 from eval.benchmarks import synthetic as bench
 from eval.predictions import Predictions, load_predictions, save_predictions
 from posepile.camera import Camera
 from posepile.synthetic.format_weights import FORMAT_NAMES
 from posepile.synthetic.ground_truth import load_test_ground_truth
-from posepile.synthetic.writer import write_world
 
 SIDE = 64  # the tiny model's crop side
 
 
 @pytest.fixture(scope='module')
-def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp('synthetic_world')
-    write_world(root, num=60, seed=3, progress=False)
-    return root
+def world(synthetic_world):
+    return synthetic_world
 
 
 @pytest.fixture(scope='module')
@@ -112,7 +110,7 @@ def test_known_offsets_give_hand_computed_errors(gt):
         total['n'] += n_joints
     assert result.summary['mpjpe'] == approx(total['mpjpe'] / total['n'], abs=1e-6)
     assert result.summary['mpjpe_abs'] == approx(total['abs'] / total['n'], abs=1e-6)
-    assert table.rows[bench.ALL_FORMATS_LABEL][0] == approx(result.summary['mpjpe'])
+    assert table.rows[formats.ALL_FORMATS_LABEL][0] == approx(result.summary['mpjpe'])
     by_dataset = result.tables[2]
     assert by_dataset.columns[-1] == 'Avg' and set(by_dataset.columns[:-1]) == set(gt.dataset)
     assert by_dataset.rows['MPJPE'][-1] == approx(result.summary['mpjpe'])
@@ -128,7 +126,7 @@ def test_similarity_transform_has_zero_pa_mpjpe(gt):
     rot = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0],
                     [0, 0, 1]])
     pred = {f: 1.1 * gt.coords[f] @ rot.T + rng.normal(0, 100, 3) for f in FORMAT_NAMES}
-    row = dict(zip(bench.METRIC_COLUMNS, bench.evaluate(gt, _predictions(gt, pred)
+    row = dict(zip(formats.METRIC_COLUMNS, bench.evaluate(gt, _predictions(gt, pred)
                                                         ).tables[0].rows['synsmpl']))
     assert row['PA-MPJPE'] == approx(0.0, abs=1e-6)
     assert row['MPJPE'] > 10.0
@@ -145,7 +143,7 @@ def test_mean_pose_baseline_matches_numpy(gt):
         mean_pose = centred.mean(axis=0)
         format_errors = np.linalg.norm(centred - mean_pose, axis=-1)
         format_abs = np.linalg.norm(mean_pose + centroids.mean(axis=0) - coords, axis=-1)
-        row = dict(zip(bench.METRIC_COLUMNS, result.tables[1].rows[f]))
+        row = dict(zip(formats.METRIC_COLUMNS, result.tables[1].rows[f]))
         assert row['MPJPE'] == approx(format_errors.mean())
         assert row['MPJPE-abs'] == approx(format_abs.mean())
         errors.append(format_errors)
@@ -165,7 +163,7 @@ def test_missing_format_is_skipped_and_named(gt):
     assert result.counts['n_formats_missing'] == 1
     assert result.protocol['missing_formats'] == ['syncoco']
     assert 'syncoco' not in result.tables[0].rows and 'consistency_mm' not in result.summary
-    with pytest.raises(KeyError, match='no complete synthetic format'):
+    with pytest.raises(KeyError, match='no complete format'):
         bench.evaluate(gt, _predictions(gt, poses[:, :3], names=names[:3]))
     with pytest.raises(KeyError, match='no prediction for 1 of'):
         bench.evaluate(gt, _predictions(gt, _stack(gt.coords), order=np.arange(1, len(gt))))

@@ -126,6 +126,22 @@ def test_init_from_checkpoint_loads_backbone_and_keeps_new_head(trained):
         checkpointing.init_from_checkpoint(model, os.path.join(logdir, 'train'))
 
 
+def test_fine_tuning_with_the_same_joints_starts_where_the_source_is(trained, dataset_fn,
+                                                                     tmp_path):
+    """--init-from a model of the same joints keeps its head: the step-0 validation of the
+    fine-tuning is the source's own validation error, not an untrained head's."""
+    result, logdir, _ = trained
+    val = lambda: dataset_fn(0).take(2)  # noqa: E731
+    source_error = validate(result.model, val())['val_mpjpe_meanrel']
+    config = dataclasses.replace(TINY, training_steps=1, validate_every=1, checkpoint_every=1)
+    train(config, dataset_fn, str(tmp_path / 'ft'), JOINTS, val_dataset_fn=val,
+          init_from=logdir, show_progress=False)
+    events = _events(str(tmp_path / 'ft' / 'validation'))
+    assert set(events['val_mpjpe_meanrel']) == {0, 1}
+    assert _scalar(events['val_mpjpe_meanrel'][0]) == pytest.approx(source_error, rel=1e-4)
+    # (another joint set re-initialises the head: tests/test_init_from_savedmodel.py)
+
+
 def test_nan_loss_raises_with_step_and_keeps_checkpoint(tmp_path, dataset_fn):
     def poisoned(start_step):
         def poison(s, batch):
@@ -309,31 +325,36 @@ def test_bad_batches_and_configs_are_named(tmp_path, dataset_fn):
         TrainConfig(lr_schedule='cosine')
 
 
-def test_cli_tfrecords_source_checks_its_input_config(tmp_path):
+def test_cli_tfrecords_source_checks_its_input_config(tmp_path, capsys):
     from metrabs.train import main
     (tmp_path / 'c.json').write_text('{"global_batch_size": 8}')
     common = [f'--config={tmp_path / "c.json"}', f'--logdir={tmp_path / "log"}', '--data=tfrecords']
-    with pytest.raises(SystemExit, match='needs --input-config'):
-        main(common)
+    assert main(common) == 2
+    assert 'needs --input-config' in capsys.readouterr().err
     # An input config whose per-dataset counts do not add up to the global batch is refused.
     joint_names = list(joints.get_union('synthetic').names[:4])
     (tmp_path / 'in.json').write_text(json.dumps({
         'joint_names': joint_names, 'union': 'synthetic',
         'parts_3d': [{'name': 'a', 'shard_patterns': [str(tmp_path / '*.tfrecord')],
                       'examples_per_batch': 6}]}))
-    with pytest.raises(SystemExit, match='sum to 6 examples per batch.*global_batch_size=8'):
-        main(common + [f'--input-config={tmp_path / "in.json"}'])
+    assert main(common + [f'--input-config={tmp_path / "in.json"}']) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1
+    assert 'sum to 6 examples per batch' in err and 'global_batch_size=8' in err
 
 
-def test_cli_backbone_weights_flag_reaches_the_model(tmp_path):
+def test_cli_backbone_weights_flag_reaches_the_model(tmp_path, capsys):
     from metrabs.train import main
     (tmp_path / 'c.json').write_text(json.dumps(
         {'model': {'backbone': 'tiny', 'proc_side': 32, 'ghost_bn_group_size': 0},
          'training_steps': 1, 'global_batch_size': 2}))
     missing = tmp_path / 'imagenet.weights.h5'
+    args = [f'--config={tmp_path / "c.json"}', f'--logdir={tmp_path / "log"}',
+            '--data=synthetic-inmemory', f'--backbone-weights={missing}', '--no-progress']
+    assert main(args) == 2
+    assert 'imagenet.weights.h5' in capsys.readouterr().err
     with pytest.raises(FileNotFoundError, match='imagenet.weights.h5'):
-        main([f'--config={tmp_path / "c.json"}', f'--logdir={tmp_path / "log"}',
-              '--data=synthetic-inmemory', f'--backbone-weights={missing}', '--no-progress'])
+        main(args + ['--debug'])  # --debug: the exception itself, with its traceback
 
 
 def test_sigterm_checkpoints_the_current_step_and_the_rerun_resumes_there(tmp_path):

@@ -37,6 +37,7 @@ BENCHMARKS = {
     'mpi_inf_3dhp': 'eval.benchmarks.mpi_inf_3dhp',
     'mupots': 'eval.benchmarks.mupots',
     'synthetic': 'eval.benchmarks.synthetic',
+    'tfrecords': 'eval.benchmarks.tfrecords',
 }
 
 

@@ -4,7 +4,8 @@ Mirrors the published MeTRAbs model API (isarandi/metrabs docs/API.md):
     predict_crops(images [N, S, S, 3] uint8, intrinsics [N, 3, 3] float32)
         -> {'poses3d' [N, J, 3] crop-camera mm, 'poses2d' [N, J, 2] crop px}  (all model joints)
     serve({'images', 'intrinsics'}) -> the same (one dict argument: Keras 3's TFSMLayer)
-    estimate_poses(image [H, W, 3] uint8, boxes [P, 4] float32 xywh px, intrinsic_matrix [3, 3],
+    estimate_poses(image [H, W(, C)] uint8, boxes [P, 4 or 5] float32 xywh (score) px,
+        intrinsic_matrix [3, 3],
         distortion_coeffs [5], extrinsic_matrix [4, 4], world_up_vector [3],
         default_fov_degrees, internal_batch_size, antialias_factor, num_aug, average_aug,
         skeleton, suppress_implausible_poses)
@@ -16,16 +17,26 @@ Mirrors the published MeTRAbs model API (isarandi/metrabs docs/API.md):
         [B or 1, 3, 3], distortion_coeffs [B or 1, 5], extrinsic_matrix [B or 1, 4, 4], ...)
         -> ragged {'poses3d' [B, None, J, 3], 'poses2d' [B, None, J, 2], 'is_plausible'}
     detect_poses(image, ..., detector_threshold, detector_nms_iou_threshold, max_detections,
-        detector_flip_aug, suppress_implausible_poses) -> {'boxes' [P, 5], 'poses3d', 'poses2d'}
+        detector_flip_aug, suppress_implausible_poses) -> {'boxes' [P, 5], 'poses3d', 'poses2d',
+        'is_plausible' [P] bool}
     detect_poses_batched(images, ...) -> ragged versions.
+Images of one call may be [H, W] (grey), [H, W, 1], [H, W, 3] (RGB) or [H, W, 4] (RGBA, alpha
+ignored), uint8; another layout or an empty image fails naming the expected form. (A numpy
+float image is cast to uint8 by TensorFlow before any of this sees it: 0..1 floats become 0 and
+1. metrabs.serving.loaded_model.load_model checks and converts images, boxes and skeleton names
+in Python first.) Boxes may carry a 5th column (the detector score detect_poses returns); it is
+ignored.
 Unknown intrinsics (the default, all -1) come from default_fov_degrees along the larger image
 side. The extrinsic matrix maps world to camera (p_cam = E @ [p_world; 1], mm); poses3d are in the
 world frame. skeleton='' gives all model joints; unknown names fail naming the known ones.
 Detector contract (optional SavedModel): detector(image [H, W, 3] uint8, threshold float32,
 nms_iou_threshold float32, max_detections int32) -> [N, 5] float32 (x, y, w, h, score); TF2 Object
 Detection API / TF-Hub detectors are adapted to it (metrabs.serving.detectors). Without one,
-detect_poses treats the whole image as one person box with score 1 (documented fallback). Zero
-boxes or detections give empty results ([0, 5], [0, J, 3]) in every entry point.
+detect_poses treats the whole image as one person box with score 1 (documented fallback) and
+never drops it as implausible: the plausibility filter removes a detector's false detections,
+and without a detector the caller has said there is a person (its 'is_plausible' flag still
+says what the test finds). Zero boxes or detections give empty results ([0, 5], [0, J, 3]) in
+every entry point.
 """
 from __future__ import annotations
 
@@ -46,6 +57,8 @@ DEFAULT_DISTORTION = (0.0, 0.0, 0.0, 0.0, 0.0)
 DEFAULT_WORLD_UP = (0.0, -1.0, 0.0)
 DEFAULT_BOX_SCALE = 1.25  # as the training crops (posepile.cropping.CropConfig.box_scale)
 MAX_ANTIALIAS_FACTOR = 4
+IMAGE_FORM = ('image must be [H, W] (grey), [H, W, 1], [H, W, 3] (RGB) or [H, W, 4] (RGBA) uint8 '
+              'with H, W >= 1')
 
 _f32, _i32, _str, _bool = tf.float32, tf.int32, tf.string, tf.bool
 
@@ -60,6 +73,35 @@ def available_skeletons(model_joint_names: Sequence[str]) -> dict[str, np.ndarra
         if all(n in ids for n in names):
             result[name] = np.array([ids[n] for n in names], np.int64)
     return result
+
+
+def rgb_image(image: tf.Tensor) -> tf.Tensor:
+    """[H, W], [H, W, 1], [H, W, 3] or [H, W, 4] uint8 -> [H, W, 3] uint8: grey replicated into
+    the three channels, alpha dropped. Another rank or channel count, or an empty image, fails
+    with IMAGE_FORM and the shape it got."""
+    shape = tf.shape(image)
+    rank = tf.size(shape)
+    # The checks run before anything reshapes: their message, not a shape error, is what fails.
+    padded = tf.concat([shape, [3, 3, 3]], 0)[:3]  # [H, W, C] of a rank-2 or -3 image
+    valid = (tf.logical_or(tf.equal(rank, 2), tf.equal(rank, 3))
+             & tf.reduce_all(padded[:2] >= 1) & tf.reduce_any(tf.equal(padded[2], [1, 3, 4])))
+    with tf.control_dependencies([tf.debugging.Assert(valid, [IMAGE_FORM, 'got shape', shape])]):
+        image = tf.identity(image)
+    image = tf.cond(tf.equal(rank, 2), lambda: image[..., tf.newaxis], lambda: image)
+    image = tf.cond(tf.equal(tf.shape(image)[2], 1), lambda: tf.tile(image, [1, 1, 3]),
+                    lambda: image[:, :, :3])
+    return tf.ensure_shape(image, [None, None, 3])
+
+
+def box_corners_only(boxes: tf.Tensor) -> tf.Tensor:
+    """[P, 4] x, y, w, h of boxes [P, 4] or [P, 5] (a 5th column, the score, is ignored)."""
+    columns = tf.shape(boxes)[1]
+    check = tf.debugging.Assert(
+        tf.logical_or(tf.equal(columns, 4), tf.equal(columns, 5)),
+        ['boxes must be [P, 4] (x, y, w, h px) or [P, 5] (with a score); got shape',
+         tf.shape(boxes)])
+    with tf.control_dependencies([check]):
+        return tf.ensure_shape(boxes[:, :4], [None, 4])
 
 
 def acae_projection(model_joint_names: Sequence[str], acae_arrays: Mapping[str, np.ndarray],
@@ -130,8 +172,11 @@ class PoseEstimatorModule(tf.Module):
                       else tf.constant(acae_projection(names, acae_arrays)))
 
         skeletons = available_skeletons(names)
-        self.skeleton_names = list(skeletons)
-        self._skeleton_names_t = tf.constant(self.skeleton_names)
+        skeleton_list = list(skeletons)
+        self._skeleton_names_t = tf.constant(skeleton_list)
+        # A variable, so that a loaded SavedModel lists them too ('' = all model joints).
+        self.skeleton_names = tf.Variable(skeleton_list, dtype=tf.string, trainable=False,
+                                          name='skeleton_names')
         j_max = max(len(v) for v in skeletons.values())
         table = np.zeros((len(skeletons), j_max), np.int32)
         counts = np.zeros(len(skeletons), np.int32)
@@ -173,7 +218,7 @@ class PoseEstimatorModule(tf.Module):
                                        name='joint_edges')
         self.per_skeleton_joint_names = {}
         self.per_skeleton_joint_edges = {}
-        for name in self.skeleton_names[1:]:
+        for name in skeleton_list[1:]:
             info = joint_registry.get_skeleton(name)
             self.per_skeleton_joint_names[name] = tf.Variable(
                 list(info.names), dtype=tf.string, trainable=False)
@@ -320,8 +365,8 @@ class PoseEstimatorModule(tf.Module):
         tf.TensorSpec([], _str, name='skeleton')]
 
     @tf.function(input_signature=[
-        tf.TensorSpec([None, None, 3], tf.uint8, name='image'),
-        tf.TensorSpec([None, 4], _f32, name='boxes'),
+        tf.TensorSpec(None, tf.uint8, name='image'),
+        tf.TensorSpec([None, None], _f32, name='boxes'),
         tf.TensorSpec([3, 3], _f32, name='intrinsic_matrix'),
         tf.TensorSpec([5], _f32, name='distortion_coeffs'),
         tf.TensorSpec([4, 4], _f32, name='extrinsic_matrix'),
@@ -334,6 +379,8 @@ class PoseEstimatorModule(tf.Module):
                        skeleton='', suppress_implausible_poses=False):
         """One image, user boxes -> {'poses3d' world mm, 'poses2d' image px, 'is_plausible'
         [P] bool} (module doc). Poses stay 1:1 with the boxes."""
+        image = rgb_image(image)
+        boxes = box_corners_only(boxes)
         poses3d, poses2d, poses_cam = self._estimate_flat(
             image[None], boxes, tf.zeros_like(boxes[:, 0], _i32), intrinsic_matrix[None],
             distortion_coeffs[None], extrinsic_matrix[None], world_up_vector,
@@ -404,19 +451,23 @@ class PoseEstimatorModule(tf.Module):
             distortion_coeffs[None], extrinsic_matrix[None], world_up_vector,
             default_fov_degrees, internal_batch_size, antialias_factor, num_aug)
 
+        plausible = self._plausibility(poses_cam, tf.constant(True))
+
         def filtered():
-            ok = self._plausibility(poses_cam, tf.constant(True))
-            kept = tf.cast(tf.where(ok)[:, 0], _i32)
+            kept = tf.cast(tf.where(plausible)[:, 0], _i32)
             order = pose_filtering.pose_nms(
                 tf.gather(tta.average(poses2d), kept), tf.gather(boxes, kept),
                 tf.gather(boxes[:, 4], kept), self.filter_config)
             return tf.gather(kept, order)
 
+        if self.detector is None:
+            # The whole image is the caller's one person: nothing to filter (module doc).
+            suppress_implausible_poses = tf.constant(False)
         keep = tf.cond(suppress_implausible_poses, filtered,
                        lambda: tf.range(tf.shape(boxes)[0]))
         poses3d, poses2d = self._finish(tf.gather(poses3d, keep), tf.gather(poses2d, keep),
                                         skeleton, average_aug)
-        return tf.gather(boxes, keep), poses3d, poses2d
+        return tf.gather(boxes, keep), poses3d, poses2d, tf.gather(plausible, keep)
 
     _DETECT = [
         tf.TensorSpec([], _f32, name='detector_threshold'),
@@ -425,7 +476,7 @@ class PoseEstimatorModule(tf.Module):
         tf.TensorSpec([], _bool, name='detector_flip_aug'), _SUPPRESS]
 
     @tf.function(input_signature=[
-        tf.TensorSpec([None, None, 3], tf.uint8, name='image'),
+        tf.TensorSpec(None, tf.uint8, name='image'),
         tf.TensorSpec([3, 3], _f32, name='intrinsic_matrix'),
         tf.TensorSpec([5], _f32, name='distortion_coeffs'),
         tf.TensorSpec([4, 4], _f32, name='extrinsic_matrix'),
@@ -437,13 +488,14 @@ class PoseEstimatorModule(tf.Module):
                      num_aug=5, average_aug=True, skeleton='', detector_threshold=0.3,
                      detector_nms_iou_threshold=0.7, max_detections=-1, detector_flip_aug=False,
                      suppress_implausible_poses=True):
-        """One image -> {'boxes' [P, 5], 'poses3d', 'poses2d'} (module doc)."""
-        boxes, poses3d, poses2d = self._detect_one(
-            image, intrinsic_matrix, distortion_coeffs, extrinsic_matrix, world_up_vector,
+        """One image -> {'boxes' [P, 5], 'poses3d', 'poses2d', 'is_plausible'} (module doc)."""
+        boxes, poses3d, poses2d, plausible = self._detect_one(
+            rgb_image(image), intrinsic_matrix, distortion_coeffs, extrinsic_matrix, world_up_vector,
             default_fov_degrees, internal_batch_size, antialias_factor, num_aug, average_aug,
             skeleton, detector_threshold, detector_nms_iou_threshold, max_detections,
             detector_flip_aug, suppress_implausible_poses)
-        return {'boxes': boxes, 'poses3d': poses3d, 'poses2d': poses2d}
+        return {'boxes': boxes, 'poses3d': poses3d, 'poses2d': poses2d,
+                'is_plausible': plausible}
 
     @tf.function(input_signature=[
         tf.TensorSpec([None, None, None, 3], tf.uint8, name='images'),
@@ -459,27 +511,28 @@ class PoseEstimatorModule(tf.Module):
                              average_aug=True, skeleton='', detector_threshold=0.3,
                              detector_nms_iou_threshold=0.7, max_detections=-1,
                              detector_flip_aug=False, suppress_implausible_poses=True):
-        """Images [B, H, W, 3] -> ragged {'boxes', 'poses3d', 'poses2d'}; one image at a time.
-        Only average_aug=True is supported here."""
+        """Images [B, H, W, 3] -> ragged {'boxes', 'poses3d', 'poses2d', 'is_plausible'}; one
+        image at a time. Only average_aug=True is supported here."""
         tf.debugging.Assert(average_aug, ['detect_poses_batched supports only average_aug=True'])
         n = tf.shape(images)[0]
         bcast = lambda x, s: tf.broadcast_to(x, tf.concat([[n], s], 0))  # noqa: E731
         args = (images, bcast(intrinsic_matrix, [3, 3]), bcast(distortion_coeffs, [5]),
                 bcast(extrinsic_matrix, [4, 4]))
         def one(x):
-            boxes, p3, p2 = self._detect_one(
+            return self._detect_one(
                 x[0], x[1], x[2], x[3], world_up_vector, default_fov_degrees,
                 internal_batch_size, antialias_factor, num_aug, tf.constant(True), skeleton,
                 detector_threshold, detector_nms_iou_threshold, max_detections,
                 detector_flip_aug, suppress_implausible_poses)
-            return boxes, p3, p2
 
-        boxes, poses3d, poses2d = tf.map_fn(
+        boxes, poses3d, poses2d, plausible = tf.map_fn(
             one, args, fn_output_signature=(
                 tf.RaggedTensorSpec([None, 5], _f32, ragged_rank=0),
                 tf.RaggedTensorSpec([None, None, 3], _f32, ragged_rank=0),
-                tf.RaggedTensorSpec([None, None, 2], _f32, ragged_rank=0)))
-        return {'boxes': boxes, 'poses3d': poses3d, 'poses2d': poses2d}
+                tf.RaggedTensorSpec([None, None, 2], _f32, ragged_rank=0),
+                tf.RaggedTensorSpec([None], tf.bool, ragged_rank=0)))
+        return {'boxes': boxes, 'poses3d': poses3d, 'poses2d': poses2d,
+                'is_plausible': plausible}
 
     # ------------------------------------------------------------------ serving signatures
     def serving_signatures(self) -> dict:

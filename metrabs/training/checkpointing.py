@@ -88,30 +88,53 @@ def restore_parts(path: str, **parts) -> str:
 RAW_VARIABLE_KEY = '_raw_variables/{}/.ATTRIBUTES/VARIABLE_VALUE'
 
 
-def init_from_checkpoint(model: keras.Model, path: str):
-    """Fine-tuning start: loads the backbone from a training checkpoint or an exported SavedModel;
-    the head stays fresh.
+def source_joint_names(path: str) -> list[str] | None:
+    """The joint names of a fine-tuning source: assets/joint_names.json of an exported SavedModel,
+    joint_names.json of a training logdir (next to the checkpoint or in its parent); None if it
+    has none."""
+    if os.path.isdir(path) and tf.saved_model.contains_saved_model(path):
+        candidate = os.path.join(path, 'assets', description.JOINT_NAMES_ASSET)
+        found = candidate if os.path.isfile(candidate) else None
+    else:
+        found = description.find_nearby(resolve_checkpoint(path), 'joint_names.json')
+    return None if found is None else description.load_joint_names(found)
 
-    The last layer (MetrabsModel.head, one 1x1 conv) keeps its new random initialisation, so the
-    joint set may differ from the source's. Supported sources: checkpoints written by
-    TrainingCheckpointer (or any tf.train.Checkpoint with the model under the key 'model'), and
-    SavedModel directories written by metrabs.export (see `init_from_saved_model`).
+
+def init_from_checkpoint(model: keras.Model, path: str) -> bool:
+    """Fine-tuning start: loads the backbone from a training checkpoint or an exported
+    SavedModel, and the head too when the source predicts the same joints in the same order.
+
+    The last layer (MetrabsModel.head, one 1x1 conv) is per joint: with another joint set it
+    keeps its new random initialisation, with the same one (fine-tuning a model on new data of
+    its own skeletons) it is loaded, so training starts from the source's accuracy rather than
+    from an untrained head. Only a plain MetrabsModel takes the head (a latent / hybrid model's
+    heads have another layout). Supported sources: checkpoints written by TrainingCheckpointer
+    (or any tf.train.Checkpoint with the model under the key 'model'), and SavedModel directories
+    written by metrabs.export (see `init_from_saved_model`).
 
     Args:
         model: a built model with a .backbone attribute.
         path: a checkpoint prefix, a directory holding checkpoints, the training logdir, or an
             exported SavedModel directory.
+    Returns:
+        True if the head was loaded too (the joint names are identical), False if only the
+        backbone was.
     """
     if getattr(model, 'backbone', None) is None:
         raise AttributeError('init_from_checkpoint: the model has no .backbone attribute')
+    with_head = (type(model) is MetrabsModel
+                 and source_joint_names(path) == list(model.joint_names))
     if os.path.isdir(path) and tf.saved_model.contains_saved_model(path):
-        init_from_saved_model(model, path)
+        init_from_saved_model(model, path, with_head)
     else:
-        restore_parts(path, backbone=model.backbone)
+        restore_parts(path, backbone=model.backbone,
+                      **({'head': model.head} if with_head else {}))
+    return with_head
 
 
-def init_from_saved_model(model: keras.Model, saved_model_dir: str):
-    """Copies the backbone weights of a SavedModel written by metrabs.export into model.backbone.
+def init_from_saved_model(model: keras.Model, saved_model_dir: str, with_head: bool = False):
+    """Copies the backbone weights of a SavedModel written by metrabs.export into model.backbone
+    (and the head's into model.head if `with_head`: the same joints).
 
     The export tracks its crop model's variables as `_raw_variables/<i>` in the order of
     `crop_model.weights`; a reference MetrabsModel is rebuilt from assets/model_config.json and
@@ -160,14 +183,18 @@ def init_from_saved_model(model: keras.Model, saved_model_dir: str):
             f'{variables_prefix}: {n_exported} exported crop-model variables, but a MetrabsModel '
             f'of {config_path} has {len(reference.weights)}; only plain MetrabsModel exports '
             f'can initialise fine-tuning')
-    if len(reference.backbone.weights) != len(model.backbone.weights):
-        raise ValueError(f'{config_path}: the exported backbone has '
-                         f'{len(reference.backbone.weights)} weights, the model being trained '
-                         f'{len(model.backbone.weights)}')
-    for ref_weight, weight in zip(reference.backbone.weights, model.backbone.weights):
+    parts = ('backbone', 'head') if with_head else ('backbone',)
+    for part in parts:
+        theirs, mine = getattr(reference, part).weights, getattr(model, part).weights
+        if len(theirs) != len(mine):
+            raise ValueError(f'{config_path}: the exported {part} has {len(theirs)} weights, '
+                             f'the model being trained {len(mine)}')
+    pairs = [pair for part in parts
+             for pair in zip(getattr(reference, part).weights, getattr(model, part).weights)]
+    for ref_weight, weight in pairs:
         key = RAW_VARIABLE_KEY.format(index_of[id(ref_weight)])
         value = reader.get_tensor(key)
         if tuple(value.shape) != tuple(ref_weight.shape) or value.shape != tuple(weight.shape):
-            raise ValueError(f'{variables_prefix}: {key} has shape {value.shape}, the backbone '
+            raise ValueError(f'{variables_prefix}: {key} has shape {value.shape}, the '
                              f'weight {weight.path} {tuple(weight.shape)}')
         weight.assign(np.asarray(value, dtype=weight.dtype))

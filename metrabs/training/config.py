@@ -38,7 +38,9 @@ class TrainConfig:
         loss: loss weights and the L_abs start step (see LossConfig).
         training_steps: total optimizer steps T (reference: 400k; fine-tuning 40k).
         global_batch_size: examples per step summed over all replicas and workers; must be
-            divisible by the number of replicas (reference: 128).
+            divisible by the number of replicas (reference: 128). With --data=tfrecords it must
+            equal the input config's rows per batch (the mix's batch_size_3d + batch_size_2d);
+            metrabs.train refuses a mismatch rather than pick one.
         base_learning_rate: LR at step 0 (reference 2.121e-4).
         lr_schedule: 'constant_then_decay' (default; the design notes and the issue: constant
             for 92 %, then a smooth decay by x1/3 over the last 8 %) or 'reference' (our reading

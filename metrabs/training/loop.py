@@ -180,10 +180,12 @@ def train(config: TrainConfig, dataset_fn: DatasetFn, logdir: str,
         val_dataset_fn: () -> dataset of validation batches (batch contract), evaluated every
             config.validate_every steps on the chief.
         init_from: a training checkpoint (prefix, directory or logdir), or a SavedModel directory
-            written by metrabs.export (backbone only), to initialise from when the run
-            starts fresh (fine-tuning): the backbone only (the head is re-initialised), except
-            for config.finetune_mode 'output_reg' and 'hybrid', which also load the full-joint
-            head (metrabs.training.consistency.init_backbone_and_head).
+            written by metrabs.export, to initialise from when the run starts fresh
+            (fine-tuning): the backbone, and the head too if the source predicts the same joints
+            (checkpointing.init_from_checkpoint; else it is re-initialised); config.finetune_mode
+            'output_reg' and 'hybrid' always load the full-joint head
+            (metrabs.training.consistency.init_backbone_and_head). With validation, the start is
+            validated as step 0.
         show_progress: tqdm progress bar on the chief.
         Preemption: on SIGTERM / SIGUSR1 the current step is finished and checkpointed, and
         the result says preempted=True (metrabs.training.preemption).
@@ -234,9 +236,12 @@ def _train(config, dataset_fn, logdir, joint_names, strategy, model_fn, val_data
         if config.finetune_mode in ('output_reg', 'hybrid'):
             consistency.init_backbone_and_head(model, init_from)
             log.info('initialised the backbone and the full-joint head from %s', init_from)
+        elif checkpointing.init_from_checkpoint(model, init_from):
+            log.info('initialised the backbone and the head from %s: it predicts the same %d '
+                     'joints, so the head is kept', init_from, len(model.joint_names))
         else:
-            checkpointing.init_from_checkpoint(model, init_from)
-            log.info('initialised the backbone from %s', init_from)
+            log.info('initialised the backbone from %s; the head starts fresh (the source '
+                     'predicts other joints)', init_from)
     start_step = int(step.numpy())
     if resumed_from:
         log.info('resuming from %s at step %d', resumed_from, start_step)
@@ -247,6 +252,14 @@ def _train(config, dataset_fn, logdir, joint_names, strategy, model_fn, val_data
         val_writer = tf.summary.create_file_writer(os.path.join(logdir, 'validation'))
     else:
         writer = val_writer = tf.summary.create_noop_writer()
+    if (init_from and resumed_from is None and chief and val_dataset_fn is not None
+            and config.validate_every):
+        # Where a fine-tuning starts, to compare the later validations with.
+        results = validate(model, val_dataset_fn(), config.validation_steps)
+        with val_writer.as_default(step=0):
+            for k, v in results.items():
+                tf.summary.scalar(k, v)
+        log.info('step 0 validation %s', results)
 
     checkpoint_path = resumed_from
     last_losses: dict[str, float] = {}

@@ -27,6 +27,8 @@ import re
 import sys
 from collections.abc import Mapping, Sequence
 
+from posepile import cli
+
 _RANGE = re.compile(r'^(\d+)(?:-(\d+))?$')
 _TASKS = re.compile(r'^(\d+)(?:\(x(\d+)\))?$')
 
@@ -150,18 +152,21 @@ def tf_config_from_slurm(env: Mapping[str, str] | None = None, base_port: int | 
     return {'cluster': {'worker': workers}, 'task': {'type': 'worker', 'index': index}}
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='python -m metrabs.training.slurm',
                                      description='Print this SLURM task\'s TF_CONFIG.')
     parser.add_argument('--port', type=int, default=None,
                         help='base port (default $METRABS_BASE_PORT or 20000 + job id mod 20000)')
-    args = parser.parse_args(argv)
-    try:
-        print(json.dumps(tf_config_from_slurm(base_port=args.port)))
-    except (SlurmEnvironmentError, ValueError) as error:
-        print(f'metrabs.training.slurm: {error}', file=sys.stderr)
-        return 2
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    print(json.dumps(tf_config_from_slurm(base_port=args.port)))
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return cli.run(build_parser, run, argv)
 
 
 if __name__ == '__main__':

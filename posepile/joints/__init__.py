@@ -34,8 +34,8 @@ from posepile.joints.skeletons import REAL_FORMATS, SkeletonFormat
 __all__ = [
     'JointInfo', 'SkeletonFormat', 'UNIONS', 'clear_user_skeletons', 'get_format',
     'get_skeleton', 'get_union', 'is_synthetic', 'is_user_format', 'register_skeleton',
-    'skeleton_names', 'skeleton_tag', 'split_union_name', 'union_indices', 'union_name',
-    'union_names', 'user_skeleton_definitions',
+    'skeleton_names', 'skeleton_tag', 'skeletons_covered', 'split_union_name',
+    'union_indices', 'union_name', 'union_names', 'user_skeleton_definitions',
 ]
 
 UNIONS = ('real', 'synthetic', 'all')
@@ -265,3 +265,10 @@ def union_indices(name: str, which: str = 'all') -> np.ndarray:
         raise KeyError(f'skeleton {name!r} is not part of the {which!r} union') from None
     indices.flags.writeable = False
     return indices
+
+
+def skeletons_covered(union_joint_names: Iterable[str], which: str = 'all') -> list[str]:
+    """The registered formats (registry order) all of whose union joints are among
+    `union_joint_names`: the skeletons a set of examples, or a model's outputs, has in full."""
+    present = frozenset(union_joint_names)
+    return [name for name in skeleton_names(which) if present.issuperset(_union_names_tuple(name))]

@@ -5,6 +5,7 @@ import argparse
 import sys
 
 import posepile.joints as joints
+from posepile import cli
 
 
 def summary_lines() -> list[str]:
@@ -28,16 +29,23 @@ def summary_lines() -> list[str]:
     return lines
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='python -m posepile.joints', description=__doc__)
     parser.add_argument('--summary', action='store_true',
                         help='print every skeleton format and the union sizes')
-    args = parser.parse_args(argv)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
     if not args.summary:
-        parser.print_help()
+        build_parser().print_help()
         return 2
     print('\n'.join(summary_lines()))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.run(build_parser, run, argv)
 
 
 if __name__ == '__main__':

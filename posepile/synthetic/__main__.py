@@ -6,27 +6,37 @@ DIR in the layout documented in `posepile.synthetic.raw_format`.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 import cv2
 
+from posepile import cli
 from posepile.synthetic.writer import write_world
 
 
-def main(argv=None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='python -m posepile.synthetic', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--out', required=True, help='output directory')
     parser.add_argument('--num', type=int, default=1000, help='total number of images')
     parser.add_argument('--seed', type=int, default=0, help='random seed (deterministic output)')
-    args = parser.parse_args(argv)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
     # One core per process: the renderer is vectorised numpy, cv2's threads only add contention.
     cv2.setNumThreads(1)
     start = time.perf_counter()
     count = write_world(args.out, args.num, args.seed)
     elapsed = time.perf_counter() - start
     print(f'wrote {count} images to {args.out} in {elapsed:.1f} s ({count / elapsed:.0f} img/s)')
+    return 0
+
+
+def main(argv=None) -> int:
+    return cli.run(build_parser, run, argv)
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())
