@@ -203,12 +203,21 @@ def _outputs_check(run: Run) -> None:
 
 
 def train(run: Run) -> None:
-    """metrabs.train with the paper's base config (CPU overrides only)."""
+    """metrabs.train with the paper's base config (CPU overrides only). It also checkpoints the
+    step before its batch-norm inference phase, where the released fine-tunings start."""
     _outputs_check(run)
-    config = _train_config(run, 'train', paper_configs.TRAIN, run.size.train_steps)
+    scaled, _ = cpu_config(paper_configs.TRAIN, run.size, run.size.train_steps)
+    before_bn = scaled['training_steps'] - scaled['bn_inference_steps']
+    config = _train_config(run, 'train', paper_configs.TRAIN, run.size.train_steps,
+                           {'checkpoint_every': before_bn})
     run.command('train', 'metrabs.train', [
         f'--config={config}', f'--logdir={run.path("train")}', '--data=tfrecords',
         f'--input-config={run.path("input_train.json")}', '--no-progress'])
+    checkpoint = run.path('train', 'checkpoints', f'ckpt-{before_bn}')
+    if not pathlib.Path(f'{checkpoint}.index').is_file():
+        raise StageFailed(f'stage train: no checkpoint {checkpoint} (the step before the '
+                          f'batch-norm inference phase) after metrabs.train')
+    run.record('train', finetune_init=str(checkpoint))
 
 
 def pseudo_gt(run: Run) -> None:
@@ -234,12 +243,14 @@ def acae(run: Run) -> None:
 
 
 def finetune(run: Run) -> None:
-    """One consistency fine-tuning (the paper's hybrid) from the base model."""
+    """One consistency fine-tuning (the paper's hybrid) from the base model's checkpoint before
+    its batch-norm inference phase (as the released run does)."""
     config = _train_config(run, 'finetune', paper_configs.FINETUNE, run.size.finetune_steps,
                            {'acae_weights': str(run.path('acae', 'weights.npz'))})
+    init = run.state['stages']['train']['finetune_init']
     run.command('finetune', 'metrabs.train', [
         f'--config={config}', f'--logdir={run.path("finetune")}', '--data=tfrecords',
-        f'--input-config={run.path("input_train.json")}', f'--init-from={run.path("train")}',
+        f'--input-config={run.path("input_train.json")}', f'--init-from={init}',
         '--no-progress'])
 
 

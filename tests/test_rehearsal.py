@@ -80,6 +80,11 @@ def test_the_paper_configs_run_with_cpu_overrides_only(run):
     assert train['training_steps'] == CI.train_steps
     # The BN inference phase keeps its share of the run: 1000 of 400k -> at least one step.
     assert train['bn_inference_steps'] == max(1, round(1000 * CI.train_steps / 400_000))
+    # The fine-tuning starts from the step before the BN inference phase, as released.
+    before_bn = CI.train_steps - train['bn_inference_steps']
+    state = json.loads((out / 'state.json').read_text())['stages']
+    assert state['train']['finetune_init'] == str(out / 'train' / 'checkpoints' /
+                                                  f'ckpt-{before_bn}')
 
 
 def test_benchmarks_run_on_their_real_formats(run):
