@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Runs the pipeline's stages. With no arguments: set up (if needed) and run every stage on the
 # built-in synthetic multi-skeleton world, so each stage can be seen working on a laptop CPU.
-#   ./run.sh                 setup + all stages (about 40 min on 2 CPU cores; QUICK=1: ~6 min)
+#   ./run.sh                 setup + all stages (52 min measured on 2 loaded CPU cores; QUICK=1: minutes)
 #   ./run.sh setup           create .venv and install the pinned packages (what CI runs)
 #   ./run.sh STAGE [STAGE…]  run the named stages, in the given order (see STAGES below)
 #   ./run.sh rehearsal       the paper's 28-dataset pipeline end to end on synthetic people
 #                            written in every dataset's real format (python -m rehearsal; under
 #                            20 min on 2 CPU cores; REHEARSAL_SIZE=ci: the CI test's, a few min)
-# Environment: OUT (default ./out), SYNTH_NUM (frames of the synthetic world), TRAIN_STEPS,
-# FINETUNE_STEPS, ACAE_LATENTS, NUM_AUG (test-time augmentations in evaluation), SEED,
+# Environment: OUT (default ./out), SYNTH_NUM (frames of the synthetic world's 3D datasets),
+# SYNTH_NUM_2D (frames of its 2D-only dataset synwild), CROP_SIZE and BOX_SCALE (stored crops:
+# side px, margin in box sides), PROC_SIDE (the model's input side px), BASE_LR (overrides the
+# CPU config's base learning rate of the base training), TRAIN_STEPS, FINETUNE_STEPS, ACAE_LATENTS, NUM_AUG (test-time
+# augmentations in evaluation), TRAIN_EVAL_BATCHES (training batches evaluated at each
+# validation, for the learning curve), SEED,
 # PYTHON (interpreter for the venv, default python3), QUICK=1 (a smoke run: tiny sizes, the
 # numbers mean nothing), REHEARSAL_SIZE (default | ci).
 set -euo pipefail
@@ -16,11 +20,18 @@ export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 cd "$(dirname "$0")"
 
 if [[ "${QUICK:-0}" == 1 ]]; then
-  SYNTH_NUM=${SYNTH_NUM:-600}; TRAIN_STEPS=${TRAIN_STEPS:-60}; FINETUNE_STEPS=${FINETUNE_STEPS:-20}
+  SYNTH_NUM=${SYNTH_NUM:-600}; SYNTH_NUM_2D=${SYNTH_NUM_2D:-200}
+  TRAIN_STEPS=${TRAIN_STEPS:-60}; FINETUNE_STEPS=${FINETUNE_STEPS:-20}
 fi
 OUT=${OUT:-out}
-SYNTH_NUM=${SYNTH_NUM:-6000}
+SYNTH_NUM=${SYNTH_NUM:-12000}
+SYNTH_NUM_2D=${SYNTH_NUM_2D:-3000}
+CROP_SIZE=${CROP_SIZE:-384}
+PROC_SIDE=${PROC_SIDE:-192}
+BASE_LR=${BASE_LR:-}
+BOX_SCALE=${BOX_SCALE:-2.0}
 TRAIN_STEPS=${TRAIN_STEPS:-2000}
+TRAIN_EVAL_BATCHES=${TRAIN_EVAL_BATCHES:-4}
 FINETUNE_STEPS=${FINETUNE_STEPS:-400}
 ACAE_LATENTS=${ACAE_LATENTS:-32}
 NUM_AUG=${NUM_AUG:-1}
@@ -42,29 +53,38 @@ stage_setup() {
 
 stage_data() {
   echo "== data: synthetic world -> 100 mm dedup -> perspective crops -> TFRecord shards"
-  "$PY" -m posepile.synthetic --out "$OUT/synthetic_raw" --num "$SYNTH_NUM" --seed "$SEED"
+  "$PY" -m posepile.synthetic --out "$OUT/synthetic_raw" --num "$SYNTH_NUM" \
+    --num-2d "$SYNTH_NUM_2D" --seed "$SEED"
   "$PY" -m posepile.build --dataset=synthetic --root="$OUT/synthetic_raw" \
-    --out="$OUT/synthetic_tfrecords" --crop-size=256 --num-shards=4 --workers=2
+    --out="$OUT/synthetic_tfrecords" --crop-size="$CROP_SIZE" --box-scale="$BOX_SCALE" \
+    --num-shards=4 --workers=2
 }
 
 stage_mix() {
   echo "== mix: which datasets make a training batch (train and validation shards)"
   for split in train validation; do
     "$PY" -m posepile.mix --config=configs/mix_synthetic_cpu.json \
-      --tfrecord-root="$OUT/synthetic_tfrecords" --out="$OUT/input_$split.json" --split=$split
+      --tfrecord-root="$OUT/synthetic_tfrecords" --out="$OUT/input_$split.json" --split=$split \
+      --proc-side="$PROC_SIDE"
   done
 }
 
 # A copy of configs/train_synthetic_cpu.json with the step count (and extra fields) replaced.
 write_train_config() {  # OUT_FILE STEPS [KEY=JSON_VALUE ...]
-  "$PY" - "$@" <<'EOF'
+  "$PY" - "$1" "$2" "$PROC_SIDE" "$BASE_LR" "${@:3}" <<'EOF'
 import json, sys
 from posepile.atomic_io import write_json_atomic
-out, steps, *extra = sys.argv[1:]
+out, steps, proc_side, base_lr, *extra = sys.argv[1:]
 config = json.load(open('configs/train_synthetic_cpu.json'))
 config['training_steps'] = int(steps)
+config['model']['proc_side'] = int(proc_side)
+if base_lr:
+    config['base_learning_rate'] = float(base_lr)
 config['bn_inference_steps'] = min(config['bn_inference_steps'], int(steps) // 10)
-config['loss']['abs_loss_start_step'] = min(config['loss']['abs_loss_start_step'], int(steps) // 4)
+loss = config.setdefault('loss', {})
+# The released schedule's early phases (5000 and 500 of 400k steps) scaled to a short run.
+loss['abs_loss_start_step'] = min(loss.get('abs_loss_start_step', 5000), int(steps) // 4)
+loss['weak_perspective_steps'] = min(loss.get('weak_perspective_steps', 500), int(steps) // 20)
 for item in extra:
     key, value = item.split('=', 1)
     config[key] = json.loads(value)
@@ -77,7 +97,7 @@ stage_train() {
   write_train_config "$OUT/train_config.json" "$TRAIN_STEPS"
   "$PY" -m metrabs.train --config="$OUT/train_config.json" --logdir="$OUT/train" --data=tfrecords \
     --input-config="$OUT/input_train.json" --val-input-config="$OUT/input_validation.json" \
-    --no-progress
+    --train-eval-batches="$TRAIN_EVAL_BATCHES" --no-progress
 }
 
 export_and_evaluate() {  # LOGDIR NAME

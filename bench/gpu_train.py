@@ -68,7 +68,7 @@ def run_cell(cell: Cell) -> dict:
     if cell.xla:
         tf.config.optimizer.set_jit(True)
     from bench import train_step as bench_step
-    from posepile.joints import get_union
+    from posepile.joints import three_d_union_names
     if cell.cpu:
         devices = [f'/cpu:{i}' for i in range(cell.devices)]
     else:
@@ -78,11 +78,12 @@ def run_cell(cell: Cell) -> dict:
         devices = [f'/gpu:{i}' for i in range(cell.devices)]
     strategy = (distribution.make_strategy('mirrored', devices) if cell.devices > 1
                 else tf.distribute.OneDeviceStrategy(devices[0]))
-    joint_names = get_union('real').names
+    joint_names = three_d_union_names('real')
     model, train_step, _ = bench_step.build_train_step(
         cell.backbone, cell.policy, cell.global_batch, cell.side, joint_names,
         min(GHOST_BN, cell.batch_per_device), strategy)
-    batch = bench_step.random_batch(cell.global_batch, cell.side, len(joint_names))
+    batch = bench_step.random_batch(cell.global_batch, cell.side, len(joint_names),
+                                    len(train_step.label_names_2d))
     dataset = tf.data.Dataset.from_tensors(batch).repeat()
     distributed = iter(strategy.experimental_distribute_dataset(dataset))
     one_batch = next(distributed)
@@ -192,9 +193,9 @@ def main(argv=None) -> int:
                                            args.input_batches) for side in args.sides}
 
     cores = len(os.sched_getaffinity(0))
-    from posepile.joints import get_union
+    from posepile.joints import three_d_union_names
     print(f'\nTraining on {available} x {device_name}; {cores} CPU cores; '
-          f'{len(get_union("real"))} joints, ghost BN '
+          f'{len(three_d_union_names("real"))} joints, ghost BN '
           f'{GHOST_BN}, batch {args.batch_per_gpu} per device, {args.steps} timed steps')
     print('| backbone | px | policy | XLA | devices | batch | examples/s | per device | '
           'scaling | first step s | cores to feed |')

@@ -1,12 +1,13 @@
 """Benchmark: examples/s of the MeTRAbs input pipeline (TFRecords -> augmented batches) on CPU.
 
 Run from the repository root:
-    .venv/bin/python -m bench.input_pipeline [--side=256 --batch-size=32 --batches=8]
-        [--need=EXAMPLES_PER_S | --need-backbone=efficientnetv2-s]
+    .venv/bin/python -m bench.input_pipeline [--side=256 --stored-side=384 --stored-margin=2
+        --batch-size=32 --batches=8] [--need=EXAMPLES_PER_S | --need-backbone=efficientnetv2-s]
 Writes temporary shards of synthetic crops (random textures, a person mask, 17 labelled joints,
-JPEG quality 95, like posepile's crops), then times full batches after a warm-up, for:
-    test mode (decode + labels only), geometry only (re-crop + warp), full augmentation
-    (geometry + background p=0.7 + occlusion p=0.5 + colour jitter),
+JPEG quality 95, stored like posepile's crops at --stored-side px with --stored-margin box sides),
+then times full batches after a warm-up, for:
+    test mode (decode + the test-time crop), geometry only (re-crop + warp), full augmentation
+    (geometry + background p=0.7 + occlusion p=0.5 + colour),
 and the numpy augmentation alone in this process's main thread (one core).
 """
 from __future__ import annotations
@@ -39,7 +40,8 @@ from posepile.shards import ShardWriter  # noqa: E402
 JOINTS = tuple(union_names('h36m_17'))
 
 
-def synthetic_crop(rng: np.random.Generator, side: int, index: int) -> CroppedExample:
+def synthetic_crop(rng: np.random.Generator, side: int, index: int,
+                   margin: float = 2.0) -> CroppedExample:
     """One crop: a person ~1.7 m tall 3-6 m away from an HD camera, random texture image."""
     original = Camera(optical_center=rng.uniform(-500, 500, 3) + [0, -1000, -4500],
                       intrinsic_matrix=[[1000, 0, 960], [0, 1000, 540], [0, 0, 1]])
@@ -49,7 +51,7 @@ def synthetic_crop(rng: np.random.Generator, side: int, index: int) -> CroppedEx
     points = original.world_to_image(world.astype(np.float64))
     lo, hi = points.min(0), points.max(0)
     box = np.concatenate([lo, hi - lo])
-    camera = make_crop_camera(original, box, side, scale=1.25)
+    camera = make_crop_camera(original, box, side, scale=margin)
     image = np.round(occlusion.random_texture(rng, (side, side)) * 255).astype(np.uint8)
     mask = np.zeros((side, side), np.uint8)
     cv2.ellipse(mask, (side // 2, side // 2), (side // 5, side * 2 // 5), 0, 0, 360, 1, -1)
@@ -58,13 +60,14 @@ def synthetic_crop(rng: np.random.Generator, side: int, index: int) -> CroppedEx
                           mask=encode_rle(mask.astype(bool)))
 
 
-def write_shards(root: str, n_examples: int, n_shards: int, side: int, seed: int = 0) -> str:
+def write_shards(root: str, n_examples: int, n_shards: int, side: int, seed: int = 0,
+                 margin: float = 2.0) -> str:
     rng = np.random.default_rng(seed)
     writer = ShardWriter(root, n_shards)
     per_shard = np.array_split(np.arange(n_examples), n_shards)
     for shard, indices in enumerate(tqdm.tqdm(per_shard, desc='writing shards', unit='shard')):
         writer.write_shard(shard, [tfrecord_schema.encode_example(
-            synthetic_crop(rng, side, int(i))) for i in indices])
+            synthetic_crop(rng, side, int(i), margin)) for i in indices])
     return os.path.join(root, '*.tfrecord')
 
 
@@ -85,18 +88,24 @@ def time_numpy_augment(pattern: str, config: ip.InputConfig, n: int) -> float:
         ip.DatasetPart('x', pattern, 1).shard_paths()).take(n)]
     parsed = [tfrecord_schema.decode_example(r, union_names=JOINTS) for r in records]
     perm = aug.mirror_perm_for(JOINTS)
+    no_labels = np.full((len(config.label_names_2d), 2), np.nan)
+    perm2d = np.arange(len(no_labels))
     start = time.perf_counter()
     for i, p in enumerate(parsed):
         mask = decode_rle({'size': p['mask_size'].tolist(), 'counts': p['mask_counts']})
         aug.augment(p['image'], tfrecord_schema.camera_from_parsed(p), p['world_coords'],
-                    p['joint_valid'], p['coords2d'], False, p['box'], mask.astype(bool), perm,
-                    aug.example_rng(0, 0, i), config.augmentation, config.proc_side)
+                    p['joint_valid'], no_labels, False, p['box'], mask.astype(bool), perm,
+                    perm2d, aug.example_rng(0, 0, i), config.augmentation, config.proc_side)
     return len(parsed) / (time.perf_counter() - start)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--side', type=int, default=256, help='stored crop side and proc_side')
+    parser.add_argument('--side', type=int, default=256, help='proc_side (output crop side)')
+    parser.add_argument('--stored-side', type=int, default=None,
+                        help='stored crop side (default: --side)')
+    parser.add_argument('--stored-margin', type=float, default=2.0,
+                        help='stored crop margin in box sides (posepile.cropping.CropConfig)')
     parser.add_argument('--batch-size', type=int, default=32)
     parser.add_argument('--batches', type=int, default=8, help='timed batches per setting')
     parser.add_argument('--examples', type=int, default=96, help='examples in the temp shards')
@@ -112,13 +121,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix='bench_input_pipeline_') as root:
-        pattern = write_shards(root, args.examples, args.shards, args.side)
+        pattern = write_shards(root, args.examples, args.shards, args.stored_side or args.side,
+                               margin=args.stored_margin)
         base = ip.InputConfig.from_mappings(
             JOINTS, {'synthetic': pattern}, {'synthetic': args.batch_size},
             proc_side=args.side, num_parallel_calls=args.parallel)
         geometry_only = dataclasses.replace(base, augmentation=dataclasses.replace(
-            base.augmentation, brightness=0, contrast=0, saturation=0, hue_deg=0,
-            occlusion_prob=0, background_prob=0))
+            base.augmentation, color=False, occlusion_prob=0, background_prob=0))
         rows = [
             ('test mode (no augmentation)',
              time_batches(ip.make_eval_dataset(base, args.batch_size).repeat(), args.batches,

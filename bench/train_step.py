@@ -29,11 +29,12 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from bench.flops import graph_flops, reference_gemm_flops  # noqa: E402
+from metrabs.data.labels2d import label_names_2d  # noqa: E402
 from metrabs.model.config import ModelConfig  # noqa: E402
 from metrabs.model.metrabs_model import MetrabsModel  # noqa: E402
 from metrabs.training.config import TrainConfig  # noqa: E402
 from metrabs.training.step import TrainStep, build_optimizers  # noqa: E402
-from posepile.joints import get_union  # noqa: E402
+from posepile.joints import three_d_union_names  # noqa: E402
 
 TRAIN_FLOPS_PER_FORWARD = 3.0
 
@@ -48,7 +49,8 @@ class StepResult:
     forward_flops: float  # backbone, one example, inference graph
 
 
-def random_batch(batch_size: int, side: int, n_joints: int, seed: int = 0) -> dict[str, tf.Tensor]:
+def random_batch(batch_size: int, side: int, n_joints: int, n_labels: int = 0,
+                 seed: int = 0) -> dict[str, tf.Tensor]:
     """A batch honouring metrabs.training.step's contract: crop pixels in [0, 1], poses ~4 m away."""
     rng = np.random.default_rng(seed)
     focal = 1.2 * side
@@ -56,11 +58,18 @@ def random_batch(batch_size: int, side: int, n_joints: int, seed: int = 0) -> di
     coords3d = (rng.normal(0, 300, (batch_size, n_joints, 3)) + [0, 0, 4000]).astype(np.float32)
     coords2d = (coords3d[..., :2] / coords3d[..., 2:] * focal + (side - 1) / 2).astype(np.float32)
     valid = rng.random((batch_size, n_joints)) < 0.1  # datasets label a small subset of the union
+    # The last quarter of the rows is 2D-only (as the paper's 96 + 32), labelling n_labels
+    # 2D label names.
+    two_d_only = np.arange(batch_size) >= batch_size - batch_size // 4
+    valid3d = valid & ~two_d_only[:, None]
+    labels_valid = (rng.random((batch_size, n_labels)) < 0.8) & two_d_only[:, None]
     return {
         'image': tf.constant(rng.random((batch_size, side, side, 3), np.float32)),
         'intrinsics': tf.constant(np.repeat(k[None], batch_size, 0)),
-        'coords3d_cam': tf.constant(coords3d), 'valid3d': tf.constant(valid),
-        'coords2d': tf.constant(coords2d), 'valid2d': tf.constant(valid),
+        'coords3d_cam': tf.constant(coords3d), 'valid3d': tf.constant(valid3d),
+        'coords2d': tf.constant(coords2d), 'valid2d': tf.constant(valid3d),
+        'labels2d': tf.constant(coords2d[:, :n_labels]),
+        'valid_labels2d': tf.constant(labels_valid),
         'dataset_index': tf.zeros([batch_size], tf.int32)}
 
 
@@ -84,7 +93,9 @@ def build_train_step(backbone: str, policy: str, batch_size: int, side: int, joi
         step = tf.Variable(0, dtype=tf.int64, trainable=False,
                            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
         groups = build_optimizers(config, model)
-    return model, TrainStep(model, groups, config, strategy, step), step
+    # The 2D label names of the union's 2D formats (COCO and MPII's for the real union).
+    names_2d = label_names_2d('all', joint_names)
+    return model, TrainStep(model, groups, config, strategy, step, label_names_2d=names_2d), step
 
 
 def time_steps(run, batch, steps: int, batch_size: int) -> tuple[float, float]:
@@ -116,7 +127,7 @@ def time_train_step(backbone: str, policy: str, xla: bool, batch_size: int, step
     else:
         def run(b):
             return train_step(b, training=True)
-    batch = random_batch(batch_size, side, len(joint_names))
+    batch = random_batch(batch_size, side, len(joint_names), len(train_step.label_names_2d))
     rate, first = time_steps(run, batch, steps, batch_size)
     return StepResult(backbone, policy, xla, rate, first, backbone_forward_flops(model, side))
 
@@ -127,7 +138,7 @@ def main(argv=None):
     parser.add_argument('--policies', nargs='+', default=['float32', 'mixed_bfloat16'])
     parser.add_argument('--xla', nargs='+', choices=['off', 'on'], default=['off'])
     parser.add_argument('--joint-set', default='real', help="union of output joints: 'real', "
-                        "'synthetic' or 'all' (posepile.joints.get_union)")
+                        "'synthetic' or 'all' (its 3D joints: posepile.joints.three_d_union_names)")
     parser.add_argument('--side', type=int, default=256)
     parser.add_argument('--batch-size', type=int, default=16)
     parser.add_argument('--ghost-bn', type=int, default=16, help='ghost BN group size (0: off)')
@@ -136,7 +147,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     gemm = reference_gemm_flops(args.gemm_sizes, min_seconds=1.0)
-    joint_names = get_union(args.joint_set).names
+    joint_names = three_d_union_names(args.joint_set)
     results = []
     for backbone in args.backbones:
         for policy in args.policies:

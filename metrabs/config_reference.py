@@ -130,7 +130,8 @@ def render() -> str:
     mix_defaults['datasets'] = '(required)'
     mix_defaults['augmentation'] = '`null` (AugmentationConfig defaults)'
     entry_defaults = {'tfrecords': "the entry's `name`", 'dataset': "the entry's `name`",
-                      'note': '`""`'}
+                      'note': '`""`', 'background_prob': '`null` (the augmentation\'s)',
+                      'train_splits': '`["train"]`'}
     parts = [HEADER,
              '## Training mix (`python -m posepile.mix --config=MIX.json`)',
              '',

@@ -49,9 +49,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--logical-cpus', type=int, default=0,
                         help='split the CPU into N logical devices and mirror over them (testing)')
     parser.add_argument('--backbone-weights', default=None,
-                        help='local weights file of the backbone (e.g. ImageNet weights saved from '
-                        'keras.applications on a machine with internet); overrides '
+                        help="'imagenet' (Keras' ImageNet weights, downloaded by Keras) or a local "
+                        'weights file of the backbone (e.g. from python -m '
+                        'metrabs.save_backbone_weights on a machine with internet); overrides '
                         'model.backbone_weights of --config')
+    parser.add_argument('--background-dir', default=None,
+                        help='--data=tfrecords: photos for background replacement (a directory '
+                        'or a .txt list); overrides the input config\'s background_dir')
+    parser.add_argument('--occluder-dir', default=None,
+                        help='--data=tfrecords: a Pascal VOC tree (VOCdevkit/VOC2012) whose '
+                        'objects occlude; overrides the input config\'s occluder_dir')
+    parser.add_argument('--train-eval-batches', type=int, default=0,
+                        help='--data=tfrecords: also evaluate this many unaugmented batches of '
+                        'training examples at every validation (logged as train_*: the '
+                        'learning curve of train vs validation error)')
     parser.add_argument('--init-from', default=None,
                         help='initialise the backbone from a training checkpoint (prefix, its '
                         'directory or the logdir) or from a SavedModel directory written by '
@@ -75,8 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _tfrecord_data(args, config):
-    """(joint names, training dataset_fn, validation dataset_fn or None) from InputConfig JSONs."""
+def _tfrecord_data(args, config) -> dict:
+    """train() keyword arguments from InputConfig JSONs: joint_names, dataset_fn,
+    val_dataset_fn, train_eval_dataset_fn, label_names_2d."""
     from metrabs.data import input_pipeline  # deferred: the in-memory source needs none of it
 
     def load(path):
@@ -86,6 +98,10 @@ def _tfrecord_data(args, config):
     if not args.input_config:
         sys.exit('--data=tfrecords needs --input-config=INPUT.json (see posepile.mix)')
     input_config = load(args.input_config)
+    overrides = {k: v for k, v in (('background_dir', args.background_dir),
+                                   ('occluder_dir', args.occluder_dir)) if v is not None}
+    if overrides:
+        input_config = dataclasses.replace(input_config, **overrides)
     if input_config.batch_size != config.global_batch_size:
         sys.exit(f'{args.input_config}: its per-dataset counts sum to {input_config.batch_size} '
                  f'examples per batch, but {args.config} has global_batch_size='
@@ -93,19 +109,25 @@ def _tfrecord_data(args, config):
     if input_config.proc_side != config.model.proc_side:
         sys.exit(f'{args.input_config}: proc_side={input_config.proc_side} differs from the '
                  f"model's proc_side={config.model.proc_side} in {args.config}")
-    val_dataset_fn = None
+    val_dataset_fn = train_eval_dataset_fn = None
     if args.val_input_config:
         val_config = load(args.val_input_config)
         if val_config.joint_names != input_config.joint_names:
             sys.exit(f'{args.val_input_config}: joint_names differ from {args.input_config}')
         val_dataset_fn = lambda: input_pipeline.make_eval_dataset(  # noqa: E731
-            val_config, config.global_batch_size)
-    return (list(input_config.joint_names), input_pipeline.make_dataset_fn(input_config),
-            val_dataset_fn)
+            val_config, config.global_batch_size, parts=val_config.parts_3d)
+    if args.train_eval_batches:
+        train_eval_dataset_fn = lambda: input_pipeline.make_eval_dataset(  # noqa: E731
+            input_config, config.global_batch_size, parts=input_config.parts_3d).take(
+                args.train_eval_batches)
+    return dict(joint_names=list(input_config.joint_names),
+                dataset_fn=input_pipeline.make_dataset_fn(input_config),
+                val_dataset_fn=val_dataset_fn, train_eval_dataset_fn=train_eval_dataset_fn,
+                label_names_2d=input_config.label_names_2d)
 
 
 def run(args: argparse.Namespace) -> int:
-    from metrabs.data.inmemory_synthetic import make_synthetic_dataset_fn
+    from metrabs.data.inmemory_synthetic import make_synthetic_dataset_fn, synthetic_joint_names
     from metrabs.training import distribution
     from metrabs.training.config import TrainConfig
     from metrabs.training.loop import log, train
@@ -127,17 +149,18 @@ def run(args: argparse.Namespace) -> int:
         devices = [f'/cpu:{i}' for i in range(args.logical_cpus)]
     strategy = distribution.make_strategy(
         'mirrored' if devices and args.strategy == 'auto' else args.strategy, devices)
-    val_dataset_fn = None
     if args.data == 'tfrecords':
-        joint_names, dataset_fn, val_dataset_fn = _tfrecord_data(args, config)
+        data = _tfrecord_data(args, config)
     else:
-        joint_names = [f'synthetic_joint{i}' for i in range(args.synthetic_joints)]
-        dataset_fn = make_synthetic_dataset_fn(
-            len(joint_names), config.model.proc_side, config.global_batch_size,
-            args.synthetic_examples, config.seed)
-    result = train(config, dataset_fn, args.logdir, joint_names, strategy=strategy,
-                   val_dataset_fn=val_dataset_fn, init_from=args.init_from,
-                   show_progress=not args.no_progress)
+        joint_names = synthetic_joint_names(args.synthetic_joints)
+        data = dict(joint_names=joint_names, label_names_2d=joint_names,
+                    dataset_fn=make_synthetic_dataset_fn(
+                        len(joint_names), config.model.proc_side, config.global_batch_size,
+                        args.synthetic_examples, config.seed))
+    # A fresh run without backbone weights raises RandomBackboneError, a ValueError: cli.run
+    # prints it as the one-line user error it is.
+    result = train(config, strategy=strategy, logdir=args.logdir, init_from=args.init_from,
+                   show_progress=not args.no_progress, **data)
     if result.preempted:
         log.warning('preempted at step %d of %d: checkpoint %s; exit status %d (resumable)',
                     result.step, config.training_steps, result.checkpoint_path,

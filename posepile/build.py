@@ -82,12 +82,12 @@ class BuildConfig:
         reduced_decode: decode JPEG frames at reduced resolution where the crop is much
             smaller (CropConfig.reduced_decode).
     """
-    crop_size: int = 256
+    crop_size: int = CropConfig.crop_size
     num_shards: int = 16
     workers: int = 1
     jpeg_quality: int = 95
     dedup_threshold_mm: float = 100.0
-    box_scale: float = 1.25
+    box_scale: float = CropConfig.box_scale
     skeleton: str | None = None
     dataset_index: int = 0
     shard_prefix: str = 'examples'

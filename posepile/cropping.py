@@ -5,9 +5,14 @@ so that `box_scale` times the box's larger side spans the crop, no distortion); 
 warped with `posepile.image_warp.reproject_image`. World coordinates stay in the world frame:
 the crop camera (world mm -> crop px) is stored with them, so the geometry stays exact.
 
-Box margin: `box_scale` defaults to 1.25, i.e. the box's larger side covers 80 % of the crop.
-The margin keeps the whole person (boxes are often tight or slightly cut) and leaves real pixels
-around them for the training-time scale/shift/rotation augmentation, which re-crops these crops.
+Margin and resolution (the defaults, 640 px at box_scale 2): training re-crops these stored crops
+(metrabs.data.augmentation) with the box's larger side spanning the output, a magnification down
+to 0.75, a roll up to 20 degrees and a shift up to 10 % of the box. Its footprint in the stored
+crop is then at most (1 / 0.75) * (cos 20 + sin 20) + 2 * 0.1 = 1.91 box sides, so a margin of 2
+box sides shows real pixels (not black borders) in every augmented crop; and 640 px put the box at
+320 px, the output's own resolution at the largest zoom (256 px x 1.25), so no training crop is
+upsampled from the stored one. The released code stores about 1.5-1.6 box sides at up to 384 px
+per box (PosePile preproc_for_efficiency); bench/black_borders.py measures what is left.
 """
 from __future__ import annotations
 
@@ -37,7 +42,7 @@ class CropConfig:
     """How crops are made.
 
     Attributes:
-        crop_size: side of the square crop, px.
+        crop_size: side of the square crop, px (default: see the module docstring).
         box_scale: the box's larger side times this spans the crop (> 1 leaves a margin).
         jpeg_quality: 0..100 for the stored JPEG.
         max_antialias: cap on `reproject_image`'s supersampling factor (chosen per crop from how
@@ -47,8 +52,8 @@ class CropConfig:
             >= 2 frame px per crop px even so (`posepile.frame_decode`; crops' PSNR against the
             full decode in bench/README.md).
     """
-    crop_size: int = 256
-    box_scale: float = 1.25
+    crop_size: int = 640
+    box_scale: float = 2.0
     jpeg_quality: int = 95
     max_antialias: int = 4
     border_value: int = 0

@@ -3,6 +3,7 @@ every batch. Reads a mix JSON, checks the builds, writes the input pipeline's In
 
 CLI:  python -m posepile.mix --config=configs/mix_paper28.json --out=input_config.json
                              [--tfrecord-root=DIR] [--split=train|validation|test]
+                             [--proc-side=PX]
 
 Mix JSON (all keys but 'datasets' optional; what each means: MIX_FIELDS and MIX_ENTRY_FIELDS
 below, rendered in docs/CONFIGURATION.md):
@@ -13,21 +14,34 @@ below, rendered in docs/CONFIGURATION.md):
                                             #   mix file's directory; --tfrecord-root overrides)
       "batch_size_3d": 128, "batch_size_2d": 32,   # rows per batch shared by 3D / 2D datasets
       "allocation": "proportional",         # rule for "auto" counts: "proportional" | "sqrt"
-      "joint_names": null,                  # null = every joint of the union
+      "joint_names": null,                  # null = every joint of the union that some 3D format
+                                            #   labels (2D-only joints supervise those by base
+                                            #   name: metrabs.data.labels2d)
       "proc_side": 256, "seed": 0, "augmentation": {...},   # passed to InputConfig as is
+      "background_dir": null, "occluder_dir": null,         # likewise (photos, Pascal VOC)
       "datasets": [
         {"name": "h36m", "tfrecords": "h36m", "kind": "3d", "examples_per_batch": 6},
         {"name": "fit3d", "tfrecords": "imar", "dataset": "fit3d", "kind": "3d", ...},
-        {"name": "coco", "tfrecords": "coco", "kind": "2d", "examples_per_batch": "auto"}
+        {"name": "coco", "tfrecords": "coco", "kind": "2d", "examples_per_batch": "auto",
+         "train_splits": ["train", "validation"]},
+        {"name": "agora", "tfrecords": "agora", "kind": "3d", "examples_per_batch": 3,
+         "background_prob": 0.2}
       ]
     }
+
+Entry options: "background_prob" (0..1) replaces the augmentation's background-replacement
+probability for that dataset (the released code uses 0.2 for datasets whose backgrounds are
+already realistic: SAIL-VOS, AGORA, SPEC, HSPACE; 0.7 otherwise). "train_splits" lists the splits
+that `--split=train` reads (default ["train"]; the released code also trains on the 2D
+datasets' validation splits, which it never validates on).
 
 Each 'tfrecords' directory is the output of `python -m posepile.build` (manifest.json + shards,
 one shard set per (dataset, split)); an entry reads the shards of its 'dataset' (default: its
 'name') and of the chosen split only ('train' by default), so training never sees validation or
 test examples. Checks: the manifest exists and parses, every shard it lists exists, every joint
 name it lists is in the chosen union, the build holds shards of that dataset and split, a '2d'
-part's skeleton is a 2D format (and a '3d' part's is not), and the counts of each kind sum to
+part's skeleton is a 2D format (and a '3d' part's is not; the skeleton is the registered format
+whose joints the dataset's records hold, else the build's), and the counts of each kind sum to
 its batch size.
 
 "auto" counts split what the fixed counts leave of the kind's batch size over the auto datasets,
@@ -76,14 +90,19 @@ MIX_FIELDS = {
     'batch_size_2d': "rows per training batch shared by the '2d' datasets (0 without any)",
     'allocation': "how 'auto' counts share a kind's rows: 'proportional' to each dataset's "
                   "examples after dedup, or to their square root ('sqrt'); at least 1 each",
-    'joint_names': "the model's output joints (union names); null = every joint of the union, "
-                   "also those no dataset of the mix labels (they are trained through none: "
-                   "list your skeleton's, e.g. posepile.joints.union_names('mylab'), to predict "
-                   "only those)",
+    'joint_names': "the model's output joints (union names); null = every joint of the union "
+                   "that some 3D format labels (2D-only joints such as '*_mpii' supervise those "
+                   "by base name: metrabs.data.labels2d), also those no dataset of the mix "
+                   "labels (they are trained through none: list your skeleton's, e.g. "
+                   "posepile.joints.union_names('mylab'), to predict only those)",
     'proc_side': "crop side the model sees, px (must equal the TrainConfig's model.proc_side)",
     'seed': 'seed of the data order and augmentation',
     'augmentation': 'AugmentationConfig fields to override (below), passed on as they are',
     'datasets': 'the datasets of the mix: a list of objects with the fields below',
+    'background_dir': 'photos that replace the studio backgrounds (a directory of images or a '
+                      '.txt list; passed to InputConfig; null = synthetic textures)',
+    'occluder_dir': "Pascal VOC tree (VOCdevkit/VOC2012) whose object cut-outs occlude the "
+                    "person (passed to InputConfig; null = synthetic shapes)",
 }
 MIX_ENTRY_FIELDS = {
     'name': "the entry's name (the table, the logs); also the dataset's name inside the build "
@@ -94,6 +113,11 @@ MIX_ENTRY_FIELDS = {
     'examples_per_batch': "rows of every batch from this dataset: an integer >= 1, or 'auto' "
                           "(a share of what the fixed counts leave, see allocation)",
     'note': 'free text (ignored)',
+    'background_prob': "0..1: this dataset's background-replacement probability instead of the "
+                       "augmentation's (the released code: 0.2 for SAIL-VOS, AGORA, SPEC, HSPACE, "
+                       "whose backgrounds are realistic; 0.7 otherwise)",
+    'train_splits': "splits that --split=train reads (default [\"train\"]; the released code also "
+                    "trains on the 2D datasets' validation splits)",
 }
 _TOP_KEYS = set(MIX_FIELDS)
 _ENTRY_KEYS = set(MIX_ENTRY_FIELDS)
@@ -103,12 +127,15 @@ SPLITS = ('train', 'validation', 'test')
 @dataclasses.dataclass(frozen=True)
 class MixEntry:
     """One dataset of the mix: name, build directory, the dataset's name inside that build,
-    '3d'/'2d', rows per batch (int or 'auto')."""
+    '3d'/'2d', rows per batch (int or 'auto'), background-replacement probability (None: the
+    augmentation's), the splits a training config reads."""
     name: str
     tfrecords: str
     dataset: str
     kind: str
     examples_per_batch: int | str
+    background_prob: float | None = None
+    train_splits: tuple[str, ...] = ('train',)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,6 +153,8 @@ class MixConfig:
     augmentation: Mapping[str, Any] | None = None
     description: str = ''
     source: str = '<dict>'
+    background_dir: str | None = None
+    occluder_dir: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,6 +166,21 @@ class BuildInfo:
     counts: Mapping[tuple[str, str], int]
     skeleton: str | None
     joint_names: frozenset[str]
+    dataset_joint_sets: Mapping[str, tuple[frozenset[str], ...]] = dataclasses.field(
+        default_factory=dict)
+
+    def skeleton_of(self, dataset: str) -> str | None:
+        """The build's skeleton, unless the dataset's records hold exactly the union joints of
+        another registered format (multi-format builds such as the synthetic world's)."""
+        sets = self.dataset_joint_sets.get(dataset, ())
+        if self.skeleton is None or any(
+                frozenset(joints.union_names(self.skeleton)) == names for names in sets):
+            return self.skeleton
+        for names in sets:
+            for skeleton in joints.skeleton_names('all'):
+                if frozenset(joints.union_names(skeleton)) == names:
+                    return skeleton
+        return self.skeleton
 
     def shard_paths(self, dataset: str, split: str, where: str) -> tuple[str, ...]:
         paths = self.shards.get((dataset, split))
@@ -172,8 +216,21 @@ def parse_mix(data: Mapping[str, Any], source: str = '<dict>') -> MixConfig:
                                     and count >= 1):
             raise ValueError(f'{where}: field "examples_per_batch" is {count!r}, expected an '
                              f'integer >= 1 or "auto"')
+        background_prob = entry.get('background_prob')
+        if background_prob is not None and not (
+                isinstance(background_prob, (int, float)) and not isinstance(background_prob, bool)
+                and 0 <= background_prob <= 1):
+            raise ValueError(f'{where}: field "background_prob" is {background_prob!r}, expected '
+                             f'a number in [0, 1] or null')
+        train_splits = entry.get('train_splits', ['train'])
+        if (not isinstance(train_splits, list) or not train_splits
+                or any(s not in SPLITS for s in train_splits)):
+            raise ValueError(f'{where}: field "train_splits" is {train_splits!r}, expected a '
+                             f'non-empty list of {SPLITS}')
         entries.append(MixEntry(str(entry['name']), str(entry.get('tfrecords', entry['name'])),
-                                str(entry.get('dataset', entry['name'])), entry['kind'], count))
+                                str(entry.get('dataset', entry['name'])), entry['kind'], count,
+                                None if background_prob is None else float(background_prob),
+                                tuple(train_splits)))
     names = [e.name for e in entries]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -197,7 +254,8 @@ def parse_mix(data: Mapping[str, Any], source: str = '<dict>') -> MixConfig:
         joint_names=None if joint_names is None else tuple(joint_names),
         proc_side=int(data.get('proc_side', 256)), seed=int(data.get('seed', 0)),
         augmentation=data.get('augmentation'), description=str(data.get('description', '')),
-        source=source)
+        source=source, background_dir=data.get('background_dir'),
+        occluder_dir=data.get('occluder_dir'))
 
 
 def load_mix(path: str | os.PathLike) -> MixConfig:
@@ -253,8 +311,12 @@ def read_build(directory: pathlib.Path, union: str) -> BuildInfo:
                        f'{" ..." if len(outside) > 10 else ""}')
     counts = {(dataset, split): int(n) for dataset, info in manifest['datasets'].items()
               for split, n in info.get('after_dedup', {}).items()}
+    joint_sets: dict[str, list[frozenset[str]]] = {}
+    for js in manifest['joint_sets']:
+        joint_sets.setdefault(js.get('dataset', ''), []).append(frozenset(js['joint_names']))
     return BuildInfo(directory, {k: tuple(v) for k, v in shards.items()}, counts,
-                     manifest.get('skeleton'), names)
+                     manifest.get('skeleton'), names,
+                     {k: tuple(v) for k, v in joint_sets.items()})
 
 
 def allocate(total: int, fixed: Sequence[int | None], sizes: Sequence[float],
@@ -302,15 +364,19 @@ def make_input_config(mix: MixConfig, tfrecord_root: str | os.PathLike | None = 
         directory = pathlib.Path(entry.tfrecords)
         directory = directory if directory.is_absolute() else root / directory
         build = read_build(directory, mix.union)
-        if build.skeleton is not None:
-            is_2d = joints.get_format(build.skeleton).is_2d
+        skeleton = build.skeleton_of(entry.dataset)
+        if skeleton is not None:
+            is_2d = joints.get_format(skeleton).is_2d
             if is_2d != (entry.kind == '2d'):
                 raise ValueError(f'{mix.source}: dataset {entry.name!r} is listed as '
                                  f'{entry.kind!r} but its build uses the '
-                                 f'{"2D" if is_2d else "3D"} skeleton {build.skeleton!r}')
-        shard_paths.append(build.shard_paths(entry.dataset, split,
-                                             f'{mix.source}: dataset {entry.name!r}'))
-        sizes.append(build.counts.get((entry.dataset, split), 0))
+                                 f'{"2D" if is_2d else "3D"} skeleton {skeleton!r}')
+        splits = entry.train_splits if split == 'train' else (split,)
+        shard_paths.append(tuple(
+            path for s in splits
+            for path in build.shard_paths(entry.dataset, s, f'{mix.source}: dataset '
+                                                            f'{entry.name!r}')))
+        sizes.append(sum(build.counts.get((entry.dataset, s), 0) for s in splits))
         builds.append(build)
     counts = {}
     for kind, total in (('3d', mix.batch_size_3d), ('2d', mix.batch_size_2d)):
@@ -324,14 +390,15 @@ def make_input_config(mix: MixConfig, tfrecord_root: str | os.PathLike | None = 
                                           f'{mix.source} ({kind} datasets)')):
             counts[i] = n
     joint_names = list(mix.joint_names) if mix.joint_names is not None \
-        else list(joints.get_union(mix.union).names)
+        else list(joints.three_d_union_names(mix.union))
     unknown = sorted(set(joint_names) - set(joints.get_union(mix.union).names))
     if unknown:
         raise KeyError(f'{mix.source}: joint_names not in the {mix.union!r} union: {unknown[:10]}')
 
     def parts(kind):
         return [{'name': e.name, 'shard_patterns': list(shard_paths[i]),
-                 'examples_per_batch': counts[i]}
+                 'examples_per_batch': counts[i],
+                 **({} if e.background_prob is None else {'background_prob': e.background_prob})}
                 for i, e in enumerate(mix.datasets) if e.kind == kind]
 
     config = {'joint_names': joint_names, 'parts_3d': parts('3d'), 'parts_2d': parts('2d'),
@@ -342,6 +409,9 @@ def make_input_config(mix: MixConfig, tfrecord_root: str | os.PathLike | None = 
         config['skeletons'] = skeletons
     if mix.augmentation is not None:
         config['augmentation'] = dict(mix.augmentation)
+    for key in ('background_dir', 'occluder_dir'):
+        if getattr(mix, key) is not None:
+            config[key] = getattr(mix, key)
     batch = sum(counts.values())
     table = [{'name': e.name, 'kind': e.kind, 'split': split, 'examples': sizes[i],
               'per_batch': counts[i], 'share': counts[i] / batch}
@@ -373,6 +443,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--tfrecord-root', default=None,
                         help='base of relative "tfrecords" dirs (default: the mix file\'s '
                              '"tfrecord_root")')
+    parser.add_argument('--proc-side', type=int, default=None,
+                        help='output crop side px (overrides the mix file\'s "proc_side"; must '
+                             'equal the model\'s)')
     parser.add_argument('--split', default='train', choices=SPLITS,
                         help='which split\'s shards the config reads (validation: for '
                              'metrabs.train --val-input-config)')
@@ -385,6 +458,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> int:
     mix = load_mix(args.config)
+    if args.proc_side is not None:
+        mix = dataclasses.replace(mix, proc_side=args.proc_side)
     config, table = make_input_config(mix, args.tfrecord_root, args.split)
     write_json_atomic(args.out, config)
     print(format_table(table))

@@ -49,9 +49,12 @@ def acae_file(tmp_path_factory):
 def _config(mode, acae_path, **kwargs):
     return TrainConfig(
         model=ModelConfig(backbone='tiny', proc_side=SIDE, ghost_bn_group_size=4),
-        loss=LossConfig(lambda_proj=LAMBDA_PROJ, abs_loss_start_step=10_000),
+        # No weak-perspective phase, so the step's output is the inference-mode prediction.
+        loss=LossConfig(lambda_proj=LAMBDA_PROJ, abs_loss_start_step=10_000,
+                        weak_perspective_steps=0),
         training_steps=20, global_batch_size=BATCH, base_learning_rate=2e-3, log_every=1,
         image_summary_every=0, bn_inference_steps=2, deterministic=False, finetune_mode=mode,
+        require_backbone_weights=False,
         acae_weights=acae_path if mode != 'none' else None, lambda_acae=LAMBDA_ACAE, **kwargs)
 
 
@@ -80,7 +83,7 @@ def _run_step(config, acae_path, batch):
                    model(batch['image'], batch['intrinsics'], training=False).items()}
     step = tf.Variable(0, dtype=tf.int64)
     train_step = TrainStep(model, build_optimizers(config, model), config,
-                           tf.distribute.get_strategy(), step)
+                           tf.distribute.get_strategy(), step, label_names_2d=JOINTS)
     values = {k: float(v) for k, v in train_step(batch, training=False).items()}
     return model, predictions, values
 
@@ -103,11 +106,33 @@ def _proj_np(pred_px, true_px, valid):
     return diff.sum() / max(valid.sum() * 2, 1e-12)
 
 
+def _project_np(points, intrinsics):
+    points = points / np.maximum(points[..., 2:], 1.0)
+    return np.einsum('nij,nkj->nki', intrinsics[:, :2], points)
+
+
+def _in_view_np(px, border_strides):
+    low, high = -0.5 + 32 * border_strides, SIDE - 0.5 - 32 * border_strides
+    return np.all((px >= low) & (px <= high), axis=-1)
+
+
 def _supervised_np(pred, batch):
-    v3, v2 = batch['valid3d'].numpy(), batch['valid2d'].numpy()
-    meanrel = _meanrel_np(pred['coords3d_rel_mm'], batch['coords3d_cam'].numpy(), v3)
-    proj = _proj_np(pred['coords2d_px'], batch['coords2d'].numpy(), v2)
-    return meanrel + LAMBDA_PROJ * proj
+    """The MeTRAbs loss on the absolute output with the released gates (the abs term is off):
+    meanrel + proj + 0.2 * proj2d; each joint is its own 2D label name here."""
+    absolute = pred['coords3d_abs_mm']
+    v3, true = batch['valid3d'].numpy(), batch['coords3d_cam'].numpy().astype(np.float64)
+    intrinsics = batch['intrinsics'].numpy().astype(np.float64)
+    meanrel = _meanrel_np(absolute, true, v3)
+    metres_per_px = 2200 / SIDE / 1000
+    pred2d = _project_np(absolute, intrinsics)
+    true2d = _project_np(np.where(v3[..., None], true, [0, 0, 1000]), intrinsics)
+    gate = (v3 & (true[..., 2] > 300) & _in_view_np(pred2d, 0.75) & (absolute[..., 2] > 1)
+            & _in_view_np(true2d, -20))
+    proj = (np.abs(pred2d - true2d)[gate].sum() * metres_per_px / max(2 * gate.sum(), 1))
+    labels, v_labels = batch['labels2d'].numpy(), batch['valid_labels2d'].numpy()
+    gate2d = v_labels & _in_view_np(pred2d, 0.75) & _in_view_np(labels, -20)
+    proj2d = (np.abs(pred2d - labels)[gate2d].sum() * metres_per_px / max(2 * gate2d.sum(), 1))
+    return meanrel + proj + 0.2 * proj2d
 
 
 def _combine(w, points):
@@ -227,11 +252,12 @@ def test_finetune_from_trained_checkpoint_end_to_end(acae_file, tmp_path):
     dataset_fn = make_synthetic_dataset_fn(N_JOINTS, SIDE, BATCH, n_examples=16, seed=1)
     base = train(dataclasses.replace(_config('none', None), training_steps=3,
                                      checkpoint_every=3),
-                 dataset_fn, str(tmp_path / 'base'), JOINTS, show_progress=False)
+                 dataset_fn, str(tmp_path / 'base'), JOINTS, show_progress=False,
+                 label_names_2d=JOINTS)
     config = dataclasses.replace(_config('hybrid', path), training_steps=4, checkpoint_every=4,
                                  bn_inference_steps=0)
     result = train(config, dataset_fn, str(tmp_path / 'hybrid'), JOINTS,
-                   init_from=base.checkpoint_path, show_progress=False)
+                   init_from=base.checkpoint_path, show_progress=False, label_names_2d=JOINTS)
     # Initial values are overwritten by training, so compare against the checkpoint via a
     # fresh restore into a new hybrid model instead of the trained one.
     fresh = _model_for(_config('hybrid', path), path)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from metrabs.data import augmentation as aug
+from metrabs.data import labels2d
 from metrabs.data import occlusion
 from posepile.camera import Camera, make_crop_camera
 from posepile.cropping import box_to_crop
@@ -19,8 +20,8 @@ OFFSETS = np.array([[0, -750, 0], [180, -500, 30], [-180, -500, -30], [350, -50,
                     [-120, 790, -50]], np.float64)
 STORED_SIDE = 128
 DOT_SIGMA = 1.3
-NO_APPEARANCE = aug.AugmentationConfig(
-    brightness=0, contrast=0, saturation=0, hue_deg=0, occlusion_prob=0, background_prob=0)
+LABEL_NAMES = tuple(n.split('_')[0] for n in JOINTS)  # the 2D label names ('head', 'lsho', ...)
+NO_APPEARANCE = aug.AugmentationConfig(color=False, occlusion_prob=0, background_prob=0)
 
 
 def render_dots(points2d, side, sigma=DOT_SIGMA):
@@ -56,17 +57,19 @@ def scene():
     image = np.repeat(np.round(dots * 255).astype(np.uint8)[..., None], 3, axis=-1)
     disk = render_dots(stored2d.mean(0, keepdims=True), STORED_SIDE, sigma=25) > 0.3
     return dict(camera=stored_camera, world=world, stored2d=stored2d, image=image,
-                box=stored_box, mask=disk, perm=JointInfo(JOINTS).mirror_perm)
+                box=stored_box, mask=disk, perm=JointInfo(JOINTS).mirror_perm,
+                perm2d=labels2d.mirror_perm(LABEL_NAMES))
 
 
 def run(scene, rng=None, config=NO_APPEARANCE, output_side=STORED_SIDE, training=True,
         geometry=None, is_2d_only=False, **hooks):
     n = len(JOINTS)
-    coords2d = scene['stored2d'] if is_2d_only else np.full((n, 2), np.nan)
+    labels = scene['stored2d'] if is_2d_only else np.full((n, 2), np.nan)
     world = np.full((n, 3), np.nan) if is_2d_only else scene['world']
     return aug.augment(scene['image'], scene['camera'], world, np.full(n, not is_2d_only),
-                       coords2d, is_2d_only, scene['box'], scene['mask'], scene['perm'], rng,
-                       config, output_side, training=training, geometry=geometry, **hooks)
+                       labels, is_2d_only, scene['box'], scene['mask'], scene['perm'],
+                       scene['perm2d'], rng, config, output_side, training=training,
+                       geometry=geometry, **hooks)
 
 
 @pytest.mark.parametrize('seed', range(6))
@@ -95,7 +98,7 @@ def test_projection_of_coords3d_gives_coords2d_and_dots_follow(scene, seed):
 
 
 def test_flip_swaps_labels_and_mirrors_x(scene):
-    params = aug.GeometryParams(scale=1.1, rotation_rad=0.2, shift=(0.05, -0.03))
+    params = aug.GeometryParams(zoom=1 / 1.1, rotation_rad=0.2, shift=(0.05, -0.03))
     plain = run(scene, aug.example_rng(0, 0, 0), geometry=params)
     flipped = run(scene, aug.example_rng(0, 0, 0),
                   geometry=dataclasses.replace(params, flip=True))
@@ -118,23 +121,33 @@ def test_flip_swaps_labels_and_mirrors_x(scene):
 
 
 def test_2d_only_labels_follow_the_same_geometry(scene):
-    params = aug.GeometryParams(0.9, -0.3, (0.08, 0.02), flip=True)
+    params = aug.GeometryParams(1 / 0.9, -0.3, (0.08, 0.02), flip=True)
     full = run(scene, aug.example_rng(0, 0, 0), geometry=params)
     only2d = run(scene, aug.example_rng(0, 0, 0), geometry=params, is_2d_only=True)
     assert not only2d['valid3d'].any() and (only2d['coords3d_cam'] == 0).all()
-    assert only2d['valid2d'].all()
-    np.testing.assert_allclose(only2d['coords2d'], full['coords2d'], atol=1e-3)
+    assert not only2d['valid2d'].any() and not full['valid_labels2d'].any()
+    assert only2d['valid_labels2d'].all()
+    # The label names are the joints' base names in the same order, so (flip included) the
+    # 2D-only labels are where the 3D example's projections are.
+    np.testing.assert_allclose(only2d['labels2d'], full['coords2d'], atol=1e-3)
 
 
-def test_test_mode_is_the_fixed_crop(scene):
-    same = run(scene, training=False)
-    np.testing.assert_allclose(same['image'], scene['image'] / 255.0, atol=1e-7)
-    np.testing.assert_allclose(same['intrinsics'], scene['camera'].intrinsic_matrix, atol=1e-4)
-    np.testing.assert_allclose(same['coords2d'], scene['stored2d'], atol=1e-3)
-    half = run(scene, training=False, output_side=64)
-    # Resizing by 1/2 under the pixel-centre convention: u -> (u + 0.5) / 2 - 0.5.
-    np.testing.assert_allclose(half['coords2d'], (scene['stored2d'] + 0.5) / 2 - 0.5, atol=1e-3)
-    assert half['image'].shape == (64, 64, 3)
+def test_test_mode_fills_the_crop_with_the_box(scene):
+    out = run(scene, training=False, output_side=96)
+    expected = make_crop_camera(scene['camera'], scene['box'], 96, scale=1.0)
+    np.testing.assert_allclose(out['intrinsics'], expected.intrinsic_matrix, atol=1e-4)
+    np.testing.assert_allclose(out['coords2d'], expected.world_to_image(scene['world']),
+                               atol=1e-3)
+    # The box, seen by the test camera, is centred and its larger side spans the crop (the
+    # aim turns the camera a little, so the mapped box is not exactly square-cut: 1 %).
+    box = box_to_crop(scene['box'], scene['camera'], out['camera'])
+    assert max(box[2:]) == pytest.approx(96, rel=0.01)
+    np.testing.assert_allclose(box[:2] + box[2:] / 2, [47.5, 47.5], atol=0.6)
+    # A zoom of 2 shows half the box side: the person twice as large, truncated by the border.
+    zoomed = run(scene, aug.example_rng(0, 0, 0), geometry=aug.GeometryParams(zoom=2.0),
+                 output_side=96)
+    box2 = box_to_crop(scene['box'], scene['camera'], zoomed['camera'])
+    assert max(box2[2:]) == pytest.approx(192, rel=0.01)
 
 
 def test_same_seed_same_result_other_position_differs(scene):
@@ -162,19 +175,25 @@ def test_background_replacement_changes_only_pixels_outside_the_mask(scene):
     def flat_background(rng, shape):
         return np.broadcast_to(colour, (*shape, 3)).astype(np.float32)
 
-    params = aug.GeometryParams(1.1, 0.25, (0.02, 0.04))
+    params = aug.GeometryParams(1 / 1.1, 0.25, (0.02, 0.04))
     without = run(scene, aug.example_rng(0, 0, 1), geometry=params)
-    config = aug.AugmentationConfig(brightness=0, contrast=0, saturation=0, hue_deg=0,
-                                    occlusion_prob=0, background_prob=1)
+    config = dataclasses.replace(NO_APPEARANCE, background_prob=1)
     with_bg = run(scene, aug.example_rng(0, 0, 1), config, geometry=params,
                   background_source=flat_background)
-    mask = with_bg['mask']
-    assert 0 < mask.sum() < mask.size
-    # (Colour jitter with zero ranges still round-trips through float32 maths: 1e-6.)
-    np.testing.assert_allclose(with_bg['image'][mask], without['image'][mask], atol=1e-6)
-    np.testing.assert_allclose(with_bg['image'][~mask],
-                               np.broadcast_to(colour, ((~mask).sum(), 3)), atol=1e-6)
-    assert np.abs(without['image'][~mask] - colour).max() > 0.1
+    alpha = with_bg['mask']
+    inside, outside = alpha == 1, alpha == 0
+    assert inside.any() and outside.any() and 0 <= alpha.min() and alpha.max() <= 1
+    np.testing.assert_allclose(with_bg['image'][inside], without['image'][inside], atol=1e-6)
+    np.testing.assert_allclose(with_bg['image'][outside],
+                               np.broadcast_to(colour, (outside.sum(), 3)), atol=1e-6)
+    # The soft edge blends: alpha * person + (1 - alpha) * background everywhere.
+    np.testing.assert_allclose(with_bg['image'], alpha[..., None] * without['image']
+                               + (1 - alpha[..., None]) * colour, atol=1e-5)
+    assert np.abs(without['image'][outside] - colour).max() > 0.1
+    # A per-dataset probability of 0 keeps the background even when the config says 1.
+    kept = run(scene, aug.example_rng(0, 0, 1), config, geometry=params,
+               background_source=flat_background, background_prob=0.0)
+    np.testing.assert_allclose(kept['image'], without['image'], atol=1e-6)
 
 
 def test_replace_background_closed_form():
@@ -185,29 +204,55 @@ def test_replace_background_closed_form():
     out = occlusion.replace_background(image, mask, background)
     np.testing.assert_array_equal(out[mask], image[mask])
     np.testing.assert_array_equal(out[~mask], background[~mask])
+    alpha = np.full((20, 30), 0.25, np.float32)
+    np.testing.assert_allclose(occlusion.replace_background(image, alpha, background),
+                               0.25 * image + 0.75 * background, atol=1e-7)
 
 
-def test_occlusion_changes_only_covered_pixels():
+def test_object_occlusion_pastes_scaled_cutouts_anywhere():
     rng = np.random.default_rng(5)
-    image = rng.uniform(0, 1, (64, 64, 3)).astype(np.float32)
-    box = (16, 8, 30, 40)
+    image = rng.uniform(0, 1, (128, 128, 3)).astype(np.float32)
     colour = np.array([1.0, 0.0, 0.5], np.float32)
 
-    def square(rng, max_side):
-        side = max(2, max_side)
-        return np.broadcast_to(colour, (side, side, 3)).copy(), np.ones((side, side), np.float32)
+    def square(rng):  # a 64 px square cut-out at its natural size
+        return np.broadcast_to(colour, (64, 64, 3)).copy(), np.ones((64, 64), np.float32)
 
-    out, covered = occlusion.occlude(image, rng, box, max_occluders=2, occluder_source=square)
-    assert covered.any() and not covered.all()
-    np.testing.assert_array_equal(out[~covered], image[~covered])
-    np.testing.assert_array_equal(out[covered], np.broadcast_to(colour, (covered.sum(), 3)))
+    # Scale 0.5 x (128 / 256) -> 16 px squares.
+    out = occlusion.occlude_with_objects(image, rng, max_occluders=1, scale_range=(0.5, 0.5),
+                                         occluder_source=square)
+    changed = np.any(out != image, axis=-1)
+    rows, cols = np.nonzero(changed)
+    assert changed.sum() <= 16 * 16 and (np.ptp(rows) + 1, np.ptp(cols) + 1) <= (16, 16)
+    np.testing.assert_array_equal(out[changed], np.broadcast_to(colour, (changed.sum(), 3)))
+    # Counts 1..6 and centres anywhere in the crop (not just on a person box).
+    centres = []
+    for seed in range(40):
+        out = occlusion.occlude_with_objects(image, np.random.default_rng(seed), 6, (0.1, 0.1),
+                                             square)
+        ys, xs = np.nonzero(np.all(out == colour, axis=-1))
+        centres.append((xs.mean(), ys.mean()))
+    centres = np.array(centres)
+    assert centres.min() < 30 and centres.max() > 98
+
+
+def test_random_erase_closed_form():
+    image = np.full((64, 64, 3), 0.3, np.float32)
+    for seed in range(10):
+        out = occlusion.random_erase(image, np.random.default_rng(seed), (0.05, 1 / 3))
+        changed = np.any(out != image, axis=-1)
+        rows, cols = np.nonzero(changed)
+        area = (np.ptp(rows) + 1) * (np.ptp(cols) + 1)
+        assert area <= 64 * 64 / 3 + 64 and changed.sum() >= 0.8 * area  # one rectangle
+        # Uniform noise on the 0..254 grid of the original code, not colour-jittered.
+        levels = out[changed] * 255
+        np.testing.assert_allclose(levels, np.round(levels), atol=1e-4)
 
 
 def test_random_occluders_have_textures_in_range_and_paste_clips_at_borders():
     rng = np.random.default_rng(1)
-    for _ in range(5):
-        rgb, alpha = occlusion.random_occluder(rng, 40)
-        assert rgb.shape[:2] == alpha.shape and max(alpha.shape) <= 40
+    for _ in range(8):
+        rgb, alpha = occlusion.random_occluder(rng)
+        assert rgb.shape[:2] == alpha.shape and 32 <= max(alpha.shape) <= 224
         assert 0 <= rgb.min() and rgb.max() <= 1 and set(np.unique(alpha)) <= {0.0, 1.0}
         assert alpha.mean() > 0.1
     image = np.zeros((10, 10, 3), np.float32)
@@ -231,50 +276,131 @@ def test_cutouts_from_instance_mask_and_cutout_source():
     np.testing.assert_array_equal(rgb, image[2:5, 3:7])
     assert alpha.all()
     source = occlusion.CutoutOccluderSource(cutouts)
-    rgb2, alpha2 = source(np.random.default_rng(0), 20)
-    assert 10 <= max(alpha2.shape) <= 20 and rgb2.shape[:2] == alpha2.shape
+    rgb2, alpha2 = source(np.random.default_rng(0))
+    np.testing.assert_allclose(rgb2, image[2:5, 3:7] / 255, atol=1e-7)
+    assert alpha2.shape == (3, 4) and (alpha2 == 1).all()
 
 
-def test_adjust_colors_closed_forms():
+def _write_voc(root, n_images=2):
+    """A Pascal VOC tree: per image one usable object (index 2, 40 x 30 px), a person (1) and a
+    truncated object (3); the second image is not segmented."""
+    import cv2
+    from PIL import Image
+    for sub in ('Annotations', 'JPEGImages', 'SegmentationObject'):
+        (root / sub).mkdir(parents=True)
+    objects = [('person', 0, 0, (10, 10, 30, 60)), ('chair', 0, 0, (50, 20, 90, 50)),
+               ('dog', 0, 1, (100, 60, 140, 90))]
+    for i in range(n_images):
+        name = f'2008_{i:06d}'
+        xml = ''.join(
+            f'<object><name>{n}</name><difficult>{d}</difficult><truncated>{t}</truncated>'
+            f'<bndbox><xmin>{a}</xmin><ymin>{b}</ymin><xmax>{c}</xmax><ymax>{e}</ymax></bndbox>'
+            f'</object>' for n, d, t, (a, b, c, e) in objects)
+        (root / 'Annotations' / f'{name}.xml').write_text(
+            f'<annotation><filename>{name}.jpg</filename><segmented>{int(i == 0)}</segmented>'
+            f'{xml}</annotation>')
+        image = np.full((100, 160, 3), 40 * (i + 1), np.uint8)
+        image[20:50, 50:90] = (200, 30, 30)
+        cv2.imwrite(str(root / 'JPEGImages' / f'{name}.jpg'), image[..., ::-1])
+        labels = np.zeros((100, 160), np.uint8)
+        for index, (_, _, _, (a, b, c, e)) in enumerate(objects, start=1):
+            labels[b:e, a:c] = index
+        png = Image.fromarray(labels, mode='P')
+        png.putpalette([v for k in range(256) for v in (k, 255 - k, k // 2)])
+        png.save(root / 'SegmentationObject' / f'{name}.png')
+
+
+def test_voc_occluders_layout_filter_soft_edges_and_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'cache'))
+    root = tmp_path / 'VOC2012'
+    _write_voc(root)
+    source = occlusion.load_voc_occluders(root)
+    # Only the chair of the segmented image: no person, no truncated object, no unsegmented image.
+    assert len(source) == 1
+    rgb, alpha = source(np.random.default_rng(0))
+    assert alpha.shape == (15, 20)  # half of 30 x 40
+    np.testing.assert_allclose(rgb[5:10, 5:15], np.broadcast_to([200 / 255, 30 / 255, 30 / 255],
+                                                                (5, 10, 3)), atol=0.05)
+    # Interior 1, the 8 px rim 0.75 before halving (so ~0.75 at the border after it).
+    assert alpha[7, 10] == pytest.approx(1.0) and alpha[0, 10] == pytest.approx(0.75, abs=0.01)
+    cached = list((tmp_path / 'cache' / 'posepile-metrabs').glob('voc_occluders_*.npz'))
+    assert len(cached) == 1
+    occlusion.load_voc_occluders.cache_clear()
+    again = occlusion.load_voc_occluders(root)
+    np.testing.assert_array_equal(again(np.random.default_rng(0))[1], alpha)
+    (root / 'SegmentationObject').rename(tmp_path / 'elsewhere')
+    occlusion.load_voc_occluders.cache_clear()
+    with pytest.raises(FileNotFoundError, match='SegmentationObject'):
+        occlusion.load_voc_occluders(root)
+
+
+def test_soften_mask_by_hand():
+    mask = np.zeros((20, 20), bool)
+    mask[2:18, 2:18] = True
+    alpha = occlusion.soften_mask(mask, edge_px=4)
+    assert alpha[10, 10] == 1 and alpha[0, 0] == 0
+    assert alpha[2, 10] == 0.75 and alpha[3, 10] == 0.75 and alpha[4, 10] == 1
+
+
+def test_colour_steps_closed_forms():
+    image = np.array([[[1.0, 0.0, 0.0], [0.2, 0.4, 0.6]]], np.float32)
+    np.testing.assert_allclose(aug.adjust_brightness(image, 0.1), image + 0.1, atol=1e-7)
+    np.testing.assert_allclose(aug.adjust_contrast(image, 1.5), (image - 0.5) * 1.5 + 0.5,
+                               atol=1e-7)
+    # HSV: a 120 degree hue shift turns pure red into pure green.
+    np.testing.assert_allclose(aug.adjust_hue(image, 120)[0, 0], [0, 1, 0], atol=1e-5)
+    # Zero saturation leaves the value (the largest channel) in every channel.
+    np.testing.assert_allclose(aug.adjust_saturation(image, 0.0)[0, 1], [0.6, 0.6, 0.6],
+                               atol=1e-5)
+    # Saturation x 1.5 of (0.2, 0.4, 0.6): S = 2/3 -> 1 (capped), V = 0.6, so min = 0.
+    np.testing.assert_allclose(aug.adjust_saturation(image, 1.5)[0, 1], [0, 0.3, 0.6],
+                               atol=1e-5)
+
+
+def test_colour_jitter_random_order_and_ranges():
     rng = np.random.default_rng(2)
     image = rng.uniform(0.3, 0.7, (8, 8, 3)).astype(np.float32)
-    np.testing.assert_allclose(aug.adjust_colors(image), image, atol=1e-6)
-    luma = image @ np.array([0.299, 0.587, 0.114], np.float32)
-    gray = aug.adjust_colors(image, saturation=0.0)
-    np.testing.assert_allclose(gray, np.repeat(luma[..., None], 3, -1), atol=1e-5)
-    # Hue rotation keeps luma and is undone by the opposite rotation.
-    turned = aug.adjust_colors(image, saturation=0.5, hue_rad=0.4)
-    np.testing.assert_allclose(turned @ np.array([0.299, 0.587, 0.114]), luma, atol=1e-5)
-    np.testing.assert_allclose(aug.adjust_colors(aug.adjust_colors(image, hue_rad=0.3),
-                                                 hue_rad=-0.3), image, atol=1e-5)
-    np.testing.assert_allclose(aug.adjust_colors(image, brightness=0.1), image + 0.1, atol=1e-6)
-    mean = luma.mean()
-    np.testing.assert_allclose(aug.adjust_colors(image, contrast=0.5),
-                               (image - mean) * 0.5 + mean, atol=1e-6)
-    extreme = aug.adjust_colors(rng.uniform(0, 1, (8, 8, 3)), 0.9, 2.0, 2.0, 2.0)
+    only_brightness = aug.AugmentationConfig(contrast=0, saturation=0, hue_deg=0)
+    out = aug.color_jitter(image, np.random.default_rng(0), only_brightness)
+    offset = out - image
+    assert np.ptp(offset) < 1e-5 and abs(offset.mean()) <= 0.125
+    outputs = {aug.color_jitter(image, np.random.default_rng(s), aug.AugmentationConfig()
+                                ).tobytes() for s in range(5)}
+    assert len(outputs) == 5
+    extreme = aug.color_jitter(rng.uniform(0, 1, (8, 8, 3)), np.random.default_rng(1),
+                               aug.AugmentationConfig(brightness=1.0))
     assert extreme.min() >= 0 and extreme.max() <= 1
 
 
 def test_config_rejects_bad_values():
     with pytest.raises(ValueError, match='flip_prob'):
         aug.AugmentationConfig(flip_prob=1.5)
-    with pytest.raises(ValueError, match='scale_range'):
-        aug.AugmentationConfig(scale_range=(1.2, 0.8))
+    with pytest.raises(ValueError, match='zoom_range'):
+        aug.AugmentationConfig(zoom_range=(1.2, 0.8))
+    with pytest.raises(ValueError, match='erase_area_range'):
+        aug.AugmentationConfig(erase_area_range=(0.0, 1.0))
 
 
-def test_image_background_source_takes_windows_of_the_photo(tmp_path):
+def test_image_background_source_covers_the_crop_zoomed_and_centred(tmp_path):
     import cv2
     photo = np.zeros((40, 60, 3), np.uint8)
     photo[..., 0] = np.arange(60, dtype=np.uint8)[None] * 4  # red ramps along x
-    path = tmp_path / 'photo.png'
-    cv2.imwrite(str(path), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
-    source = occlusion.ImageBackgroundSource([path])
+    cv2.imwrite(str(tmp_path / 'photo.png'), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
+    (tmp_path / 'list.txt').write_text('# INRIA-like list\nphoto.png\n')
+    assert occlusion.image_paths_in(tmp_path / 'list.txt') == [str(tmp_path / 'photo.png')]
+    assert occlusion.image_paths_in(tmp_path) == [str(tmp_path / 'photo.png')]
+    source = occlusion.ImageBackgroundSource([tmp_path / 'photo.png'], zoom_range=(1.0, 1.0))
     background = source(np.random.default_rng(0), (16, 24))
     assert background.shape == (16, 24, 3) and background.dtype == np.float32
     assert (background[..., 1:] == 0).all()
-    # A window of an x ramp is still increasing in x and within the photo's range.
-    assert (np.diff(background[..., 0], axis=1) >= 0).all()
-    assert background[..., 0].max() <= 236 / 255 + 1e-6
+    # Scale to cover: max(16 / 40, 24 / 60) = 0.4, so one output pixel spans 2.5 photo pixels:
+    # the ramp rises by 4 * 2.5 / 255 per output pixel.
+    np.testing.assert_allclose(np.diff(background[8, 2:-2, 0]), 10 / 255, atol=1e-4)
+    # Centred up to the random shift (at most 0.1 x 16 px = 1.6 output px).
+    centre_value = np.interp(11.5, np.arange(24), background[8, :, 0]) * 255
+    assert abs(centre_value / 4 - 29.5) <= 1.6 * 2.5 + 1e-3
     with pytest.raises(ValueError, match='cannot read'):
         occlusion.ImageBackgroundSource([tmp_path / 'missing.png'])(np.random.default_rng(0),
                                                                      (4, 4))
+    with pytest.raises(FileNotFoundError, match='neither a directory'):
+        occlusion.image_paths_in(tmp_path / 'nowhere')

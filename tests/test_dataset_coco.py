@@ -51,11 +51,12 @@ def test_examples(dataset):
 def test_default_camera(dataset):
     ex = dataset[3][0]
     height, width = IMSHAPE
-    # The outer edges of the larger side (x = -0.5 and W - 0.5) are 55 degrees apart.
+    # The outer edges of the larger side (x = -0.5 and W - 0.5) are 8 degrees apart (the
+    # released code's camera for uncalibrated 2D data).
     rays = ex.camera.image_to_camera(np.array([[-0.5, (height - 1) / 2],
                                                [width - 0.5, (height - 1) / 2]]))
     cos = rays[0] @ rays[1] / np.linalg.norm(rays[0]) / np.linalg.norm(rays[1])
-    assert np.rad2deg(np.arccos(cos)) == pytest.approx(55.0, abs=1e-9)
+    assert np.rad2deg(np.arccos(cos)) == pytest.approx(8.0, abs=1e-7)
     np.testing.assert_allclose(ex.camera.R, np.eye(3))
     np.testing.assert_allclose(ex.camera.t, np.zeros(3))
     np.testing.assert_allclose(ex.camera.world_to_image(np.array([[0.0, 0, 1000]])),

@@ -250,10 +250,12 @@ def test_build_mix_train_export_see_the_new_joints(dataset, tmp_path):
     train_config = TrainConfig(
         model=ModelConfig(backbone='tiny', proc_side=32, ghost_bn_group_size=0),
         training_steps=2, global_batch_size=4, checkpoint_every=2, log_every=1,
-        image_summary_every=0, bn_inference_steps=0, deterministic=False)
+        image_summary_every=0, bn_inference_steps=0, deterministic=False,
+        require_backbone_weights=False)
     logdir = tmp_path / 'run'
     result = train(train_config, input_pipeline.make_dataset_fn(input_config), str(logdir),
-                   list(input_config.joint_names), show_progress=False)
+                   list(input_config.joint_names), show_progress=False,
+                   label_names_2d=input_config.label_names_2d)
     assert result.step == 2 and np.isfinite(result.last_losses['loss'])
     assert [d['name'] for d in json.loads((logdir / 'skeletons.json').read_text())] == ['mylab']
 

@@ -24,6 +24,14 @@ def test_box_around_points_margin_and_clipping():
                                [-0.5, 0.0, 5.5, 3.0], rtol=1e-6)
 
 
+def test_drop_labels_near_bottom_by_hand():
+    points = np.array([[10, 94.9], [10, 95.1], [np.nan, np.nan], [3, 20]])
+    out = common.drop_labels_near_bottom(points, image_height=100)
+    np.testing.assert_array_equal(np.isnan(out[:, 0]), [False, True, True, False])
+    np.testing.assert_array_equal(out[[0, 3]], points[[0, 3]])
+    assert not np.isnan(points[1]).any()  # the input is not modified
+
+
 def test_video_frames_in_any_order_equal_the_sequential_decode(tmp_path):
     # Frames read forward within the grab-ahead range, beyond it (a seek), and backwards.
     import cv2

@@ -62,7 +62,8 @@ def _numpy_pipeline(model, image, box, camera, world_up, num_aug=1):
         turned = camera.copy().turn_towards(target_image_point=box[:2] + box[2:] / 2)
         up = turned.R @ world_up
         roll = np.arctan2(up[0], -up[1]) + roll_a
-        crop_cam = make_crop_camera(camera, box, SIDE, scale=1.25, rotation_rad=roll, flip=flip)
+        crop_cam = make_crop_camera(camera, box, SIDE, scale=inference_module.DEFAULT_BOX_SCALE,
+                                    rotation_rad=roll, flip=flip)
         # Exact maps: the reference for the in-graph warp (tf_camera), which is exact per pixel.
         crop = reproject_image(image.astype(np.float32), camera, crop_cam, (SIDE, SIDE),
                                max_map_error_px=0)

@@ -44,9 +44,13 @@ def test_delta_3d_heatmap_gives_metric_cell_centre():
     np.testing.assert_allclose(cells[0, 0], [6, 1, 0], atol=1e-4)
     metric = heatmaps.cells_to_metric(cells, SIDE, STRIDE, DEPTH, BOX).numpy()[0, 0]
     # Cell (6, 1) is at pixels (207.5, 47.5); the crop centre is pixel 127.5.
-    expected = [(207.5 - 127.5) / 256 * BOX, (47.5 - 127.5) / 256 * BOX, (0.5 / 8 - 0.5) * BOX]
+    # Depth bins span the whole box (released: linspace(0, 1, D) * box): bin 0 at -1100 mm.
+    expected = [(207.5 - 127.5) / 256 * BOX, (47.5 - 127.5) / 256 * BOX, (0 / 7 - 0.5) * BOX]
     np.testing.assert_allclose(metric, expected, atol=0.05)
-    assert expected[2] == pytest.approx(-962.5)
+    assert expected[2] == pytest.approx(-1100.0)
+    last = heatmaps.cells_to_metric(np.array([[[0, 0, DEPTH - 1]]], np.float32), SIDE, STRIDE,
+                                    DEPTH, BOX).numpy()[0, 0, 2]
+    assert last - expected[2] == pytest.approx(BOX, abs=0.05)  # 2200 mm span, 314 mm per bin
 
 
 def test_soft_argmax_matches_numpy_expectation_and_is_float32():

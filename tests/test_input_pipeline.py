@@ -17,6 +17,11 @@ JOINTS = ('head_h36m', 'lsho_h36m', 'rsho_h36m', 'lhip_h36m', 'rhip_h36m', 'lank
           'rank_h36m')
 # The records also hold a joint the model does not use, to test picking from the union.
 STORED_JOINTS = JOINTS + ('neck_h36m',)
+# The 2D-only dataset labels MPII joints (a 2D-only format): the same body points under the
+# base names 'lsho', ..., which supervise the model's h36m joints of those names.
+STORED_JOINTS_2D = ('htop_mpii', 'lsho_mpii', 'rsho_mpii', 'lhip_mpii', 'rhip_mpii', 'lank_mpii',
+                    'rank_mpii', 'neck_mpii')
+LABEL_NAMES = ('lsho', 'rsho', 'lhip', 'rhip', 'lank', 'rank')  # the bases JOINTS and MPII share
 OFFSETS = np.array([[0, -750, 0], [180, -500, 30], [-180, -500, -30], [110, 0, 20],
                     [-110, 0, -20], [120, 800, 60], [-120, 790, -50], [0, -550, 0]], np.float64)
 SIZES = {'alpha': (4, 3), 'beta': (5,), 'gamma2d': (2, 2)}  # records per shard
@@ -43,7 +48,8 @@ def make_example(dataset, index, rng, is_2d):
     return CroppedExample(
         image_jpeg=encode_jpeg(image, 95), camera=camera,
         world_coords=np.full_like(world, np.nan) if is_2d else world,
-        joint_names=STORED_JOINTS, box=box_to_crop(box, original, camera), crop_size=SIDE,
+        joint_names=STORED_JOINTS_2D if is_2d else STORED_JOINTS,
+        box=box_to_crop(box, original, camera), crop_size=SIDE,
         dataset=dataset, sequence=f'seq{index}', frame=index,
         mask=encode_rle(mask) if dataset == 'beta' else None,
         coords2d=coords2d if is_2d else None)
@@ -87,10 +93,20 @@ def test_batch_contract_and_composition(config, first_batches):
         assert 0 <= batch['image'].min() and batch['image'].max() <= 1
         # Fixed rows per dataset, 3D parts first: alpha x2, beta x1, then the 2D part.
         np.testing.assert_array_equal(batch['dataset_index'], [0, 0, 1, 2])
-        assert not batch['valid3d'][3].any() and batch['valid2d'][3].sum() >= len(JOINTS) - 1
+        assert not batch['valid3d'][3].any() and not batch['valid2d'][3].any()
+        assert batch['labels2d'].shape == (4, len(LABEL_NAMES), 2)
+        assert batch['valid_labels2d'][3].sum() >= len(LABEL_NAMES) - 1
+        assert not batch['valid_labels2d'][:3].any()
         assert batch['valid3d'][:3].sum(axis=1).min() >= len(JOINTS) - 1
         assert (batch['coords3d_cam'][~batch['valid3d']] == 0).all()
         assert (batch['coords2d'][~batch['valid2d']] == 0).all()
+        assert (batch['labels2d'][~batch['valid_labels2d']] == 0).all()
+
+
+def test_label_names_and_2d_only_joints(config):
+    assert config.label_names_2d == LABEL_NAMES
+    with pytest.raises(ValueError, match=r"labelled only by 2D-only formats"):
+        ip.InputConfig.from_mappings(JOINTS + ('lsho_mpii',), {'a': 'x'}, {'a': 1})
 
 
 def test_coords2d_is_the_projection_of_coords3d(first_batches):
@@ -136,12 +152,14 @@ def test_eval_dataset_is_fixed_and_unaugmented(config, shard_dir):
     again = list(ip.make_eval_dataset(same_side, batch_size=3).as_numpy_iterator())
     assert [len(b['image']) for b in batches] == [3, 3, 1]
     records = [r.numpy() for r in tf.data.TFRecordDataset(same_side.parts[0].shard_paths())]
-    images = np.concatenate([b['image'] for b in batches])
+    intrinsics = np.concatenate([b['intrinsics'] for b in batches])
     coords2d = np.concatenate([b['coords2d'] for b in batches])
     for i, record in enumerate(records):
         parsed = tfrecord_schema.decode_example(record, union_names=STORED_JOINTS)
-        np.testing.assert_allclose(images[i], parsed['image'] / 255.0, atol=1e-6)
-        camera = tfrecord_schema.camera_from_parsed(parsed)
+        # The test-time crop: the stored box filling the output (posepile's make_crop_camera).
+        camera = make_crop_camera(tfrecord_schema.camera_from_parsed(parsed), parsed['box'],
+                                  SIDE, scale=1.0)
+        np.testing.assert_allclose(intrinsics[i], camera.intrinsic_matrix, atol=1e-3)
         expected = camera.world_to_image(parsed['world_coords'][:len(JOINTS)].astype(np.float64))
         valid = parsed['joint_valid'][:len(JOINTS)]
         np.testing.assert_allclose(coords2d[i][valid], expected[valid], atol=1e-3)
@@ -153,8 +171,7 @@ def test_eval_dataset_is_fixed_and_unaugmented(config, shard_dir):
 def test_geometry_survives_the_pipeline_in_the_image(shard_dir):
     """Without appearance changes, the augmented image equals warping the decoded crop into the
     returned camera (so the pixels and the labels describe the same view)."""
-    quiet = aug.AugmentationConfig(brightness=0, contrast=0, saturation=0, hue_deg=0,
-                                   occlusion_prob=0, background_prob=0)
+    quiet = aug.AugmentationConfig(color=False, occlusion_prob=0, background_prob=0)
     config = ip.InputConfig.from_mappings(
         JOINTS, {'beta': str(shard_dir / 'beta' / '*.tfrecord')}, {'beta': 1}, proc_side=SIDE,
         augmentation=quiet)
@@ -166,10 +183,12 @@ def test_geometry_survives_the_pipeline_in_the_image(shard_dir):
     rng = aug.example_rng(config.seed, ip.stream_id('beta'), position)
     n = len(JOINTS)
     mask = decode_rle({'size': parsed['mask_size'].tolist(), 'counts': parsed['mask_counts']})
+    no_labels = np.full((len(config.label_names_2d), 2), np.nan)
     expected = aug.augment(parsed['image'], tfrecord_schema.camera_from_parsed(parsed),
                            parsed['world_coords'][:n], parsed['joint_valid'][:n],
-                           parsed['coords2d'][:n], False, parsed['box'], mask.astype(bool),
-                           aug.mirror_perm_for(JOINTS), rng, quiet, SIDE)
+                           no_labels, False, parsed['box'], mask.astype(bool),
+                           aug.mirror_perm_for(JOINTS), np.arange(len(no_labels)), rng, quiet,
+                           SIDE)
     np.testing.assert_allclose(batch['image'][0], expected['image'], atol=1e-6)
     np.testing.assert_allclose(batch['coords2d'][0], expected['coords2d'], atol=1e-4)
 
@@ -182,6 +201,10 @@ def test_config_errors_name_the_problem(shard_dir):
     config = ip.InputConfig.from_mappings(JOINTS, {'a': str(shard_dir / 'none*')}, {'a': 1})
     with pytest.raises(FileNotFoundError, match="'a'"):
         ip.make_training_dataset(config)
+    with pytest.raises(FileNotFoundError, match='background_dir'):
+        ip.InputConfig.from_mappings(JOINTS, {'a': 'x'}, {'a': 1}, background_dir='/nowhere')
+    with pytest.raises(ValueError, match="'a': background_prob"):
+        ip.DatasetPart('a', 'x', 1, background_prob=1.5)
 
 
 def test_config_dict_round_trip(config):
@@ -224,6 +247,31 @@ def test_resume_in_a_new_process_sees_the_uninterrupted_batches(config, first_ba
         for i, expected in enumerate(first_batches[3:6]):
             for key, value in expected.items():
                 np.testing.assert_array_equal(resumed[f'{i}/{key}'], value, err_msg=key)
+
+
+def test_2d_only_labels_are_gathered_by_base_name_and_follow_the_crop(shard_dir):
+    quiet = aug.AugmentationConfig(color=False, occlusion_prob=0, background_prob=0)
+    config = ip.InputConfig.from_mappings(
+        JOINTS, {'gamma2d': str(shard_dir / 'gamma2d' / '*.tfrecord')}, {}, {'gamma2d': 1},
+        proc_side=SIDE, augmentation=quiet)
+    batch = next(ip.make_training_dataset(config, 1).as_numpy_iterator())
+    paths = config.parts[0].shard_paths()
+    record, position = next(ip.example_stream(paths, ip.order_key(config, config.parts[0]),
+                                              start_position=1).as_numpy_iterator())
+    parsed = tfrecord_schema.decode_example(record, union_names=STORED_JOINTS_2D)
+    # By hand: the MPII label of base name b is the stored row '<b>_mpii'.
+    labels = np.stack([parsed['coords2d'][STORED_JOINTS_2D.index(f'{b}_mpii')]
+                       for b in LABEL_NAMES])
+    rng = aug.example_rng(config.seed, ip.stream_id('gamma2d'), position)
+    from metrabs.data import labels2d
+    expected = aug.augment(parsed['image'], tfrecord_schema.camera_from_parsed(parsed),
+                           np.full((len(JOINTS), 3), np.nan), np.zeros(len(JOINTS), bool), labels,
+                           True, parsed['box'], None, aug.mirror_perm_for(JOINTS),
+                           labels2d.mirror_perm(LABEL_NAMES), rng, quiet, SIDE)
+    valid = expected['valid_labels2d']
+    assert valid.sum() >= len(LABEL_NAMES) - 1
+    np.testing.assert_array_equal(batch['valid_labels2d'][0], valid)
+    np.testing.assert_allclose(batch['labels2d'][0], expected['labels2d'], atol=1e-4)
 
 
 @pytest.mark.parametrize('n_workers', [2, 4])

@@ -38,7 +38,7 @@ def builds(tmp_path_factory):
     write_build(root / 'aspset', {'train': 1000}, 'aspset')
     write_build(root / 'jta', {'train': 500, 'test': 20}, 'jta')
     write_build(root / 'coco', {'train': 900}, 'coco2d')
-    write_build(root / 'mpii', {'train': 100}, 'mpii')
+    write_build(root / 'mpii', {'train': 100, 'validation': 30}, 'mpii')
     return root
 
 
@@ -88,7 +88,12 @@ def test_cli_writes_input_config(builds, tmp_path, capsys):
         str(p.resolve()) for p in (builds / 'h36m/h36m/train').glob('*.tfrecord'))
     # jta's build also holds test shards: training reads only its train shards.
     assert all('/jta/train/' in p for p in data['parts_3d'][2]['shard_patterns'])
-    assert data['joint_names'] == list(joints.get_union('real').names)
+    # Every union joint that a 3D format labels: not the 16 joints each of the 2D-only formats
+    # MPII, JRDB-Pose and PoseTrack.
+    two_d_only = ('_mpii', '_jrdb', '_posetrack')
+    expected = [n for n in joints.get_union('real').names if not n.endswith(two_d_only)]
+    assert data['joint_names'] == expected and len(expected) == len(
+        joints.get_union('real').names) - 48
 
     from metrabs.data.input_pipeline import InputConfig
     config = InputConfig.from_dict(data, source=str(out))
@@ -164,3 +169,44 @@ def test_shipped_configs():
     synthetic = mix.load_mix(CONFIGS / 'mix_synthetic.json')
     assert [e.name for e in synthetic.datasets] == [d.name for d in world.DATASETS]
     assert synthetic.union == 'synthetic'
+
+
+def test_per_dataset_background_prob_and_training_splits(builds):
+    data = mix_dict(datasets=[
+        {'name': 'h36m', 'kind': '3d', 'examples_per_batch': 'auto', 'background_prob': 0.2},
+        {'name': 'aspset', 'kind': '3d', 'examples_per_batch': 'auto'},
+        {'name': 'mpii', 'kind': '2d', 'examples_per_batch': 6,
+         'train_splits': ['train', 'validation']}],
+        batch_size_3d=10, background_dir='/photos')
+    config, table = mix.make_input_config(mix.parse_mix(data, 'm.json'), builds)
+    assert config['parts_3d'][0]['background_prob'] == 0.2
+    assert 'background_prob' not in config['parts_3d'][1]
+    assert config['background_dir'] == '/photos'
+    # The 2D dataset trains on its train and validation shards (2 + 2), counted together.
+    patterns = config['parts_2d'][0]['shard_patterns']
+    assert len(patterns) == 4 and sum('/validation/' in p for p in patterns) == 2
+    assert table[-1]['examples'] == 130
+    validation, _ = mix.make_input_config(
+        mix.parse_mix({**data, 'datasets': data['datasets'][2:]}, 'm.json'), builds,
+        split='validation')
+    assert all('/validation/' in p for p in validation['parts_2d'][0]['shard_patterns'])
+    for bad, message in (({'background_prob': 2}, 'background_prob'),
+                         ({'train_splits': ['dev']}, 'train_splits')):
+        entry = {'name': 'h36m', 'kind': '3d', 'examples_per_batch': 10, **bad}
+        with pytest.raises(ValueError, match=message):
+            mix.parse_mix(mix_dict(datasets=[entry]), 'm.json')
+
+
+def test_multi_format_build_checks_each_dataset_by_its_joints(tmp_path):
+    # A synthetic-world build holds 3D datasets and the 2D-only synwild under one skeleton.
+    root = tmp_path / 'synthetic'
+    write_build(root, {'train': 50}, 'synmocap', names=joints.union_names('syn2d'))
+    data = {'union': 'synthetic', 'batch_size_3d': 0, 'batch_size_2d': 4, 'datasets': [
+        {'name': 'synthetic', 'tfrecords': 'synthetic', 'kind': '2d', 'examples_per_batch': 4}]}
+    config, _ = mix.make_input_config(mix.parse_mix(data, 'm.json'), tmp_path)
+    assert config['parts_2d'][0]['examples_per_batch'] == 4
+    assert not any(n.endswith('_syn2d') for n in config['joint_names'])
+    data['datasets'][0]['kind'] = '3d'
+    data['batch_size_3d'], data['batch_size_2d'] = 4, 0
+    with pytest.raises(ValueError, match="listed as '3d' but .* 2D skeleton 'syn2d'"):
+        mix.make_input_config(mix.parse_mix(data, 'm.json'), tmp_path)

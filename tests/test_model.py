@@ -98,6 +98,13 @@ def test_backbone_builds_with_stride_32_and_only_ghost_bn(name):
     features = model(x, training=True)
     assert features.shape[:3] == (2, SIDE // 32, SIDE // 32)
     assert np.all(np.isfinite(features.numpy()))
+    if name == 'efficientnetv2-b0':
+        # Every stride-2 layer is padded explicitly, the last stage's to the bottom-right.
+        pads = {layer.name: layer.explicit_padding for layer in model.layers
+                if isinstance(layer, (backbones.AlignedConv2D, backbones.AlignedDepthwiseConv2D))}
+        assert pads == {'stem_conv': ((1, 1), (1, 1)), 'block2a_expand_conv': ((1, 1), (1, 1)),
+                        'block3a_expand_conv': ((1, 1), (1, 1)),
+                        'block4a_dwconv2': ((1, 1), (1, 1)), 'block6a_dwconv2': ((0, 2), (0, 2))}
     if name == 'resnet50':
         strides = {layer.name: tuple(layer.strides) for layer in model.layers
                    if isinstance(layer, keras.layers.Conv2D)}
@@ -105,6 +112,13 @@ def test_backbone_builds_with_stride_32_and_only_ghost_bn(name):
         assert strides['conv3_block1_1_conv'] == (1, 1)
         assert strides['conv3_block1_2_conv'] == (2, 2)
         assert strides['conv2_block1_2_conv'] == (1, 1)  # conv2 follows max-pool, stride 1
+        # Aligned padding: the last stage's 3x3 conv pads bottom-right and its 1x1 shortcut
+        # samples the odd pixels, so both branches stay centred at 2j + 1.
+        pads = {layer.name: layer.explicit_padding for layer in model.layers
+                if isinstance(layer, backbones.AlignedConv2D)}
+        assert pads['conv4_block1_2_conv'] == ((1, 1), (1, 1))
+        assert pads['conv5_block1_2_conv'] == ((0, 2), (0, 2))
+        assert pads['conv5_block1_0_conv'] == ((-1, 1), (-1, 1))
 
 
 def test_preprocessing_per_backbone_hand_values():
@@ -123,17 +137,81 @@ def test_preprocessing_per_backbone_hand_values():
 
 
 def test_missing_weights_file_is_named():
+    model = backbones.build_backbone('tiny', SIDE)
     with pytest.raises(FileNotFoundError, match='nowhere.weights.h5'):
-        backbones.build_backbone('tiny', SIDE, weights_path='/nowhere.weights.h5')
+        backbones.load_initial_weights(model, 'tiny', '/nowhere.weights.h5', SIDE)
+    with pytest.raises(ValueError, match="'tiny' has no ImageNet weights"):
+        ModelConfig(backbone='tiny', backbone_weights='imagenet')
 
 
 def test_weights_file_round_trip(tmp_path):
     source = backbones.build_backbone('tiny', SIDE)
     path = str(tmp_path / 'tiny.weights.h5')
     source.save_weights(path)
-    loaded = backbones.build_backbone('tiny', SIDE, weights_path=path)
+    loaded = backbones.build_backbone('tiny', SIDE)
+    assert backbones.load_initial_weights(loaded, 'tiny', path, SIDE) == path
     for a, b in zip(source.weights, loaded.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_imagenet_weights_come_from_keras_download(tmp_path, monkeypatch):
+    """'imagenet' goes through keras.applications' own download (get_file), stubbed here with a
+    file of known weights saved from the same application; they must land in the rebuilt
+    backbone (ghost BN, aligned padding) unchanged, and save_backbone_weights must write them."""
+    from keras.src.utils import file_utils
+
+    from metrabs import save_backbone_weights
+    name = 'efficientnetv2-b0'
+    keras.utils.set_random_seed(7)
+    constructor, _ = backbones._APPLICATIONS[name]
+    kwargs = dict(include_top=False, weights=None, input_shape=(SIDE, SIDE, 3))
+    if name.startswith('efficientnet'):
+        kwargs['include_preprocessing'] = False
+    reference = constructor(**kwargs)
+    weights_file = str(tmp_path / 'pretend_imagenet.weights.h5')
+    reference.save_weights(weights_file)
+    requested = []
+
+    def fake_get_file(fname=None, origin=None, **kwargs):
+        requested.append(origin)
+        return weights_file
+
+    monkeypatch.setattr(file_utils, 'get_file', fake_get_file)
+    backbone = backbones.build_backbone(name, SIDE, ghost_bn_group_size=2)
+    assert backbones.load_initial_weights(backbone, name, 'imagenet', SIDE) == 'imagenet'
+    assert requested and requested[0].startswith('https://storage.googleapis.com/')
+    for a, b in zip(reference.weights, backbone.weights):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    out = tmp_path / 'saved.weights.h5'
+    assert save_backbone_weights.main([f'--backbone={name}', f'--out={out}']) == 0
+    again = backbones.build_backbone(name, SIDE)
+    backbones.load_initial_weights(again, name, str(out), SIDE)
+    for a, b in zip(reference.weights, again.weights):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def _receptive_field_centre(model, side, cell):
+    """Centre (row, col) px of the input pixels that reach feature cell `cell` (gradient support)."""
+    x = tf.Variable(tf.random.normal([1, side, side, 3], seed=1))
+    with tf.GradientTape() as tape:
+        out = model(x, training=False)[0, cell[0], cell[1]]
+        total = tf.reduce_sum(out * tf.random.normal(out.shape, seed=2))
+    rows, cols = np.nonzero(np.abs(tape.gradient(total, x).numpy()[0]).sum(-1) > 0)
+    return (rows.min() + rows.max()) / 2, (cols.min() + cols.max()) / 2
+
+
+def test_aligned_padding_centres_cell_j_at_32j_plus_16():
+    # Five 3x3 stride-2 convs: symmetric padding puts output j over input 2j, the last stage's
+    # bottom-right shift over 2j + 1, so cell j sees pixels centred at 16 (2j + 1) = 32j + 16;
+    # Keras' 'same' padding gives 32j + 31 (the head places cell j at 32j + 15.5).
+    aligned = backbones.build_backbone('tiny', 256, 0, padding='aligned')
+    same = backbones.build_backbone('tiny', 256, 0, padding='same')
+    assert _receptive_field_centre(aligned, 256, (2, 3)) == (80.0, 112.0)
+    assert _receptive_field_centre(same, 256, (2, 3)) == (95.0, 127.0)
+    assert backbones.stride2_padding(3, False) == (1, 1)
+    assert backbones.stride2_padding(3, True) == (0, 2)
+    assert backbones.stride2_padding(1, True) == (-1, 1)
+    # (keras.applications layouts: test_backbone_builds_with_stride_32_and_only_ghost_bn.)
 
 
 def test_config_defaults_follow_design():
@@ -141,9 +219,11 @@ def test_config_defaults_follow_design():
     assert (cfg.proc_side, cfg.stride, cfg.depth, cfg.box_size_mm, cfg.heatmap_side) == (
         256, 32, 8, 2200.0, 8)
     assert cfg.centered_stride and cfg.mix_3d_inside_fov == 0.5 and cfg.ghost_bn_group_size == 16
-    assert cfg.backbone_weights is None
-    assert (loss_cfg.lambda_proj, loss_cfg.lambda_abs, loss_cfg.abs_loss_start_step) == (
-        0.2, 0.1, 5000)
+    assert cfg.backbone_weights is None and cfg.backbone_padding == 'aligned'
+    assert (loss_cfg.proj_weight, loss_cfg.loss2d_factor, loss_cfg.lambda_abs,
+            loss_cfg.abs_loss_start_step, loss_cfg.weak_perspective_steps) == (
+        1.0, 0.2, 0.1, 5000, 500)
+    assert loss_cfg.random_mix and (loss_cfg.min_depth_mm, loss_cfg.far_depth_mm) == (300, 1e4)
     with pytest.raises(ValueError, match='mix_3d_inside_fov'):
         ModelConfig(mix_3d_inside_fov=2.0)
 
@@ -219,16 +299,19 @@ def test_twenty_training_steps_reduce_the_loss(batch):
     rng = np.random.default_rng(4)
     true3d = (rng.normal(scale=200, size=(4, len(JOINTS), 3)) + [0, 0, 3000]).astype(np.float32)
     true3d[0, 1] = np.nan  # an unlabelled joint
-    proj = true3d @ intr[0].T
-    true2d = proj[..., :2] / proj[..., 2:]
+    no_labels2d = np.full((4, 1, 2), np.nan, np.float32)
+    groups = np.ones((1, len(JOINTS)), np.float32) / len(JOINTS)
     optimizer = keras.optimizers.Adam(3e-3)
     cfg = LossConfig(abs_loss_start_step=0)
 
     @tf.function
     def step():
         with tf.GradientTape() as tape:
-            preds = model(images, intr, training=True)
-            loss = losses.combined_loss(preds, true3d, true2d, SIDE, step=10, config=cfg)['loss']
+            preds = model(images, intr, training=True,
+                          mix_3d_inside_fov=tf.random.uniform([4], seed=3))
+            terms = losses.loss_terms(preds['coords3d_abs_mm'], intr, true3d, no_labels2d,
+                                      groups, SIDE, 32, 2200.0, cfg)
+            loss = losses.combined_loss(terms, step=10, config=cfg)['loss']
         grads = tape.gradient(loss, model.trainable_weights)
         optimizer.apply_gradients(zip(grads, model.trainable_weights))
         return loss, grads

@@ -146,3 +146,16 @@ def test_checked_model_converts_and_refuses_in_one_line(checked, loaded, image):
     assert checked.joint_names.shape == loaded.joint_names.shape
     with pytest.raises(FileNotFoundError, match='not a SavedModel directory'):
         load_model('/nonexistent/model')
+
+
+def test_fast_first_call_gives_the_same_poses(exported, loaded, image):
+    """load_model(fast_first_call=True) switches grappler off process-wide (restored here so the
+    other tests keep TF's default) and the poses stay those of the optimised graph."""
+    before = tf.config.optimizer.get_experimental_options()
+    try:
+        fast = load_model(exported[2], fast_first_call=True)
+        assert tf.config.optimizer.get_experimental_options()['disable_meta_optimizer'] is True
+        np.testing.assert_allclose(_estimate(fast, image), _estimate(loaded, image), atol=1e-2)
+    finally:
+        tf.config.optimizer.set_experimental_options(
+            {'disable_meta_optimizer': before.get('disable_meta_optimizer', False)})

@@ -123,3 +123,52 @@ def test_degenerate_2d_gives_finite_output_and_gradients():
         total = tf.reduce_sum(out)
     assert np.all(np.isfinite(out.numpy()))
     assert np.all(np.isfinite(tape.gradient(total, rel).numpy()))
+
+
+def test_weak_perspective_fit_hand_computed():
+    # Two joints at relative x = -/+100 mm (spread 100 mm) seen at u = -/+0.05 around
+    # u = 0.1 (spread 0.05): tz = 100 / 0.05 = 2000 mm; tx = 0.1 * 2000 - 0 = 200 mm; the
+    # mean relative z (50 mm) comes off tz.
+    rel = np.array([[[-100, 0, 0], [100, 0, 100]]], np.float32)
+    uv = np.array([[[0.05, 0.0], [0.15, 0.0]]], np.float32)
+    t = reconstruction.reconstruct_translation_weak(uv, rel, tf.ones([1, 2])).numpy()[0]
+    np.testing.assert_allclose(t, [200, 0, 1950], atol=1e-3)
+    # On exact orthographic-like data (a flat pose far away) it agrees with the full fit.
+    rng = np.random.default_rng(5)
+    flat = rng.normal(scale=300, size=(1, 12, 3)).astype(np.float32)
+    flat[..., 2] *= 0.01
+    coords2d = _project(flat + np.array([30, -20, 20000], np.float32)).astype(np.float32)
+    uv = reconstruction.normalized_image_coords(coords2d, K[None])
+    weak = reconstruction.reconstruct_translation_weak(uv, flat, tf.ones([1, 12])).numpy()
+    full = reconstruction.reconstruct_translation(uv, flat, tf.ones([1, 12])).numpy()
+    np.testing.assert_allclose(weak, full, rtol=0.01)
+
+
+def test_per_example_mix_and_tensor_switch_of_the_fit():
+    k = np.array([[100.0, 0, 128], [0, 100.0, 128], [0, 0, 1]], np.float32)
+    rel = np.array([[[0, 0, 0], [100, 0, 0], [0, 100, 0], [0, 0, 100]]] * 2, np.float32)
+    coords2d = np.array([[[128, 128], [148, 128], [128, 138], [128, 128]]] * 2, np.float32)
+    intr = np.stack([k, k])
+    pure3d = reconstruction.reconstruct_absolute(coords2d, rel, intr, SIDE, STRIDE, 1.0).numpy()
+    pure2d = reconstruction.reconstruct_absolute(coords2d, rel, intr, SIDE, STRIDE, 0.0).numpy()
+    mixed = reconstruction.reconstruct_absolute(coords2d, rel, intr, SIDE, STRIDE,
+                                                tf.constant([0.25, 1.0])).numpy()
+    np.testing.assert_allclose(mixed[0], 0.25 * pure3d[0] + 0.75 * pure2d[0], atol=1e-3)
+    np.testing.assert_allclose(mixed[1], pure3d[1], atol=1e-3)
+    # A scalar bool tensor picks the fit in-graph, like the Python bool.
+    for flag in (True, False):
+        direct = reconstruction.reconstruct_absolute(coords2d, rel, intr, SIDE, STRIDE, 0.5,
+                                                     weak_perspective=flag).numpy()
+        switched = reconstruction.reconstruct_absolute(coords2d, rel, intr, SIDE, STRIDE, 0.5,
+                                                       weak_perspective=tf.constant(flag)).numpy()
+        np.testing.assert_allclose(switched, direct, atol=1e-4)
+
+
+def test_project_is_the_inverse_of_normalized_coords_and_clamps_depth():
+    points = np.array([[[100, -50, 2000], [0, 0, 0.25]]], np.float32)
+    px = reconstruction.project(points, K[None]).numpy()[0]
+    np.testing.assert_allclose(px[0], [128 + 500 * 0.05, 128 - 500 * 0.025], atol=1e-4)
+    # Depth clamped to 1 mm: K (0, 0, 0.25) / 1 = 0.25 x the principal point, finite (as released).
+    np.testing.assert_allclose(px[1], [32, 32])
+    uv = reconstruction.normalized_image_coords(px[None, :1], K[None]).numpy()
+    np.testing.assert_allclose(uv[0, 0], [0.05, -0.025], atol=1e-6)

@@ -19,7 +19,7 @@ from posepile.synthetic import ground_truth
 from posepile.synthetic import poses as poses_lib
 from posepile.synthetic import render as render_lib
 from posepile.synthetic import world
-from posepile.synthetic.formats import SYNTHETIC_SKELETONS
+from posepile.synthetic.formats import SYNTHETIC_2D_SKELETONS, SYNTHETIC_SKELETONS
 from posepile.synthetic.writer import write_world
 
 
@@ -35,7 +35,7 @@ def motion_sample():
 @pytest.fixture(scope='module')
 def written_world(tmp_path_factory):
     out = tmp_path_factory.mktemp('world')
-    cli.main(['--out', str(out), '--num', '60', '--seed', '3'])
+    cli.main(['--out', str(out), '--num', '60', '--num-2d', '16', '--seed', '3'])
     return out
 
 
@@ -53,7 +53,8 @@ def test_formats_are_affine_combinations_of_hidden_points(motion_sample):
     rotation = Rotation.from_rotvec([0.3, -1.1, 0.7]).as_matrix()
     shift = np.array([120.0, -3400.0, 55.0])
     for fmt, weights in format_weights.FORMAT_WEIGHTS.items():
-        assert weights.shape == (len(SYNTHETIC_SKELETONS[fmt][0]), body_lib.N_HIDDEN)
+        names = {**SYNTHETIC_SKELETONS, **SYNTHETIC_2D_SKELETONS}[fmt][0]
+        assert weights.shape == (len(names), body_lib.N_HIDDEN)
         np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-12)
         coords = format_weights.format_joints(fmt, hidden[:5])
         np.testing.assert_allclose(coords, weights @ hidden[:5], atol=1e-9)
@@ -219,11 +220,15 @@ def test_deterministic_by_seed(tmp_path):
 
 def test_cli_layout(written_world):
     info = json.loads((written_world / 'world.json').read_text())
-    assert info['datasets'] == [d.name for d in world.DATASETS] and len(info['datasets']) >= 5
+    assert info['datasets'] == [d.name for d in world.DATASETS] and len(info['datasets']) >= 6
+    assert (info['num'], info['num_2d']) == (60, 16)
     for spec in world.DATASETS:
         for split in world.SPLITS:
-            assert list((written_world / spec.name / 'images' / split).glob('*/cam*/*.jpg'))
-            assert list((written_world / spec.name / 'annotations' / split).glob('*/cam*.json'))
+            expected = not (spec.two_d_only and split == 'test')  # 2D-only: no test split
+            assert bool(list((written_world / spec.name / 'images' / split).glob(
+                '*/cam*/*.jpg'))) == expected
+            assert bool(list((written_world / spec.name / 'annotations' / split).glob(
+                '*/cam*.json'))) == expected
     assert not list(written_world.rglob('*.tmp*'))
 
 
@@ -231,6 +236,8 @@ def test_converter_roundtrip_projections(examples):
     assert examples
     annotations = {}
     for ex in examples:
+        if ex.coords2d is not None:
+            continue  # 2D-only: test_2d_only_dataset
         path = ex.extra['annotation_file']
         if path not in annotations:
             ann = json.loads(pathlib.Path(path).read_text())
@@ -256,6 +263,7 @@ def test_converter_splits_and_formats(examples):
     for ex in by_split['train'] + by_split['validation']:
         spec = world.DATASET_BY_NAME[ex.dataset]
         assert list(ex.joint_names) == [n for f in spec.formats for n in joints.union_names(f)]
+    assert not any(world.DATASET_BY_NAME[ex.dataset].two_d_only for ex in by_split['test'])
     assert {ex.dataset for ex in examples} == set(world.DATASET_BY_NAME)
     # Distortion reaches the parsed camera of the wide-angle dataset.
     assert any(ex.camera.has_distortion for ex in examples if ex.dataset == 'synwide')
@@ -301,6 +309,46 @@ def test_converter_counts_invisible_frames(written_world, tmp_path):
     n_records = sum(len(json.loads(p.read_text())['frames'])
                     for p in copy.glob('*/annotations/*/*/*.json'))
     assert len(kept) + sum(counts.values()) == n_records
+
+
+def test_2d_only_dataset(written_world, examples):
+    # Like COCO: labels are image points of the 2D format, nothing 3D, no calibration.
+    two_d = [ex for ex in examples if ex.dataset == 'synwild']
+    assert two_d and {ex.split for ex in two_d} == {'train', 'validation'}
+    assert joints.get_format('syn2d').is_2d
+    names = joints.union_names('syn2d')
+    for ex in two_d:
+        assert list(ex.joint_names) == names and np.isnan(ex.world_coords).all()
+        assert ex.coords2d.shape == (len(names), 2)
+        # The 8 degree pinhole guess over the larger side, principal point at the centre.
+        np.testing.assert_allclose(ex.camera.intrinsic_matrix[0, 0],
+                                   160 / np.tan(np.deg2rad(4.0)), rtol=1e-9)
+        np.testing.assert_allclose(ex.camera.R, np.eye(3))
+    # The labels are the rendered points (the projections of the hidden body's syn2d joints),
+    # with points outside the image, or below 95 % of its height, unlabelled.
+    ex = two_d[0]
+    ann = json.loads(pathlib.Path(ex.extra['annotation_file']).read_text())
+    record = next(fr for fr in ann['frames'] if fr['frame'] == ex.frame)
+    assert 'camera' not in record and 'joints3d' not in record
+    stored = np.array([[np.nan, np.nan] if p is None else p for p in record['joints2d']['syn2d']])
+    expected = np.where((stored[:, 1:] > 0.95 * 320), np.nan, stored)
+    np.testing.assert_allclose(ex.coords2d, expected, atol=1e-4)
+    inside = np.isfinite(stored).all(axis=1)
+    assert inside.any() and np.all((stored[inside] >= -0.5) & (stored[inside] <= 319.5))
+    # Base names shared with the 3D formats (what lets it supervise every skeleton).
+    three_d_bases = {joints.split_union_name(n)[0] for n in joints.three_d_union_names('synthetic')}
+    assert {joints.split_union_name(n)[0] for n in names} <= three_d_bases
+    assert not set(names) & set(joints.three_d_union_names('synthetic'))
+
+
+def test_2d_budget_leaves_the_3d_datasets_unchanged(tmp_path):
+    write_world(tmp_path / 'a', 30, seed=4, progress=False)
+    write_world(tmp_path / 'b', 30, seed=4, progress=False, num_2d=8)
+    for path in (tmp_path / 'a').rglob('*'):
+        if path.is_file() and path.name != 'world.json':
+            assert (tmp_path / 'b' / path.relative_to(tmp_path / 'a')).read_bytes() == \
+                path.read_bytes(), path
+    assert len(list((tmp_path / 'b' / 'synwild').rglob('*.jpg'))) == 8
 
 
 def test_test_ground_truth_and_format_maps(written_world):

@@ -34,7 +34,7 @@ TINY = TrainConfig(
     loss=LossConfig(abs_loss_start_step=10_000),
     training_steps=40, global_batch_size=BATCH, base_learning_rate=2e-3,
     checkpoint_every=20, log_every=1, image_summary_every=20, bn_inference_steps=5,
-    validate_every=20, validation_steps=2, deterministic=False)
+    validate_every=20, validation_steps=2, deterministic=False, require_backbone_weights=False)
 
 
 def _events(directory):
@@ -61,7 +61,8 @@ def trained(tmp_path_factory, dataset_fn):
     logdir = str(tmp_path_factory.mktemp('run'))
     started = time.perf_counter()
     result = train(TINY, dataset_fn, logdir, JOINTS, val_dataset_fn=lambda: dataset_fn(0).take(2),
-                   show_progress=False)
+                   show_progress=False, label_names_2d=JOINTS,
+                   train_eval_dataset_fn=lambda: dataset_fn(5).take(1))
     return result, logdir, time.perf_counter() - started
 
 
@@ -74,15 +75,17 @@ def test_loss_falls_and_scalars_logged(trained):
     # Compare before the BN switch: after only 35 steps the moving statistics (momentum 0.99)
     # are still far from the batch statistics, so inference mode raises the loss again.
     assert loss[30:35].mean() < 0.6 * loss[:5].mean(), loss
-    # With L_abs off, the total is meanrel + 0.2 * proj at every step.
+    # With the abs term off, the total is meanrel + proj + 0.2 * proj2d at every step.
     for s in (1, 17, 40):
-        want = _scalar(events['loss/meanrel'][s]) + 0.2 * _scalar(events['loss/proj'][s])
+        want = (_scalar(events['loss/meanrel'][s]) + _scalar(events['loss/proj'][s])
+                + 0.2 * _scalar(events['loss/proj2d'][s]))
         assert _scalar(events['loss/loss'][s]) == pytest.approx(want, rel=1e-5)
     # The logged LR is the schedule at the optimizer's iteration count after the step.
     for s in (1, 20, 37, 40):
         t0 = 0.92 * 40
-        # Default schedule: constant, then a smooth x1/3 decay over the last 8 %.
-        want = 2e-3 if s < t0 else 2e-3 * (1 / 3) ** ((s - t0) / (40 - t0))
+        # Default (released) schedule: x1/3 over 92 %, then base/30 decaying x0.3.
+        want = (2e-3 * (1 / 3) ** (s / t0) if s < t0
+                else 2e-3 / 30 * 0.3 ** ((s - t0) / (40 - t0)))
         assert _scalar(events['learning_rate'][s]) == pytest.approx(want, rel=1e-5)
     # BN runs in inference mode for the last 5 steps (36..40 are steps 35..39 0-based).
     assert [_scalar(events['bn_training_mode'][s]) for s in (35, 36, 40)] == [1.0, 0.0, 0.0]
@@ -90,6 +93,8 @@ def test_loss_falls_and_scalars_logged(trained):
     val = _events(os.path.join(logdir, 'validation'))
     assert set(val['val_mpjpe_meanrel']) == {20, 40}
     assert 0 < _scalar(val['val_mpjpe_meanrel'][40]) < 2000
+    # The learning curve's training-set side is logged next to the loss.
+    assert set(events['train_mpjpe_meanrel']) == {20, 40} and 'train_pa_mpjpe' in events
 
 
 def test_checkpoints_and_resume_is_noop(trained, dataset_fn):
@@ -135,7 +140,7 @@ def test_fine_tuning_with_the_same_joints_starts_where_the_source_is(trained, da
     source_error = validate(result.model, val())['val_mpjpe_meanrel']
     config = dataclasses.replace(TINY, training_steps=1, validate_every=1, checkpoint_every=1)
     train(config, dataset_fn, str(tmp_path / 'ft'), JOINTS, val_dataset_fn=val,
-          init_from=logdir, show_progress=False)
+          init_from=logdir, show_progress=False, label_names_2d=JOINTS)
     events = _events(str(tmp_path / 'ft' / 'validation'))
     assert set(events['val_mpjpe_meanrel']) == {0, 1}
     assert _scalar(events['val_mpjpe_meanrel'][0]) == pytest.approx(source_error, rel=1e-4)
@@ -153,7 +158,8 @@ def test_nan_loss_raises_with_step_and_keeps_checkpoint(tmp_path, dataset_fn):
     config = dataclasses.replace(TINY, training_steps=12, checkpoint_every=5, validate_every=0,
                                  image_summary_every=0)
     with pytest.raises(NonFiniteLossError, match=r'at step 7 \(0-based'):
-        train(config, poisoned, str(tmp_path), JOINTS, show_progress=False)
+        train(config, poisoned, str(tmp_path), JOINTS, show_progress=False,
+              label_names_2d=JOINTS)
     ckpt_dir = tmp_path / 'checkpoints'
     assert tf.train.latest_checkpoint(str(ckpt_dir)).endswith('ckpt-5')
     assert not (ckpt_dir / 'ckpt-10.index').exists()
@@ -171,11 +177,16 @@ def test_clipping_and_loss_shares_against_independent_gradient(dataset_fn):
     batch = next(iter(dataset_fn(3)))
     variables = list(model.trainable_variables)
     before = [v.numpy() for v in variables]
-    # Independent reference gradient (BN in inference mode, so the forward pass is pure).
-    true3d, true2d = labels_with_nan(batch)
+    # Independent reference gradient (BN in inference mode, so the forward pass is pure; then
+    # the step uses the test-time mix, and at step 0 the weak-perspective fit).
+    true3d, labels = labels_with_nan(batch)
+    groups = np.eye(N_JOINTS, dtype=np.float32)  # each joint is its own 2D label name
+    assert batch['valid_labels2d'].numpy().any() and batch['valid3d'].numpy().any()
     with tf.GradientTape() as tape:
-        pred = model(batch['image'], batch['intrinsics'], training=False)
-        want_loss = losses.combined_loss(pred, true3d, true2d, SIDE, 0, config.loss)['loss']
+        pred = model(batch['image'], batch['intrinsics'], training=False, weak_perspective=True)
+        terms = losses.loss_terms(pred['coords3d_abs_mm'], batch['intrinsics'], true3d, labels,
+                                  groups, SIDE, 32, 2200.0, config.loss)
+        want_loss = losses.combined_loss(terms, 0, config.loss)['loss']
     grads = [g.numpy() for g in tape.gradient(want_loss, variables)]
     norm = np.sqrt(sum(np.sum(g.astype(np.float64) ** 2) for g in grads))
     assert norm > 0.05, 'the test needs a gradient that actually gets clipped'
@@ -184,13 +195,52 @@ def test_clipping_and_loss_shares_against_independent_gradient(dataset_fn):
     optimizer = keras.optimizers.SGD(learning_rate=1.0)
     optimizer.build(variables)
     step = tf.Variable(0, dtype=tf.int64)
-    train_step = TrainStep(model, [OptimizerGroup(optimizer, variables)], config, strategy, step)
+    train_step = TrainStep(model, [OptimizerGroup(optimizer, variables)], config, strategy, step,
+                           label_names_2d=JOINTS)
     values = train_step(batch, training=False)
     assert float(values['loss']) == pytest.approx(float(want_loss), rel=1e-5)
     assert float(values['grad_norm']) == pytest.approx(norm, rel=1e-4)
     assert int(step.numpy()) == 1
     for b, v, g in zip(before, variables, clipped):
         np.testing.assert_allclose(v.numpy(), b - g, atol=1e-6)
+
+
+def test_training_mix_is_uniform_per_example_and_a_function_of_the_step():
+    model = MetrabsModel(TINY.model, JOINTS)
+    step = tf.Variable(3, dtype=tf.int64)
+    train_step = TrainStep(model, [], TINY, tf.distribute.get_strategy(), step)
+    wide = dataclasses.replace(TINY, global_batch_size=256)
+    train_step = TrainStep(model, [], wide, tf.distribute.get_strategy(), step)
+    first = train_step._mix(256, training=True).numpy()
+    assert first.shape == (256,) and 0 <= first.min() and first.max() <= 1
+    assert 0.4 < first.mean() < 0.6 and first.std() > 0.25  # U(0, 1): std 0.29
+    np.testing.assert_array_equal(train_step._mix(256, training=True).numpy(), first)
+    step.assign(4)
+    assert not np.array_equal(train_step._mix(256, training=True).numpy(), first)
+    # Batch norm in inference mode (the final steps) and random_mix=False: the exported mix.
+    assert train_step._mix(8, training=False) is None
+    fixed = dataclasses.replace(TINY, loss=LossConfig(random_mix=False))
+    assert TrainStep(model, [], fixed, tf.distribute.get_strategy(), step)._mix(8, True) is None
+
+
+def test_fresh_start_refuses_a_random_backbone_unless_asked(tmp_path, dataset_fn, capsys):
+    from metrabs.training.config import RandomBackboneError
+    strict = dataclasses.replace(TINY, training_steps=1, require_backbone_weights=True,
+                                 validate_every=0, image_summary_every=0)
+    with pytest.raises(RandomBackboneError, match='require_backbone_weights'):
+        train(strict, dataset_fn, str(tmp_path / 'a'), JOINTS, show_progress=False)
+    with pytest.raises(ValueError, match='carry 6 2D label names but label_names_2d has 0'):
+        train(dataclasses.replace(strict, require_backbone_weights=False), dataset_fn,
+              str(tmp_path / 'c'), JOINTS, show_progress=False)
+    from metrabs.train import main
+    (tmp_path / 'c.json').write_text(json.dumps(
+        {'model': {'backbone': 'tiny', 'proc_side': 32, 'ghost_bn_group_size': 0},
+         'training_steps': 1, 'global_batch_size': 2}))
+    # The command refuses it as a user error: one line, exit status 2 (posepile.cli).
+    assert main([f'--config={tmp_path / "c.json"}', f'--logdir={tmp_path / "b"}',
+                 '--data=synthetic-inmemory', '--no-progress']) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "backbone_weights is not set" in err[0] and "'imagenet'" in err[0]
 
 
 def test_backbone_lr_factor_splits_variables():
@@ -211,7 +261,8 @@ def test_mixed_float16_uses_loss_scaling(tmp_path, dataset_fn):
     config = dataclasses.replace(
         TINY, model=dataclasses.replace(TINY.model, dtype_policy='mixed_float16'),
         training_steps=3, validate_every=0, image_summary_every=0)
-    result = train(config, dataset_fn, str(tmp_path), JOINTS, show_progress=False)
+    result = train(config, dataset_fn, str(tmp_path), JOINTS, show_progress=False,
+                   label_names_2d=JOINTS)
     assert np.isfinite(result.last_losses['loss'])
     optimizer = build_optimizers(config, result.model)[0].optimizer
     assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
@@ -235,11 +286,14 @@ def test_validate_by_hand(dataset_fn):
 
     def fake_model(images, intrinsics, training):
         truth = batch['coords3d_cam'].numpy() + offset
-        return {'coords3d_rel_mm': tf.constant(truth), 'coords3d_abs_mm': tf.constant(truth)}
+        # validate reads only the exported (absolute) output; a wrong raw head must not matter.
+        return {'coords3d_rel_mm': tf.constant(truth * 0), 'coords3d_abs_mm': tf.constant(truth)}
 
     valid = batch['valid3d'].numpy()
     results = validate(fake_model, [batch])
     assert results['val_mpjpe_abs'] == pytest.approx(50.0 * valid[:, 1].sum() / valid.sum())
+    # A similarity fit can only lower the error.
+    assert 0 < results['val_pa_mpjpe'] < results['val_mpjpe_meanrel']
     # Centred on the labelled mean, the offset spreads: hand-computed per example.
     errs = []
     for v in valid:
@@ -264,8 +318,9 @@ def test_sigkill_and_resume_equals_uninterrupted_run(tmp_path):
     config = {'model': {'backbone': 'tiny', 'proc_side': 64, 'ghost_bn_group_size': 4},
               'training_steps': 40, 'global_batch_size': 8, 'base_learning_rate': 1e-3,
               'checkpoint_every': 10, 'log_every': 10, 'image_summary_every': 0,
-              'bn_inference_steps': 5, 'loss': {'abs_loss_start_step': 20}, 'seed': 3,
-              'deterministic': True}
+              'bn_inference_steps': 5, 'loss': {'abs_loss_start_step': 20,
+                                                'weak_perspective_steps': 5}, 'seed': 3,
+              'deterministic': True, 'require_backbone_weights': False}
     config_path = tmp_path / 'config.json'
     config_path.write_text(json.dumps(config))
     full_dir, killed_dir = tmp_path / 'full', tmp_path / 'killed'
@@ -365,7 +420,7 @@ def test_sigterm_checkpoints_the_current_step_and_the_rerun_resumes_there(tmp_pa
     config = {'model': {'backbone': 'tiny', 'proc_side': 32, 'ghost_bn_group_size': 4},
               'training_steps': 100_000, 'global_batch_size': 8, 'checkpoint_every': 1_000_000,
               'log_every': 1, 'image_summary_every': 0, 'bn_inference_steps': 5,
-              'deterministic': False}
+              'deterministic': False, 'require_backbone_weights': False}
     config_path = tmp_path / 'config.json'
     config_path.write_text(json.dumps(config))
     logdir = tmp_path / 'run'

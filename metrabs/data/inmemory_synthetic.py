@@ -17,6 +17,12 @@ from posepile.camera import Camera
 DatasetFn = Callable[..., tf.data.Dataset]
 
 
+def synthetic_joint_names(n_joints: int) -> list[str]:
+    """Names of the in-memory set's joints: 'j0', 'j1', ... (untagged, so each is its own base
+    name and its own 2D label name)."""
+    return [f'j{i}' for i in range(n_joints)]
+
+
 def _disk_offsets(radius: int) -> np.ndarray:
     r = np.arange(-radius, radius + 1)
     dy, dx = np.meshgrid(r, r, indexing='ij')
@@ -52,7 +58,9 @@ def make_synthetic_dataset_fn(n_joints: int, side: int, global_batch_size: int,
     Poses: a root 3-5 m in front of a pinhole camera (f = 1.2*side px, principal point at the
     crop centre) plus joint offsets ~N(0, 250 mm), projected with posepile.camera.Camera.
     Images: uniform noise with a bright dot at each visible joint, so the task is learnable.
-    Every 4th example is 2D-only (valid3d all False); joint 0 of every 3rd example is unlabelled.
+    Every 4th example is 2D-only: valid3d and valid2d all False, its visible joints' projections
+    as 'labels2d' (the K = J label names are the joint names, synthetic_joint_names); joint 0 of
+    every 3rd example is unlabelled.
     Step s uses examples (s*B + i) mod n_examples, i < B: the order is a function of s only.
 
     Returns:
@@ -70,16 +78,21 @@ def make_synthetic_dataset_fn(n_joints: int, side: int, global_batch_size: int,
     inside = np.all((coords2d >= 0) & (coords2d <= side - 1), axis=-1)
     valid3d = np.ones([n_examples, n_joints], bool)
     valid3d[::3, 0] = False
-    valid2d = valid3d & inside
-    valid3d[::4] = False
+    visible = valid3d & inside
+    two_d_only = np.arange(n_examples) % 4 == 0
+    valid_labels2d = visible & two_d_only[:, None]
+    valid3d[two_d_only] = False
+    valid2d = visible & ~two_d_only[:, None]
     images = rng.uniform(0, 0.5, [n_examples, side, side, 3]).astype(np.float32)
-    images = draw_joints(images, coords2d, valid2d, (1.0, 1.0, 1.0), radius=max(1, side // 32))
+    images = draw_joints(images, coords2d, visible, (1.0, 1.0, 1.0), radius=max(1, side // 32))
     tensors = {
         'image': images, 'intrinsics': np.repeat(intrinsics[None], n_examples, axis=0),
         'coords3d_cam': np.where(valid3d[..., None], coords3d, 0).astype(np.float32),
         'valid3d': valid3d,
         'coords2d': np.where(valid2d[..., None], coords2d, 0).astype(np.float32),
         'valid2d': valid2d,
+        'labels2d': np.where(valid_labels2d[..., None], coords2d, 0).astype(np.float32),
+        'valid_labels2d': valid_labels2d,
         'dataset_index': (np.arange(n_examples) % 2).astype(np.int32)}
     constants = {k: tf.constant(v) for k, v in tensors.items()}
 

@@ -3,8 +3,11 @@
 Output (the batch contract of metrabs.training.step): 'image' float32 [B, P, P, 3] in [0, 1],
 'intrinsics' float32 [B, 3, 3] (augmented crop camera K, px), 'coords3d_cam' float32 [B, J, 3]
 (that camera's frame, mm, 0 where invalid), 'valid3d' bool [B, J], 'coords2d' float32 [B, J, 2]
-(crop px, 0 where invalid), 'valid2d' bool [B, J], 'dataset_index' int32 [B]. J follows
-`InputConfig.joint_names` (union names); P = `InputConfig.proc_side`.
+(crop px, the projections of the 3D labels, 0 where invalid), 'valid2d' bool [B, J],
+'labels2d' float32 [B, K, 2] (crop px of a 2D-only example's labels, 0 where invalid),
+'valid_labels2d' bool [B, K], 'dataset_index' int32 [B]. J follows `InputConfig.joint_names`
+(union names), K `InputConfig.label_names_2d` (base names, metrabs.data.labels2d);
+P = `InputConfig.proc_side`.
 
 Batch composition: each dataset ("part") has its own endless stream and contributes exactly
 `examples_per_batch` consecutive rows to every batch: the 3D parts first, then the 2D parts, in
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import os
 import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -38,12 +42,13 @@ import numpy as np
 import tensorflow as tf
 
 from metrabs.data import augmentation as aug_lib
+from metrabs.data import labels2d as labels2d_lib
 from metrabs.data import occlusion
 from posepile import shards as shards_lib
 from posepile import tfrecord_schema
 from posepile.camera import Camera
 from posepile.cropping import decode_jpeg, decode_rle
-from posepile.joints import get_union, register_skeleton
+from posepile.joints import get_union, register_skeleton, three_d_union_names
 
 _INT64_MAX = np.iinfo(np.int64).max
 
@@ -56,10 +61,14 @@ class DatasetPart:
         name: dataset name (unique within the config; seeds its stream).
         shard_patterns: glob patterns of its TFRecord shards (matches are sorted).
         examples_per_batch: rows of every batch taken from this dataset (> 0).
+        background_prob: probability of background replacement for this dataset, or None for
+            AugmentationConfig.background_prob (the released code: 0.2 for datasets whose
+            backgrounds are already realistic, SAIL-VOS, AGORA, SPEC, HSPACE; 0.7 otherwise).
     """
     name: str
     shard_patterns: tuple[str, ...]
     examples_per_batch: int
+    background_prob: float | None = None
 
     def __post_init__(self):
         if isinstance(self.shard_patterns, str):
@@ -69,6 +78,9 @@ class DatasetPart:
         if self.examples_per_batch < 1:
             raise ValueError(f'DatasetPart {self.name!r}: examples_per_batch must be >= 1, got '
                              f'{self.examples_per_batch}')
+        if self.background_prob is not None and not 0 <= self.background_prob <= 1:
+            raise ValueError(f'DatasetPart {self.name!r}: background_prob must be in [0, 1] or '
+                             f'None, got {self.background_prob}')
 
     def shard_paths(self) -> list[str]:
         paths = sorted({p for pattern in self.shard_patterns for p in glob.glob(pattern)})
@@ -93,9 +105,16 @@ class InputConfig:
             'all'); records are densified into it before the model's joints are picked.
         num_parallel_calls: parallel augmentation calls (tf.data.AUTOTUNE = -1).
         prefetch_batches: batches prefetched at the end of the pipeline.
+        background_dir: real photos for background replacement: a directory (every image file
+            under it) or a .txt list of image paths (relative to the list's directory), e.g.
+            the INRIA Holidays photos without people; None: synthetic textures.
+        occluder_dir: a Pascal VOC tree (VOCdevkit/VOC2012: Annotations/, JPEGImages/,
+            SegmentationObject/) whose segmented objects occlude; None: synthetic shapes.
         skeletons: definitions of user-defined skeleton formats (posepile.joints
             .register_skeleton) whose joints are among joint_names; registered when the
             config is made, so a fresh process knows them (posepile.mix fills this in).
+    Joints that only 2D formats label (e.g. '*_mpii') cannot be model joints: 2D-only labels
+    supervise the model joints sharing their base name (metrabs.data.labels2d).
     """
     joint_names: tuple[str, ...]
     parts_3d: tuple[DatasetPart, ...]
@@ -106,6 +125,8 @@ class InputConfig:
     union: str = 'all'
     num_parallel_calls: int = tf.data.AUTOTUNE
     prefetch_batches: int = 2
+    background_dir: str | None = None
+    occluder_dir: str | None = None
     skeletons: tuple[Mapping[str, Any], ...] = ()
 
     def __post_init__(self):
@@ -129,6 +150,22 @@ class InputConfig:
         if unknown:
             raise KeyError(f'InputConfig.joint_names: not in the {self.union!r} union: '
                            f'{unknown[:10]}{" ..." if len(unknown) > 10 else ""}')
+        two_d_only = sorted(set(self.joint_names) - set(three_d_union_names(self.union)))
+        if two_d_only:
+            raise ValueError(
+                f'InputConfig.joint_names: {two_d_only[:10]}{" ..." if len(two_d_only) > 10 else ""}'
+                f' are labelled only by 2D-only formats, so nothing would supervise them in 3D; '
+                f'drop them (posepile.mix does by default): 2D labels supervise the joints that '
+                f'share their base name')
+        for field in ('background_dir', 'occluder_dir'):
+            path = getattr(self, field)
+            if path is not None and not os.path.exists(path):
+                raise FileNotFoundError(f'InputConfig.{field}: {path} does not exist')
+
+    @property
+    def label_names_2d(self) -> tuple[str, ...]:
+        """K: the base names 2D-only labels are gathered into (labels2d.label_names_2d)."""
+        return labels2d_lib.label_names_2d(self.union, self.joint_names)
 
     @property
     def parts(self) -> tuple[DatasetPart, ...]:
@@ -302,12 +339,29 @@ def _file_records_with_source(paths: Sequence[str]) -> tf.data.Dataset:
 
 
 # --------------------------------------------------------------------------- one example
-_OUTPUT_DTYPES = (tf.float32, tf.float32, tf.float32, tf.bool, tf.float32, tf.bool)
+_OUTPUT_KEYS = ('image', 'intrinsics', 'coords3d_cam', 'valid3d', 'coords2d', 'valid2d',
+                'labels2d', 'valid_labels2d')
+_OUTPUT_DTYPES = (tf.float32, tf.float32, tf.float32, tf.bool, tf.float32, tf.bool, tf.float32,
+                  tf.bool)
+
+
+def appearance_sources(config: InputConfig) -> dict[str, Any]:
+    """The occluder and background hooks the config's directories ask for (empty: the synthetic
+    defaults), as keyword arguments of make_training_dataset."""
+    hooks = {}
+    if config.occluder_dir is not None:
+        hooks['occluder_source'] = occlusion.load_voc_occluders(config.occluder_dir)
+    if config.background_dir is not None:
+        hooks['background_source'] = occlusion.ImageBackgroundSource(
+            occlusion.image_paths_in(config.background_dir),
+            zoom_range=config.augmentation.background_zoom_range)
+    return hooks
 
 
 def _make_example_fn(config: InputConfig, training: bool,
                      occluder_source: occlusion.OccluderSource | None,
-                     background_source: aug_lib.BackgroundSource | None):
+                     background_source: aug_lib.BackgroundSource | None,
+                     background_prob: float | None = None):
     """(parsed record dict without the decoded image, seed [3] int64, source scalar string)
     -> the contract's per-example tensors.
 
@@ -317,12 +371,15 @@ def _make_example_fn(config: InputConfig, training: bool,
     union = get_union(config.union)
     model_indices = tf.constant(union.indices_of(config.joint_names))
     mirror_perm = aug_lib.mirror_perm_for(config.joint_names)
+    names_2d = config.label_names_2d
+    label_indices = labels2d_lib.record_label_indices(union.names, names_2d, config.union)
+    mirror_perm_2d = labels2d_lib.mirror_perm(names_2d)
     side = config.proc_side
-    n_joints = len(config.joint_names)
+    n_joints, n_labels = len(config.joint_names), len(names_2d)
 
     def numpy_augment(image_jpeg, image_side, source, intrinsics, rotation, center, world_up,
-                      world_coords, valid3d, coords2d, is_2d_only, box, has_mask, mask_counts,
-                      mask_size, seed):
+                      world_coords, valid3d, coords2d_union, is_2d_only, box, has_mask,
+                      mask_counts, mask_size, seed):
         where = f'{source.decode("utf-8", "replace")}: feature image/jpeg'
         image = decode_jpeg(bytes(image_jpeg), where)
         if image.shape != (image_side, image_side, 3):
@@ -332,11 +389,12 @@ def _make_example_fn(config: InputConfig, training: bool,
         mask = (decode_rle({'size': mask_size.tolist(), 'counts': bytes(mask_counts)}).astype(bool)
                 if has_mask else None)
         rng = aug_lib.example_rng(*seed.tolist()) if training else None
-        out = aug_lib.augment(image, camera, world_coords, valid3d, coords2d, bool(is_2d_only),
-                              box, mask, mirror_perm, rng, config.augmentation, side, training,
-                              occluder_source, background_source)
-        return (out['image'], out['intrinsics'], out['coords3d_cam'], out['valid3d'],
-                out['coords2d'], out['valid2d'])
+        labels = labels2d_lib.gather_labels(coords2d_union, label_indices)
+        out = aug_lib.augment(image, camera, world_coords, valid3d, labels, bool(is_2d_only),
+                              box, mask, mirror_perm, mirror_perm_2d, rng, config.augmentation,
+                              side, training, occluder_source, background_source,
+                              background_prob=background_prob)
+        return tuple(out[k] for k in _OUTPUT_KEYS)
 
     def example_fn(parsed, seed, source):
         inputs = [
@@ -344,22 +402,23 @@ def _make_example_fn(config: InputConfig, training: bool,
             parsed['rot_world_to_cam'], parsed['optical_center'], parsed['world_up'],
             tf.gather(parsed['world_coords'], model_indices),
             tf.gather(parsed['joint_valid'], model_indices),
-            tf.gather(parsed['coords2d'], model_indices),
+            parsed['coords2d'],
             parsed['is_2d_only'], parsed['box'], parsed['has_mask'], parsed['mask_counts'],
             parsed['mask_size'], seed]
         outputs = tf.numpy_function(numpy_augment, inputs, _OUTPUT_DTYPES, stateful=False)
-        shapes = ([side, side, 3], [3, 3], [n_joints, 3], [n_joints], [n_joints, 2], [n_joints])
-        keys = ('image', 'intrinsics', 'coords3d_cam', 'valid3d', 'coords2d', 'valid2d')
-        return {k: tf.ensure_shape(v, s) for k, v, s in zip(keys, outputs, shapes)}
+        shapes = ([side, side, 3], [3, 3], [n_joints, 3], [n_joints], [n_joints, 2], [n_joints],
+                  [n_labels, 2], [n_labels])
+        return {k: tf.ensure_shape(v, s) for k, v, s in zip(_OUTPUT_KEYS, outputs, shapes)}
 
     return example_fn
 
 
 def _part_training_dataset(config: InputConfig, part: DatasetPart, dataset_index: int,
-                           start_step: int, parse_fn, example_fn,
+                           start_step: int, parse_fn, hooks,
                            keep: tuple[int, int] | None = None) -> tf.data.Dataset:
     """Batches of this part's rows of steps start_step, ...; `keep` = (k0, k1) keeps only its
     rows k0..k1-1 of every step (module docstring), else all examples_per_batch rows."""
+    example_fn = _make_example_fn(config, True, *hooks, background_prob=part.background_prob)
     sid = stream_id(part.name)
     count = part.examples_per_batch
     stream = example_stream(part.shard_paths(), order_key(config, part),
@@ -419,15 +478,18 @@ def make_training_dataset(config: InputConfig, start_step: int = 0,
     docstring). Rows: per part, `examples_per_batch` rows in config order (3D parts, then 2D).
     `rows` = (a, b): only rows a..b-1 of every batch, reading only the parts they come from
     (one worker's share; module docstring).
-    Hooks: `occluder_source` (e.g. occlusion.CutoutOccluderSource over real object cut-outs)
-    and `background_source` replace the random-shape occluders / random-texture backgrounds.
+    Hooks: `occluder_source` (e.g. occlusion.load_voc_occluders) and `background_source`
+    (occlusion.ImageBackgroundSource) replace the random-shape occluders / random-texture
+    backgrounds; by default they come from the config's occluder_dir / background_dir
+    (`appearance_sources`).
     """
     if start_step < 0:
         raise ValueError(f'make_training_dataset: start_step must be >= 0, got {start_step}')
     parse_fn = _union_parse_fn(config)
-    example_fn = _make_example_fn(config, True, occluder_source, background_source)
-    parts = [_part_training_dataset(config, part, index, int(start_step), parse_fn, example_fn,
-                                    keep)
+    defaults = appearance_sources(config)
+    hooks = (occluder_source or defaults.get('occluder_source'),
+             background_source or defaults.get('background_source'))
+    parts = [_part_training_dataset(config, part, index, int(start_step), parse_fn, hooks, keep)
              for index, (part, keep) in enumerate(zip(config.parts, rows_of_parts(config, rows)))
              if keep is not None]
     dataset = tf.data.Dataset.zip(tuple(parts)).map(_concat_parts)
@@ -436,8 +498,9 @@ def make_training_dataset(config: InputConfig, start_step: int = 0,
 
 def make_eval_dataset(config: InputConfig, batch_size: int,
                       parts: Sequence[DatasetPart] | None = None) -> tf.data.Dataset:
-    """Finite dataset of unaugmented batches (the stored crops resized to proc_side), in fixed
-    order: parts in order, shards sorted, records in file order; the last batch may be smaller.
+    """Finite dataset of unaugmented batches (the test-time crop: the box filling the crop at
+    AugmentationConfig.box_scale), in fixed order: parts in order, shards sorted, records in file
+    order; the last batch may be smaller.
 
     Args:
         parts: what to read (e.g. validation shards); default all of the config's parts. A

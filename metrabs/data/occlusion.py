@@ -1,36 +1,49 @@
-"""Synthetic occluders, random textures and background replacement for training crops (numpy).
+"""Occluders, backgrounds and background replacement for training crops (numpy), as released.
 
-All images here are float32 [H, W, 3] RGB in [0, 1] in crop pixels; masks are bool [H, W].
+All images here are float32 [H, W, 3] RGB in [0, 1] in crop pixels; masks are [H, W] (bool, or
+float alpha in [0, 1]).
 
-No object data set ships with this project, so the default occluders are random polygons and
-ellipses filled with random textures (`random_occluder`). Real object cut-outs (the reference
-MeTRAbs pastes Pascal VOC objects) plug in through the `OccluderSource` hook:
+Occluders (metrabs_tf/augmentation/appearance.py and voc_loader.py of the released code):
+`load_voc_occluders(root)` cuts every segmented, non-person, non-difficult, non-truncated object
+of at least 500 px out of a Pascal VOC tree (VOCdevkit/VOC2012 layout: Annotations/*.xml,
+JPEGImages/*.jpg, SegmentationObject/*.png), softens its mask edge (alpha 0.75 within 8 px of
+the border) and halves its resolution; `occlude_with_objects` pastes 1-6 of them, each resized by
+U(0.2, 1) x (crop side / 256) and centred anywhere in the crop; `random_erase` fills one
+rectangle with uniform noise. Without VOC, `random_occluder` (textured polygons and ellipses of a
+comparable size) stands in.
 
-    cutouts = []
-    for image, instance_mask in voc_segmentation_object_pairs:       # user's own loader
-        cutouts += cutouts_from_instance_mask(image, instance_mask)  # (rgb, alpha) per object
-    source = CutoutOccluderSource(cutouts)
-    ... pass `occluder_source=source` to `metrabs.data.augmentation.augment`
-    (and to `metrabs.data.input_pipeline.make_training_dataset`).
+Backgrounds: `ImageBackgroundSource` scales a random photo to cover the crop, zooms it in by
+U(1.2, 1.5), centres it and shifts it by up to 10 % of the crop side (the released code uses
+INRIA Holidays photos without people); without photos, `random_texture`.
 
-Backgrounds default to random textures; `ImageBackgroundSource(paths)` pastes the person onto
-random windows of the user's own photos instead (pass it as `background_source`).
-
-An OccluderSource is any callable (rng, max_side_px) -> (rgb float32 [h, w, 3] in [0, 1],
-alpha float32 [h, w] in [0, 1]) with max(h, w) <= max_side_px.
+An OccluderSource is any callable rng -> (rgb float32 [h, w, 3] in [0, 1], alpha float32 [h, w]
+in [0, 1]) giving one occluder at its natural size for a 256-px crop.
 """
 from __future__ import annotations
 
 import functools
+import hashlib
+import io
+import math
+import os
+import pathlib
+import xml.etree.ElementTree
 from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np
+from PIL import Image
 
-OccluderSource = Callable[[np.random.Generator, int], tuple[np.ndarray, np.ndarray]]
+from posepile.atomic_io import write_bytes_atomic
 
-# Below ~12 px an occluder is a speck that hides nothing a heatmap cell (32 px) would notice.
-_MIN_OCCLUDER_SIDE = 12
+OccluderSource = Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray]]
+
+# Natural size of the synthetic occluders at a 256-px crop: like half-resolution VOC objects
+# (their images are <= 500 px, so <= 250 px after halving).
+_SYNTHETIC_OCCLUDER_SIDE = (32, 224)
+_IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp')
+_VOC_MIN_PIXELS = 500
+_VOC_EDGE_PX = 8
 
 
 def random_texture(rng: np.random.Generator, shape: Sequence[int]) -> np.ndarray:
@@ -87,32 +100,30 @@ def random_shape_mask(rng: np.random.Generator, height: int, width: int) -> np.n
     return canvas.astype(bool)
 
 
-def random_occluder(rng: np.random.Generator, max_side: int) -> tuple[np.ndarray, np.ndarray]:
+def random_occluder(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """The default OccluderSource: a random textured polygon or ellipse.
 
     Returns:
-        rgb float32 [h, w, 3] in [0, 1] and alpha float32 [h, w] in {0, 1};
-        sides in [min(12, max_side), max_side] px with a random aspect ratio.
+        rgb float32 [h, w, 3] in [0, 1] and alpha float32 [h, w] in {0, 1}; the larger side is
+        uniform in 32..224 px, the aspect ratio random.
     """
-    max_side = max(1, int(max_side))
-    low = min(_MIN_OCCLUDER_SIDE, max_side)
-    height = int(rng.integers(low, max_side + 1))
-    width = int(np.clip(round(height * np.exp(rng.uniform(-0.7, 0.7))), low, max_side))
+    side = int(rng.integers(_SYNTHETIC_OCCLUDER_SIDE[0], _SYNTHETIC_OCCLUDER_SIDE[1] + 1))
+    other = int(np.clip(round(side * np.exp(-abs(rng.normal(0, 0.5)))), 8, side))
+    height, width = (side, other) if rng.uniform() < 0.5 else (other, side)
     alpha = random_shape_mask(rng, height, width).astype(np.float32)
     return random_texture(rng, (height, width)), alpha
 
 
 class CutoutOccluderSource:
-    """OccluderSource over real object cut-outs (e.g. Pascal VOC segmentation objects).
+    """OccluderSource over real object cut-outs (e.g. from `load_voc_occluders`): each call
+    returns one, picked uniformly, at its stored size."""
 
-    Each call picks one cut-out uniformly and resizes it so its larger side is uniform in
-    [0.5, 1] * max_side px (area interpolation for the colours, linear for the alpha).
-    """
-
-    def __init__(self, cutouts: Sequence[tuple[np.ndarray, np.ndarray]]):
-        """cutouts: (rgb uint8 [h, w, 3] or float [0, 1], alpha [h, w] bool/uint8/float [0, 1])."""
+    def __init__(self, cutouts: Sequence[tuple[np.ndarray, np.ndarray]], source: str = ''):
+        """cutouts: (rgb uint8 [h, w, 3] or float [0, 1], alpha [h, w] bool/uint8/float [0, 1]);
+        `source` names where they come from, for errors."""
         if not cutouts:
-            raise ValueError('CutoutOccluderSource: no cut-outs given')
+            raise ValueError('CutoutOccluderSource: no cut-outs given'
+                             + (f' by {source}' if source else ''))
         self.cutouts = []
         for i, (rgb, alpha) in enumerate(cutouts):
             rgb, alpha = np.asarray(rgb), np.asarray(alpha)
@@ -124,18 +135,15 @@ class CutoutOccluderSource:
                 alpha = alpha.astype(np.float32) / (255 if alpha.max() > 1 else 1)
             self.cutouts.append((rgb, alpha.astype(np.float32)))
 
-    def __call__(self, rng: np.random.Generator, max_side: int) -> tuple[np.ndarray, np.ndarray]:
-        rgb, alpha = self.cutouts[int(rng.integers(len(self.cutouts)))]
-        target = rng.uniform(0.5, 1.0) * max(1, int(max_side))
-        factor = target / max(rgb.shape[:2])
-        size = tuple(max(1, int(round(n * factor))) for n in rgb.shape[1::-1])  # (w, h)
-        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-        alpha = cv2.resize(alpha, size, interpolation=cv2.INTER_LINEAR)
-        return np.clip(rgb, 0, 1), np.clip(alpha, 0, 1)
+    def __len__(self) -> int:
+        return len(self.cutouts)
+
+    def __call__(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        return self.cutouts[int(rng.integers(len(self.cutouts)))]
 
 
 def cutouts_from_instance_mask(image: np.ndarray, instance_mask: np.ndarray,
-                               min_pixels: int = 500,
+                               min_pixels: int = _VOC_MIN_PIXELS,
                                ignore_labels: Sequence[int] = (0, 255)
                                ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Object cut-outs from one image and its instance label map (VOC 'SegmentationObject').
@@ -164,6 +172,132 @@ def cutouts_from_instance_mask(image: np.ndarray, instance_mask: np.ndarray,
     return result
 
 
+def soften_mask(mask: np.ndarray, edge_px: int = _VOC_EDGE_PX) -> np.ndarray:
+    """bool [h, w] -> float32 alpha: 1 inside, 0.75 within `edge_px` of the object's border (the
+    pixels an erosion by an edge_px-sized square removes), 0 outside. Outside the array counts as
+    background, so the rim is soft also where the object touches its bounding box (the released
+    code's default border handling leaves it hard there)."""
+    mask = np.asarray(mask).astype(np.uint8)
+    eroded = cv2.erode(mask, np.ones((edge_px, edge_px), np.uint8),
+                       borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    alpha = mask.astype(np.float32)
+    alpha[(eroded == 0) & (mask > 0)] = 0.75
+    return alpha
+
+
+def _voc_objects(annotation: pathlib.Path) -> tuple[str, list[tuple[int, list[int]]]]:
+    """(image file name, [(instance index (1-based), [xmin, ymin, xmax, ymax])]) of the usable
+    objects of one VOC annotation file; no objects if the image is not segmented."""
+    try:
+        root = xml.etree.ElementTree.parse(annotation).getroot()
+    except xml.etree.ElementTree.ParseError as e:
+        raise ValueError(f'{annotation}: not valid XML ({e})') from None
+
+    def text(node, field):
+        child = node.find(field)
+        if child is None or child.text is None:
+            raise ValueError(f'{annotation}: missing field {field!r}')
+        return child.text.strip()
+
+    filename = text(root, 'filename')
+    if text(root, 'segmented') == '0':
+        return filename, []
+    objects = []
+    for index, obj in enumerate(root.findall('object'), start=1):
+        if (text(obj, 'name') == 'person' or text(obj, 'difficult') != '0'
+                or text(obj, 'truncated') != '0'):
+            continue
+        box = obj.find('bndbox')
+        if box is None:
+            raise ValueError(f'{annotation}: object {index} has no field "bndbox"')
+        try:
+            coords = [int(float(text(box, k))) for k in ('xmin', 'ymin', 'xmax', 'ymax')]
+        except ValueError:
+            raise ValueError(f'{annotation}: object {index}: field "bndbox" is not numeric') \
+                from None
+        objects.append((index, coords))
+    return filename, objects
+
+
+def _voc_cutouts(root: pathlib.Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    cutouts = []
+    for annotation in sorted((root / 'Annotations').glob('*.xml')):
+        filename, objects = _voc_objects(annotation)
+        if not objects:
+            continue
+        image_path = root / 'JPEGImages' / filename
+        seg_path = (root / 'SegmentationObject' / filename).with_suffix('.png')
+        image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise ValueError(f'{annotation}: its image {image_path} is missing or unreadable')
+        if not seg_path.is_file():
+            raise ValueError(f'{annotation}: says segmented, but {seg_path} is missing')
+        with Image.open(seg_path) as seg:
+            if seg.mode != 'P':
+                raise ValueError(f'{seg_path}: expected a palette PNG of instance indices '
+                                 f'(VOC SegmentationObject), got mode {seg.mode}')
+            labels = np.asarray(seg)
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        if labels.shape != image.shape[:2]:
+            raise ValueError(f'{seg_path}: size {labels.shape} differs from {image_path} '
+                             f'{image.shape[:2]}')
+        for index, (x0, y0, x1, y1) in objects:
+            window = np.s_[max(y0, 0):y1, max(x0, 0):x1]
+            object_mask = labels[window] == index
+            if np.count_nonzero(object_mask) < _VOC_MIN_PIXELS:
+                continue
+            alpha = soften_mask(object_mask)
+            rgb = image[window]
+            size = (max(1, round(rgb.shape[1] / 2)), max(1, round(rgb.shape[0] / 2)))
+            cutouts.append((cv2.resize(rgb, size, interpolation=cv2.INTER_AREA),
+                            cv2.resize(alpha, size, interpolation=cv2.INTER_AREA)))
+    return cutouts
+
+
+def _cache_path(root: pathlib.Path) -> pathlib.Path:
+    base = pathlib.Path(os.environ.get('XDG_CACHE_HOME', pathlib.Path.home() / '.cache'))
+    annotations = sorted((root / 'Annotations').glob('*.xml'))
+    key = hashlib.sha1('\n'.join([str(root.resolve())] + [
+        f'{p.name}:{p.stat().st_mtime_ns}' for p in annotations]).encode()).hexdigest()[:16]
+    return base / 'posepile-metrabs' / f'voc_occluders_{key}.npz'
+
+
+@functools.lru_cache(maxsize=4)
+def load_voc_occluders(root: str | os.PathLike, use_cache: bool = True) -> CutoutOccluderSource:
+    """Object cut-outs of a Pascal VOC tree (module docstring), as a CutoutOccluderSource.
+
+    `root` is the directory holding Annotations/, JPEGImages/ and SegmentationObject/ (e.g.
+    VOCdevkit/VOC2012). The cut-outs are cached as a plain .npz (no pickle) under
+    $XDG_CACHE_HOME/posepile-metrabs (default ~/.cache), keyed by the tree's path and its
+    annotation files' times, so later runs skip decoding ~3000 images.
+    Raises FileNotFoundError / ValueError naming the directory or file that is wrong.
+    """
+    root = pathlib.Path(root)
+    for sub in ('Annotations', 'JPEGImages', 'SegmentationObject'):
+        if not (root / sub).is_dir():
+            raise FileNotFoundError(f'occluder directory {root}: missing {sub}/ (expected the '
+                                    f'Pascal VOC layout, e.g. VOCdevkit/VOC2012)')
+    cache = _cache_path(root) if use_cache else None
+    if cache is not None and cache.is_file():
+        with np.load(cache, allow_pickle=False) as data:
+            shapes, rgb_flat, alpha_flat = data['shapes'], data['rgb'], data['alpha']
+        ends = np.cumsum(shapes[:, 0] * shapes[:, 1])
+        starts = ends - shapes[:, 0] * shapes[:, 1]
+        cutouts = [(rgb_flat[a:b].reshape(h, w, 3), alpha_flat[a:b].reshape(h, w))
+                   for (h, w), a, b in zip(shapes, starts, ends)]
+    else:
+        cutouts = _voc_cutouts(root)
+        if not cutouts:
+            raise ValueError(f'occluder directory {root}: no usable segmented objects')
+        if cache is not None:
+            buffer = io.BytesIO()
+            np.savez(buffer, shapes=np.array([a.shape for _, a in cutouts], np.int64),
+                     rgb=np.concatenate([r.reshape(-1, 3) for r, _ in cutouts]),
+                     alpha=np.concatenate([a.reshape(-1) for _, a in cutouts]))
+            write_bytes_atomic(cache, buffer.getvalue())
+    return CutoutOccluderSource(cutouts, str(root))
+
+
 def paste(image: np.ndarray, rgb: np.ndarray, alpha: np.ndarray,
           top_left: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     """Alpha-blends a patch onto `image` with its top-left corner at (x, y) = top_left (px).
@@ -190,46 +324,87 @@ def paste(image: np.ndarray, rgb: np.ndarray, alpha: np.ndarray,
     return result, covered
 
 
-def occlude(image: np.ndarray, rng: np.random.Generator, box_xywh: Sequence[float],
-            max_occluders: int = 3, size_range: tuple[float, float] = (0.2, 0.6),
-            occluder_source: OccluderSource | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Pastes 1..max_occluders occluders centred at uniform points inside the person box.
+def occlude_with_objects(image: np.ndarray, rng: np.random.Generator, max_occluders: int = 6,
+                         scale_range: tuple[float, float] = (0.2, 1.0),
+                         occluder_source: OccluderSource | None = None) -> np.ndarray:
+    """Pastes 1..max_occluders occluders, each resized by U(scale_range) x (side / 256) and
+    centred at a uniform point of the crop (anywhere, not only on the person), as released.
 
     Args:
-        image: float32 [H, W, 3] in [0, 1], crop px.
-        box_xywh: (4,) person box in crop px (where occluders go).
-        size_range: each occluder's largest allowed side, as a fraction of the box's larger side.
+        image: float32 [S, S, 3] in [0, 1], crop px.
         occluder_source: OccluderSource (default `random_occluder`).
     Returns:
-        (occluded image float32 [H, W, 3], bool [H, W] union of the pixels covered).
+        the occluded image, float32 [S, S, 3].
     """
     source = occluder_source or random_occluder
-    x, y, w, h = (float(v) for v in box_xywh)
-    extent = max(w, h)
-    covered = np.zeros(image.shape[:2], bool)
+    height, width = image.shape[:2]
     result = np.asarray(image, np.float32)
     for _ in range(int(rng.integers(1, max_occluders + 1))):
-        max_side = max(1, int(round(rng.uniform(*size_range) * extent)))
-        rgb, alpha = source(rng, max_side)
-        cx, cy = x + rng.uniform(0, w), y + rng.uniform(0, h)
-        top_left = (int(round(cx - alpha.shape[1] / 2)), int(round(cy - alpha.shape[0] / 2)))
-        result, newly = paste(result, rgb, alpha, top_left)
-        covered |= newly
-    return result, covered
+        rgb, alpha = source(rng)
+        factor = rng.uniform(*scale_range) * height / 256
+        size = (max(1, round(alpha.shape[1] * factor)), max(1, round(alpha.shape[0] * factor)))
+        interp = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
+        rgb = np.clip(cv2.resize(rgb, size, interpolation=interp), 0, 1)
+        alpha = np.clip(cv2.resize(alpha, size, interpolation=interp), 0, 1)
+        cx, cy = rng.uniform(0, width), rng.uniform(0, height)
+        top_left = (int(round(cx - size[0] / 2)), int(round(cy - size[1] / 2)))
+        result, _ = paste(result, rgb, alpha, top_left)
+    return result
+
+
+def random_erase(image: np.ndarray, rng: np.random.Generator,
+                 area_range: tuple[float, float] = (0.0, 1 / 3),
+                 aspect_range: tuple[float, float] = (0.3, 1 / 0.3)) -> np.ndarray:
+    """Random erasing (Zhong et al. 2017, as released): one rectangle of area U(area_range) x the
+    crop area and height/width ratio U(aspect_range), at a uniform corner, redrawn until it fits
+    inside the crop, filled with uniform noise in {0, ..., 254} / 255.
+
+    float32 [S, S, 3] in [0, 1] -> a copy with the rectangle replaced.
+    """
+    height, width = image.shape[:2]
+    result = np.array(image, np.float32, copy=True)
+    while True:
+        area = rng.uniform(*area_range) * height * width
+        aspect = rng.uniform(*aspect_range)
+        rect_h, rect_w = math.sqrt(area * aspect), math.sqrt(area / aspect)
+        x0, y0 = rng.uniform(0, width), rng.uniform(0, height)
+        if x0 + rect_w < width and y0 + rect_h < height:
+            break
+    x0, y0, x1, y1 = int(x0), int(y0), int(x0 + rect_w), int(y0 + rect_h)
+    result[y0:y1, x0:x1] = rng.integers(0, 255, (y1 - y0, x1 - x0, 3)).astype(np.float32) / 255
+    return result
+
+
+def image_paths_in(source: str | os.PathLike) -> list[str]:
+    """Background photo paths: every image file under a directory (recursively, sorted), or
+    the lines of a .txt file (paths relative to the file's directory; '#' starts a comment)."""
+    source = pathlib.Path(source)
+    if source.is_file() and source.suffix == '.txt':
+        lines = [line.split('#', 1)[0].strip() for line in source.read_text().splitlines()]
+        paths = [str(source.parent / line) for line in lines if line]
+    elif source.is_dir():
+        paths = sorted(str(p) for p in source.rglob('*') if p.suffix.lower() in _IMAGE_SUFFIXES)
+    else:
+        raise FileNotFoundError(f'background source {source}: neither a directory nor a .txt '
+                                f'list of image files')
+    if not paths:
+        raise ValueError(f'background source {source}: holds no image files '
+                         f'({", ".join(_IMAGE_SUFFIXES)})')
+    return paths
 
 
 class ImageBackgroundSource:
-    """Background hook (`augmentation.BackgroundSource`) drawing from real photos.
+    """Background hook (`augmentation.BackgroundSource`) drawing from real photos, as released
+    (metrabs_tf/augmentation/background.py): a uniformly chosen photo is scaled so that it covers
+    the crop, zoomed in by U(zoom_range), centred, and shifted by a uniform vector in the disc of
+    0.1 x the crop side. Images are decoded on use (with a small LRU cache)."""
 
-    Each call picks one image file uniformly, takes a random square window of it (side uniform
-    in [0.3, 1] x the image's shorter side) and resizes it to the requested shape. Images are
-    decoded on use (with a small LRU cache), so long lists cost no memory up front.
-    """
-
-    def __init__(self, image_paths: Sequence[str], cache_size: int = 16):
+    def __init__(self, image_paths: Sequence[str], cache_size: int = 16,
+                 zoom_range: tuple[float, float] = (1.2, 1.5)):
         self.paths = [str(p) for p in image_paths]
         if not self.paths:
             raise ValueError('ImageBackgroundSource: no image paths given')
+        self.zoom_range = zoom_range
         self._load = functools.lru_cache(maxsize=cache_size)(self._decode)
 
     @staticmethod
@@ -241,23 +416,30 @@ class ImageBackgroundSource:
 
     def __call__(self, rng: np.random.Generator, shape: Sequence[int]) -> np.ndarray:
         image = self._load(self.paths[int(rng.integers(len(self.paths)))])
+        out_h, out_w = int(shape[0]), int(shape[1])
         height, width = image.shape[:2]
-        side = max(1, int(round(rng.uniform(0.3, 1.0) * min(height, width))))
-        y0 = int(rng.integers(0, height - side + 1))
-        x0 = int(rng.integers(0, width - side + 1))
-        window = image[y0:y0 + side, x0:x0 + side]
-        return cv2.resize(window, (int(shape[1]), int(shape[0])), interpolation=cv2.INTER_AREA
-                          if side > max(shape[:2]) else cv2.INTER_LINEAR)
+        scale = rng.uniform(*self.zoom_range) * max(out_h / height, out_w / width)
+        angle, radius = rng.uniform(0, 2 * np.pi), 0.1 * out_h * math.sqrt(rng.uniform())
+        # Output pixel (x, y) shows photo pixel ((x - cx_out - shift) / scale + cx_photo, ...).
+        shift = radius * np.array([math.cos(angle), math.sin(angle)])
+        centre_in = np.array([(width - 1) / 2, (height - 1) / 2])
+        centre_out = np.array([(out_w - 1) / 2, (out_h - 1) / 2]) + shift
+        affine = np.array([[scale, 0, centre_out[0] - scale * centre_in[0]],
+                           [0, scale, centre_out[1] - scale * centre_in[1]]])
+        # (As released, no antialiasing: the photo is only a background.)
+        return cv2.warpAffine(image, affine, (out_w, out_h), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REFLECT)
 
 
 def replace_background(image: np.ndarray, person_mask: np.ndarray,
                        background: np.ndarray) -> np.ndarray:
-    """Keeps the pixels where `person_mask` is True and takes `background` everywhere else.
+    """Blends: person_mask * image + (1 - person_mask) * background.
 
     Args:
-        image, background: float32 [H, W, 3]; person_mask: bool [H, W].
+        image, background: float32 [H, W, 3]; person_mask: [H, W] bool or float alpha in [0, 1].
     """
     if person_mask.shape != image.shape[:2] or background.shape != image.shape:
         raise ValueError(f'replace_background: image {image.shape}, mask {person_mask.shape} and '
                          f'background {background.shape} must agree')
-    return np.where(person_mask[..., np.newaxis], image, background).astype(np.float32)
+    alpha = np.asarray(person_mask, np.float32)[..., np.newaxis]
+    return (alpha * image + (1 - alpha) * background).astype(np.float32)

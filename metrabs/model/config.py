@@ -10,8 +10,17 @@ class ModelConfig:
 
     Attributes:
         backbone: a name from `metrabs.model.backbones.BACKBONE_NAMES`, e.g. 'efficientnetv2-s'.
-        backbone_weights: path of a local weights file for the backbone (Keras `.weights.h5` or a
-            legacy `.h5`), or None to start from random initialisation (nothing is downloaded).
+        backbone_weights: how training initialises the backbone when it starts fresh (neither
+            resumed nor --init-from): 'imagenet' (Keras' own ImageNet weights of the
+            keras.applications backbones, which Keras downloads into ~/.keras/models on first
+            use; see `python -m metrabs.save_backbone_weights` for machines without internet), the
+            path of a local weights file of this backbone (Keras `.weights.h5` or legacy `.h5`),
+            or None (random initialisation; a TrainConfig with require_backbone_weights refuses
+            that). Rebuilding a trained model (export, restore) never reads it: the weights come
+            from the checkpoint.
+        backbone_padding: 'aligned' (stride-2 layers pad so that feature cell j is centred at
+            pixel 32j + 16, where the head puts it: metrabs.model.backbones) or 'same' (Keras'
+            own padding, cell j at 32j + 31; models trained before the alignment).
         proc_side: side of the square input crop, pixels.
         stride: backbone output stride, pixels per heatmap cell (256 px -> 8x8 cells at 32).
         depth: number of depth bins of the metric 3D heatmap.
@@ -20,7 +29,9 @@ class ModelConfig:
         centered_stride: heatmap cell i sits at pixel stride*i + stride/2 (else at stride*i).
         mix_3d_inside_fov: weight of the metric 3D estimate for joints whose 2D prediction lies
             inside the field of view; the rest comes from back-projecting the 2D prediction at the
-            reconstructed depth. None disables mixing (pure metric 3D + fitted translation).
+            reconstructed depth. None disables mixing (pure metric 3D + fitted translation). This
+            is the test-time value (0.5, as released); training draws it per example
+            (LossConfig.random_mix).
         fov_border_factor: joints count as inside the field of view when their 2D prediction is
             at least fov_border_factor*stride pixels from the crop border.
         ghost_bn_group_size: examples per ghost batch-norm group in training; 0 means plain BN.
@@ -30,6 +41,7 @@ class ModelConfig:
 
     backbone: str = 'efficientnetv2-s'
     backbone_weights: str | None = None
+    backbone_padding: str = 'aligned'
     proc_side: int = 256
     stride: int = 32
     depth: int = 8
@@ -41,6 +53,15 @@ class ModelConfig:
     dtype_policy: str = 'float32'
 
     def __post_init__(self):
+        from metrabs.model.backbones import BACKBONE_NAMES, PADDINGS, check_weights_source
+        if self.backbone not in BACKBONE_NAMES:
+            raise ValueError(f'ModelConfig: backbone {self.backbone!r} is unknown; known: '
+                             f'{", ".join(BACKBONE_NAMES)}')
+        if self.backbone_weights == 'imagenet':
+            check_weights_source(self.backbone, 'imagenet', 'ModelConfig.backbone_weights')
+        if self.backbone_padding not in PADDINGS:
+            raise ValueError(f'ModelConfig: backbone_padding must be one of {PADDINGS}, got '
+                             f'{self.backbone_padding!r}')
         if self.proc_side % self.stride != 0:
             raise ValueError(
                 f'ModelConfig: proc_side={self.proc_side} must be a multiple of stride={self.stride}')

@@ -57,9 +57,10 @@ def load_model_config(path) -> ModelConfig:
 
 
 def joint_names_of_set(name: str) -> list[str]:
-    """Union joint names of a union ('real', 'synthetic', 'all') or of one registered skeleton."""
+    """The model joints of a union ('real', 'synthetic', 'all': the joints some 3D format labels;
+    2D-only joints are no model outputs) or the union joints of one registered skeleton."""
     if name in joint_registry.UNIONS:
-        return list(joint_registry.get_union(name).names)
+        return list(joint_registry.three_d_union_names(name))
     return joint_registry.union_names(name)
 
 

@@ -76,11 +76,13 @@ def cells_to_metric(cell_coords3d: tf.Tensor, proc_side: int, stride: int, depth
                     box_size_mm: float, centered_stride: bool = True) -> tf.Tensor:
     """3D heatmap cell-index coordinates -> millimetres in the cube around the crop centre.
 
-    The cube of side `box_size_mm` is aligned with the camera axes; x and y scale with the crop
-    (the whole crop width spans box_size_mm), and the D depth bins split the same extent, bin d
-    centred at ((d + 0.5) / D - 0.5) * box_size_mm. The cube centre (crop centre, mid depth)
-    is 0 mm, so the result is relative to an unknown reference point that the absolute
-    reconstruction later recovers.
+    The cube is aligned with the camera axes. x and y scale with the crop: the whole crop width
+    spans box_size_mm, so the cell centres span (W - 1) * stride * box_size_mm / proc_side
+    (1925 mm at 256 px). The D depth bins span the full box_size_mm, bin d at
+    (d / (D - 1) - 0.5) * box_size_mm (2200 mm at 314 mm per bin), as the released code's
+    linspace(0, 1, D) * box_size does (its offset differs, which only the unknown reference point
+    absorbs). The cube centre (crop centre, mid depth) is 0 mm, so the result is relative to an
+    unknown reference point that the absolute reconstruction later recovers.
 
     Args:
         cell_coords3d: [..., 3] (x, y, z) cell indices.
@@ -91,5 +93,5 @@ def cells_to_metric(cell_coords3d: tf.Tensor, proc_side: int, stride: int, depth
     xy_px = cells_to_pixels(cell_coords3d[..., :2], stride, centered_stride)
     # Relative to the crop centre, pixel (side - 1)/2 under the pixel-centre convention.
     xy_mm = (xy_px - (proc_side - 1) / 2) / float(proc_side) * box_size_mm
-    z_mm = ((cell_coords3d[..., 2:] + 0.5) / float(depth) - 0.5) * box_size_mm
+    z_mm = (cell_coords3d[..., 2:] / float(max(depth - 1, 1)) - 0.5) * box_size_mm
     return tf.concat([xy_mm, z_mm], axis=-1)

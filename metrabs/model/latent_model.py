@@ -55,7 +55,8 @@ class AcaeLatentModel(keras.Model):
         with_teacher: also hold the full-joint head (attribute `head`, as in MetrabsModel, so
             that a MetrabsModel checkpoint's head can initialise it).
 
-    call(images, intrinsics, training=False) -> dict of float32 tensors, frames as MetrabsModel:
+    call(images, intrinsics, training=False, mix_3d_inside_fov=None, weak_perspective=False)
+        -> dict of float32 tensors, frames as MetrabsModel (the two keywords as there):
         'latents3d_rel_mm' [N, L, 3], 'latents2d_px' [N, L, 2], 'latents3d_abs_mm' [N, L, 3]
             (the latents' own absolute reconstruction);
         'coords3d_rel_mm', 'coords2d_px', 'coords3d_abs_mm' [N, J, .]: W_dec @ the latents;
@@ -79,7 +80,7 @@ class AcaeLatentModel(keras.Model):
         self.with_teacher = bool(with_teacher)
         self.backbone = backbones.build_backbone(
             config.backbone, config.proc_side, config.ghost_bn_group_size, config.dtype_policy,
-            config.backbone_weights)
+            config.backbone_padding)
         self.latent_head = MetrabsHead(n_latents, config, dtype=config.dtype_policy,
                                        name='latent_head')
         self.latent_head.build(self.backbone.output_shape)
@@ -88,17 +89,19 @@ class AcaeLatentModel(keras.Model):
                                     name='metrabs_head')
             self.head.build(self.backbone.output_shape)
 
-    def _absolute(self, coords2d_px, coords3d_rel_mm, intrinsics):
+    def _absolute(self, coords2d_px, coords3d_rel_mm, intrinsics, mix, weak_perspective):
         cfg = self.config
         return reconstruction.reconstruct_absolute(
             coords2d_px, coords3d_rel_mm, intrinsics, cfg.proc_side, cfg.stride,
-            cfg.mix_3d_inside_fov, cfg.fov_border_factor)
+            cfg.mix_3d_inside_fov if mix is None else mix, cfg.fov_border_factor,
+            weak_perspective=weak_perspective)
 
-    def call(self, images, intrinsics, training=False):
+    def call(self, images, intrinsics, training=False, mix_3d_inside_fov=None,
+             weak_perspective=False):
         x = backbones.preprocess_images(images, self.config.backbone)
         features = self.backbone(x, training=training)
         lat_rel, lat_xy = self.latent_head(features)
-        lat_abs = self._absolute(lat_xy, lat_rel, intrinsics)
+        lat_abs = self._absolute(lat_xy, lat_rel, intrinsics, mix_3d_inside_fov, weak_perspective)
         out = {'latents3d_rel_mm': lat_rel, 'latents2d_px': lat_xy, 'latents3d_abs_mm': lat_abs,
                'coords3d_rel_mm': affine_combine(self.w_dec, lat_rel),
                'coords2d_px': affine_combine(self.w_dec, lat_xy),
@@ -107,7 +110,8 @@ class AcaeLatentModel(keras.Model):
             rel, xy = self.head(features)
             out[TEACHER_PREFIX + 'coords3d_rel_mm'] = rel
             out[TEACHER_PREFIX + 'coords2d_px'] = xy
-            out[TEACHER_PREFIX + 'coords3d_abs_mm'] = self._absolute(xy, rel, intrinsics)
+            out[TEACHER_PREFIX + 'coords3d_abs_mm'] = self._absolute(
+                xy, rel, intrinsics, mix_3d_inside_fov, weak_perspective)
         return out
 
     def get_config(self):

@@ -5,6 +5,9 @@ The metric 3D head knows the pose's shape up to an unknown translation t (camera
 problem that makes the perspective projection of (coords3d_rel + t) match the 2D prediction:
 for each joint with normalised image coordinates (u, v) = K^-1 (x, y, 1) and relative coordinates
 (X, Y, Z):   tx - u tz = u Z - X   and   ty - v tz = v Z - Y.
+The weak-perspective fit (the released code's choice for the first 500 training steps, while the
+two heads do not agree yet) instead matches the spread and centre of the pose: tz = spread(XY) /
+spread(uv), (tx, ty) = mean(uv) tz - mean(XY), with the weighted means and RMS spreads.
 Everything runs in float32 (inputs are cast) because the 3x3 normal equations need the precision.
 """
 from __future__ import annotations
@@ -34,9 +37,25 @@ def normalized_image_coords(coords2d_px: tf.Tensor, intrinsics: tf.Tensor) -> tf
     return tf.einsum('njc,nrc->njr', homogeneous, inv_k)[..., :2]
 
 
+def project(points3d_mm: tf.Tensor, intrinsics: tf.Tensor) -> tf.Tensor:
+    """Camera-frame points -> crop pixels: K (X / max(1 mm, Z)), the inverse of
+    `normalized_image_coords` (depths below 1 mm are clamped, as the released project_pose does,
+    so points behind the camera stay finite).
+
+    Args:
+        points3d_mm: [N, J, 3] crop camera frame, mm. intrinsics: [N, 3, 3].
+    Returns:
+        [N, J, 2] float32 crop px.
+    """
+    points = tf.cast(points3d_mm, tf.float32)
+    normalized = points / tf.maximum(points[..., 2:], 1.0)
+    return tf.einsum('njc,nrc->njr', normalized, tf.cast(intrinsics, tf.float32)[:, :2, :])
+
+
 def is_within_fov(coords2d_px: tf.Tensor, proc_side: int, stride: int,
                   border_factor: float = 0.75) -> tf.Tensor:
-    """Whether each 2D point lies inside the crop, at least border_factor*stride px from its edge.
+    """Whether each 2D point lies inside the crop, at least border_factor*stride px from its edge
+    (a negative factor admits points up to -border_factor*stride px outside it).
 
     Points near the border are unreliable because the 2D soft-argmax cannot reach beyond the
     outermost cell centres. Returns [N, J] bool.
@@ -84,11 +103,39 @@ def reconstruct_translation(normalized2d: tf.Tensor, coords3d_rel: tf.Tensor,
     return y * scale
 
 
+def reconstruct_translation_weak(normalized2d: tf.Tensor, coords3d_rel: tf.Tensor,
+                                 weights: tf.Tensor) -> tf.Tensor:
+    """Weak-perspective translation: the pose's weighted centre and RMS spread matched in 2D.
+
+    Args/Returns as `reconstruct_translation`: tz = s3 / s2 with s3, s2 the weighted RMS
+    distances of the relative XY and of the (u, v) from their weighted means; (tx, ty) =
+    mean(uv) * tz - mean(XY); the mean relative Z is subtracted from tz as well, so that the
+    pose's mean depth is tz (as the released code does).
+    """
+    uv = tf.cast(normalized2d, tf.float32)
+    rel = tf.cast(coords3d_rel, tf.float32)
+    w = tf.cast(weights, tf.float32)[..., None]
+    total = tf.maximum(tf.reduce_sum(w, axis=1, keepdims=True), 1e-12)
+    mean_uv = tf.reduce_sum(w * uv, axis=1, keepdims=True) / total
+    mean_rel = tf.reduce_sum(w * rel, axis=1, keepdims=True) / total
+
+    def spread(points, mean):
+        return tf.sqrt(tf.reduce_sum(w * tf.square(points - mean), axis=[1, 2]) / total[:, 0, 0]
+                       + 1e-10)
+
+    spread_uv = tf.maximum(spread(uv, mean_uv), 1e-5)
+    spread_xy = tf.maximum(spread(rel[..., :2], mean_rel[..., :2]), 1e-5)
+    depth = spread_xy / spread_uv
+    centre = tf.concat([mean_uv[:, 0] * depth[:, None], depth[:, None]], axis=-1)
+    return centre - mean_rel[:, 0]
+
+
 def reconstruct_absolute(coords2d_px: tf.Tensor, coords3d_rel_mm: tf.Tensor,
                          intrinsics: tf.Tensor, proc_side: int, stride: int,
-                         mix_3d_inside_fov: float | None = 0.5,
+                         mix_3d_inside_fov=0.5,
                          border_factor: float = 0.75,
-                         point_validity: tf.Tensor | None = None) -> tf.Tensor:
+                         point_validity: tf.Tensor | None = None,
+                         weak_perspective=False) -> tf.Tensor:
     """Absolute camera-space 3D pose from the 2D and the metric relative 3D predictions.
 
     The translation is fitted on the joints whose 2D prediction is inside the field of view (all
@@ -101,9 +148,13 @@ def reconstruct_absolute(coords2d_px: tf.Tensor, coords3d_rel_mm: tf.Tensor,
         coords3d_rel_mm: [N, J, 3] mm, camera-aligned axes, relative to an unknown reference.
         intrinsics: [N, 3, 3] crop camera intrinsic matrix.
         proc_side, stride: crop side and heatmap stride in pixels (for the field-of-view test).
-        mix_3d_inside_fov: weight of the metric estimate for in-view joints, or None.
+        mix_3d_inside_fov: weight of the metric estimate for in-view joints: a float, a tensor
+            [N] (one weight per example, as training draws them), or None.
         border_factor: in-view margin in units of stride (see is_within_fov).
         point_validity: optional [N, J] bool, joints allowed to drive the fit.
+        weak_perspective: fit the translation with `reconstruct_translation_weak` instead of the
+            full-perspective least squares: a Python bool or a scalar bool tensor (then tf.cond
+            runs only the chosen fit, so the other one's gradient cannot be NaN).
     Returns:
         [N, J, 3] float32 camera-frame coordinates, mm.
     """
@@ -117,13 +168,23 @@ def reconstruct_absolute(coords2d_px: tf.Tensor, coords3d_rel_mm: tf.Tensor,
     else:
         fit_mask = valid
     weights = tf.where(fit_mask, 1.0, _OUTSIDE_WEIGHT)
-    translation = reconstruct_translation(uv, rel, weights)
+    if isinstance(weak_perspective, bool):
+        fit = reconstruct_translation_weak if weak_perspective else reconstruct_translation
+        translation = fit(uv, rel, weights)
+    else:
+        translation = tf.cond(
+            tf.cast(weak_perspective, tf.bool),
+            lambda: reconstruct_translation_weak(uv, rel, weights),
+            lambda: reconstruct_translation(uv, rel, weights))
     abs_3d_based = rel + translation[:, None, :]
     if mix_3d_inside_fov is None:
         return abs_3d_based
 
     depth = abs_3d_based[..., 2:]
     abs_2d_based = tf.concat([uv * depth, depth], axis=-1)
-    mixed = mix_3d_inside_fov * abs_3d_based + (1.0 - mix_3d_inside_fov) * abs_2d_based
+    mix = tf.cast(mix_3d_inside_fov, tf.float32)
+    if mix.shape.rank:
+        mix = tf.reshape(mix, [-1, 1, 1])
+    mixed = mix * abs_3d_based + (1.0 - mix) * abs_2d_based
     use_mix = in_fov & (depth[..., 0] > 1e-3)
     return tf.where(use_mix[..., None], mixed, abs_3d_based)

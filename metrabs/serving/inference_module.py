@@ -55,7 +55,7 @@ DEFAULT_EXTRINSIC_MATRIX = ((1.0, 0.0, 0.0, 0.0), (0.0, 1.0, 0.0, 0.0), (0.0, 0.
                             (0.0, 0.0, 0.0, 1.0))
 DEFAULT_DISTORTION = (0.0, 0.0, 0.0, 0.0, 0.0)
 DEFAULT_WORLD_UP = (0.0, -1.0, 0.0)
-DEFAULT_BOX_SCALE = 1.25  # as the training crops (posepile.cropping.CropConfig.box_scale)
+DEFAULT_BOX_SCALE = 1.0  # the box fills the crop, as in training (AugmentationConfig.box_scale)
 MAX_ANTIALIAS_FACTOR = 4
 IMAGE_FORM = ('image must be [H, W] (grey), [H, W, 1], [H, W, 3] (RGB) or [H, W, 4] (RGBA) uint8 '
               'with H, W >= 1')

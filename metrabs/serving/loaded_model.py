@@ -136,13 +136,24 @@ class CheckedPoseModel:
                                           **self._arguments(kwargs))
 
 
-def load_model(path) -> CheckedPoseModel:
+def load_model(path, fast_first_call: bool = False) -> CheckedPoseModel:
     """tf.saved_model.load(path) as a CheckedPoseModel; a path that is not a SavedModel
-    directory is refused naming it."""
+    directory is refused naming it.
+
+    fast_first_call: switch TF's graph optimiser (grappler) off before loading. The first call of
+    an entry point is mostly grappler optimising its inlined graph: measured on 2 CPU cores for
+    EfficientNetV2-S 256 px, 4.3 s -> 1.8 s CPU for the first estimate_poses, steady state
+    within the noise (89 vs 93 ms CPU per call; bench/README.md "Load and first call"). No single
+    grappler pass accounts for it, so the whole optimiser goes. The setting is process-wide (TF
+    has no per-function switch): every graph this process runs afterwards is unoptimised,
+    training included, which is why it is not the default.
+    """
     import os
 
     import tensorflow as tf
     path = os.fspath(path)
     if not tf.saved_model.contains_saved_model(path):
         raise FileNotFoundError(f'{path}: not a SavedModel directory (metrabs.export writes one)')
+    if fast_first_call:
+        tf.config.optimizer.set_experimental_options({'disable_meta_optimizer': True})
     return CheckedPoseModel(tf.saved_model.load(path), path)

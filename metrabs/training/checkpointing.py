@@ -9,7 +9,6 @@ right after (the usual MultiWorkerMirroredStrategy pattern).
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 
@@ -165,10 +164,7 @@ def init_from_saved_model(model: keras.Model, saved_model_dir: str, with_head: b
                 raise ValueError(f'{config_path}: {field} is {theirs!r} in the SavedModel but '
                                  f'{mine!r} in the model being trained')
 
-    # The exported backbone_weights path is an initialisation file of the old run, possibly
-    # absent here, and is overwritten below anyway.
-    reference = MetrabsModel(dataclasses.replace(exported_config, backbone_weights=None),
-                             joint_names)
+    reference = MetrabsModel(exported_config, joint_names)
     side = exported_config.proc_side
     reference(tf.zeros([1, side, side, 3]), tf.eye(3, batch_shape=[1]), training=False)
     index_of = {id(w): i for i, w in enumerate(reference.weights)}

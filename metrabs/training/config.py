@@ -14,19 +14,61 @@ from typing import Any
 from metrabs.model.config import ModelConfig
 
 
+class RandomBackboneError(ValueError):
+    """A fresh run would start from a random backbone (TrainConfig.require_backbone_weights)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class LossConfig:
-    """Weights of the MeTRAbs loss terms: L_meanrel + lambda_proj*L_proj + lambda_abs*L_abs.
+    """The MeTRAbs loss as released (terms and gates: metrabs.training.losses):
+    meanrel + proj_weight * proj + lambda_abs * abs + loss2d_factor * proj2d, all on the
+    reconstructed absolute pose.
 
     Attributes:
-        lambda_proj: weight of the 2D projection loss (crop-size normalised L1).
-        lambda_abs: weight of the absolute 3D loss (metres, L1).
-        abs_loss_start_step: training step from which L_abs counts (before it, weight 0).
+        proj_weight: weight of the projection term of 3D-labelled rows (released: 1), in metres
+            at box scale (pixels x box_size_mm / proc_side / 1000).
+        loss2d_factor: weight of the 2D-only rows' projection term (released: 0.2).
+        lambda_abs: weight of the absolute 3D term (released: 0.1).
+        abs_loss_start_step: training step from which the abs term counts (before it, weight 0;
+            released: 5000).
+        random_mix: in training (batch norm in training mode), draw the 3D/2D mix of the
+            reconstruction uniformly in [0, 1] per example (released); otherwise use the model's
+            test-time ModelConfig.mix_3d_inside_fov.
+        weak_perspective_steps: the first N steps reconstruct with the weak-perspective fit
+            (released: 500; the heads disagree too much early on for the full fit).
+        min_depth_mm: joints count in the proj and abs terms only if their true depth exceeds
+            this (released: 300 mm).
+        far_depth_mm: the abs term's depth error is scaled by min(1, far_depth_mm / depth)
+            (released: 10 m), so metre-scale depth errors of distant people do not dominate.
+        fov_border_factor: the predicted 2D must lie this many strides inside the crop border
+            (released: 0.75, the reconstruction's in-view test).
+        near_fov_border_factor: the true 2D must lie within -this many strides outside the
+            crop (released: -20).
+        lambda_proj: weight of the 2D part of the ACAE consistency terms
+            (metrabs.training.consistency; crop-size normalised L1), not of the MeTRAbs loss.
     """
 
-    lambda_proj: float = 0.2
+    proj_weight: float = 1.0
+    loss2d_factor: float = 0.2
     lambda_abs: float = 0.1
     abs_loss_start_step: int = 5000
+    random_mix: bool = True
+    weak_perspective_steps: int = 500
+    min_depth_mm: float = 300.0
+    far_depth_mm: float = 10000.0
+    fov_border_factor: float = 0.75
+    near_fov_border_factor: float = -20.0
+    lambda_proj: float = 0.2
+
+    def __post_init__(self):
+        for field in ('proj_weight', 'loss2d_factor', 'lambda_abs', 'lambda_proj'):
+            if getattr(self, field) < 0:
+                raise ValueError(f'LossConfig.{field}: must be >= 0, got {getattr(self, field)}')
+        for field in ('abs_loss_start_step', 'weak_perspective_steps'):
+            if getattr(self, field) < 0:
+                raise ValueError(f'LossConfig.{field}: must be >= 0, got {getattr(self, field)}')
+        if not self.far_depth_mm > 0:
+            raise ValueError(f'LossConfig.far_depth_mm: must be > 0, got {self.far_depth_mm}')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,11 +84,10 @@ class TrainConfig:
             equal the input config's rows per batch (the mix's batch_size_3d + batch_size_2d);
             metrabs.train refuses a mismatch rather than pick one.
         base_learning_rate: LR at step 0 (reference 2.121e-4).
-        lr_schedule: 'constant_then_decay' (default; the design notes and the issue: constant
-            for 92 %, then a smooth decay by x1/3 over the last 8 %) or 'reference' (our reading
-            of the released MeTRAbs code, unconfirmed: decay by x1/3 over the first 92 %, then
-            restart at base/30 and decay by x0.3 over the last 8 %). See
-            metrabs.training.lr_schedule.
+        lr_schedule: 'reference' (default; the released MeTRAbs code, metrabs_tf/main.py
+            lr_schedule: a smooth decay by x1/3 over the first 92 %, then a restart at base/30
+            decaying by x0.3 to base/100 over the last 8 %) or 'constant_then_decay' (constant
+            for 92 %, then a smooth x1/3 decay). See metrabs.training.lr_schedule.
         lr_decay_start_fraction: where the last phase starts, fraction of training_steps (0.92).
         weight_decay: decoupled weight decay as the reference's flag value (3e-3).
         normalize_weight_decay: if True (reference), the AdamW coefficient is
@@ -69,6 +110,11 @@ class TrainConfig:
         validate_every: run validation every N steps when a validation dataset_fn is given
             (0: never).
         validation_steps: batches per validation run (None: until the dataset ends).
+        require_backbone_weights: a fresh run (neither resumed nor --init-from) refuses to start
+            when model.backbone_weights is None, i.e. from a random backbone (the released code
+            always starts from ImageNet). True by default so that every real-data config
+            inherits it; set False to train from random weights on purpose (the CPU configs,
+            whose 'small'/'tiny' backbones have no ImageNet weights).
         finetune_mode: ACAE consistency fine-tuning (metrabs.training.consistency): 'none',
             'output_reg' (a: extra L1 to the ACAE reconstruction), 'latent' (b: latent head,
             outputs W_dec @ latents) or 'hybrid' (c: full head + latent head, student-teacher L1).
@@ -81,7 +127,7 @@ class TrainConfig:
     training_steps: int = 400_000
     global_batch_size: int = 128
     base_learning_rate: float = 2.121e-4
-    lr_schedule: str = 'constant_then_decay'
+    lr_schedule: str = 'reference'
     lr_decay_start_fraction: float = 0.92
     weight_decay: float = 3e-3
     normalize_weight_decay: bool = True
@@ -98,6 +144,7 @@ class TrainConfig:
     image_summary_every: int = 5000
     validate_every: int = 0
     validation_steps: int | None = None
+    require_backbone_weights: bool = True
     finetune_mode: str = 'none'
     acae_weights: str | None = None
     lambda_acae: float = 1.0
@@ -142,6 +189,19 @@ class TrainConfig:
         for field in ('checkpoint_every', 'checkpoints_to_keep', 'log_every'):
             if getattr(self, field) < 1:
                 fail(field, f'must be >= 1, got {getattr(self, field)}')
+
+    def check_fresh_start(self, where: str = 'TrainConfig'):
+        """Raises RandomBackboneError naming `where` if a fresh run would start from a random
+        backbone although require_backbone_weights is set."""
+        if self.require_backbone_weights and self.model.backbone_weights is None:
+            raise RandomBackboneError(
+                f"{where}: model.backbone_weights is not set, so training would start from a "
+                f"randomly initialised {self.model.backbone!r} backbone; the released MeTRAbs "
+                f"always starts from ImageNet. Set model.backbone_weights to 'imagenet' (Keras "
+                f"downloads the weights; without internet, save them with `python -m "
+                f"metrabs.save_backbone_weights` where there is internet and give the file), "
+                f"or to a weights file (--backbone-weights=...), or set "
+                f'"require_backbone_weights": false to train from random weights on purpose')
 
     @property
     def keras_weight_decay(self) -> float:

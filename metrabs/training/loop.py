@@ -36,7 +36,7 @@ import tqdm
 
 from eval import metrics
 from metrabs.data.inmemory_synthetic import DatasetFn, draw_joints
-from metrabs.model import description
+from metrabs.model import backbones, description, reconstruction
 from metrabs.model.acae_matrices import AcaeMatrices
 from metrabs.model.latent_model import build_latent_model
 from metrabs.model.metrabs_model import MetrabsModel
@@ -119,27 +119,30 @@ def _distribute(strategy: tf.distribute.Strategy, dataset_fn: DatasetFn, start_s
 
 
 def _prediction_images(model, batch, max_images: int = 4) -> np.ndarray:
-    """Crops with true 2D joints (green) and predicted ones (red), [n, S, S, 3] in [0, 1]."""
+    """Crops with true 2D joints (green) and the projected exported output (red),
+    [n, S, S, 3] in [0, 1]."""
     images = batch['image'][:max_images]
-    pred = model(images, batch['intrinsics'][:max_images], training=False)
+    intrinsics = batch['intrinsics'][:max_images]
+    pred = model(images, intrinsics, training=False)
+    pred2d = reconstruction.project(pred['coords3d_abs_mm'], intrinsics).numpy()
     out = draw_joints(images.numpy(), batch['coords2d'][:max_images].numpy(),
                       batch['valid2d'][:max_images].numpy(), (0.0, 1.0, 0.0))
-    n_joints = pred['coords2d_px'].shape[1]
-    return draw_joints(out, pred['coords2d_px'].numpy(), np.ones([len(out), n_joints], bool),
-                       (1.0, 0.0, 0.0))
+    return draw_joints(out, pred2d, np.ones(pred2d.shape[:2], bool), (1.0, 0.0, 0.0))
 
 
-def validate(model: keras.Model, dataset: tf.data.Dataset, max_batches: int | None = None
-             ) -> dict[str, float]:
-    """Validation errors over batches of the batch contract, in mm.
+def validate(model: keras.Model, dataset: tf.data.Dataset, max_batches: int | None = None,
+             prefix: str = 'val') -> dict[str, float]:
+    """Errors of the exported output (the absolute pose at the test-time mix, 'coords3d_abs_mm')
+    over batches of the batch contract, in mm.
 
-    Returns:
-        'val_mpjpe_meanrel': MPJPE after centring prediction and truth on the mean of the
+    Returns (keys start with `prefix`):
+        '<prefix>_mpjpe_meanrel': MPJPE after centring prediction and truth on the mean of the
             labelled joints (the joint set has no common root);
-        'val_mpjpe_abs': camera-frame absolute MPJPE.
+        '<prefix>_pa_mpjpe': after a similarity Procrustes fit on the labelled joints;
+        '<prefix>_mpjpe_abs': camera-frame absolute MPJPE.
         Only 3D-labelled joints count.
     """
-    rel_errors, abs_errors = [], []
+    rel_errors, pa_errors, abs_errors = [], [], []
     for i, batch in enumerate(dataset):
         if max_batches is not None and i >= max_batches:
             break
@@ -148,16 +151,19 @@ def validate(model: keras.Model, dataset: tf.data.Dataset, max_batches: int | No
         truth = np.where(valid[..., None], batch['coords3d_cam'].numpy(), np.nan)
         weights = valid[..., None].astype(np.float64)
         counts = np.maximum(weights.sum(axis=1, keepdims=True), 1.0)
-        pred_rel = pred['coords3d_rel_mm'].numpy().astype(np.float64)
-        pred_centred = pred_rel - (pred_rel * weights).sum(axis=1, keepdims=True) / counts
+        pred_abs = pred['coords3d_abs_mm'].numpy().astype(np.float64)
+        pred_centred = pred_abs - (pred_abs * weights).sum(axis=1, keepdims=True) / counts
         truth_centred = truth - np.nansum(truth * weights, axis=1, keepdims=True) / counts
         rel_errors.append(metrics.joint_errors(pred_centred, truth_centred, alignment='none'))
-        abs_errors.append(metrics.joint_errors(
-            pred['coords3d_abs_mm'].numpy().astype(np.float64), truth, alignment='none'))
+        labelled = valid.any(axis=1)
+        pa_errors.append(metrics.joint_errors(pred_abs[labelled], truth[labelled],
+                                              alignment='procrustes'))
+        abs_errors.append(metrics.joint_errors(pred_abs, truth, alignment='none'))
     if not rel_errors:
         raise ValueError('validation dataset yielded no batches')
-    return {'val_mpjpe_meanrel': float(metrics.nan_mean(np.concatenate(rel_errors))),
-            'val_mpjpe_abs': float(metrics.nan_mean(np.concatenate(abs_errors)))}
+    return {f'{prefix}_mpjpe_meanrel': float(metrics.nan_mean(np.concatenate(rel_errors))),
+            f'{prefix}_pa_mpjpe': float(metrics.nan_mean(np.concatenate(pa_errors))),
+            f'{prefix}_mpjpe_abs': float(metrics.nan_mean(np.concatenate(abs_errors)))}
 
 
 def train(config: TrainConfig, dataset_fn: DatasetFn, logdir: str,
@@ -165,7 +171,9 @@ def train(config: TrainConfig, dataset_fn: DatasetFn, logdir: str,
           strategy: tf.distribute.Strategy | None = None,
           model_fn: Callable[[], keras.Model] | None = None,
           val_dataset_fn: Callable[[], tf.data.Dataset] | None = None,
-          init_from: str | None = None, show_progress: bool = True) -> TrainResult:
+          init_from: str | None = None, show_progress: bool = True,
+          label_names_2d: Sequence[str] = (),
+          train_eval_dataset_fn: Callable[[], tf.data.Dataset] | None = None) -> TrainResult:
     """Trains (or resumes training) up to config.training_steps.
 
     Args:
@@ -178,7 +186,10 @@ def train(config: TrainConfig, dataset_fn: DatasetFn, logdir: str,
         strategy: tf.distribute strategy (default: the default one-device strategy).
         model_fn: builds the model instead of MetrabsModel (called inside the strategy scope).
         val_dataset_fn: () -> dataset of validation batches (batch contract), evaluated every
-            config.validate_every steps on the chief.
+            config.validate_every steps on the chief (the exported output: `validate`).
+        train_eval_dataset_fn: () -> unaugmented batches of training examples, evaluated like
+            the validation batches (logged as train_*), so that the learning curves show
+            overfitting.
         init_from: a training checkpoint (prefix, directory or logdir), or a SavedModel directory
             written by metrabs.export, to initialise from when the run starts fresh
             (fine-tuning): the backbone, and the head too if the source predicts the same joints
@@ -187,20 +198,25 @@ def train(config: TrainConfig, dataset_fn: DatasetFn, logdir: str,
             (metrabs.training.consistency.init_backbone_and_head). With validation, the start is
             validated as step 0.
         show_progress: tqdm progress bar on the chief.
+        label_names_2d: the K base names of the batches' 2D-only labels (TrainStep).
         Preemption: on SIGTERM / SIGUSR1 the current step is finished and checkpointed, and
         the result says preempted=True (metrabs.training.preemption).
     Raises:
+        RandomBackboneError: a fresh run would start from a random backbone against
+            config.require_backbone_weights (TrainConfig.check_fresh_start).
         NonFiniteLossError: the loss became NaN/Inf (the message names the step); no checkpoint
             is written for that or any later step.
     """
     strategy = strategy or tf.distribute.get_strategy()
     with preemption.PreemptionWatcher(strategy) as watcher:
         return _train(config, dataset_fn, logdir, joint_names, strategy, model_fn,
-                      val_dataset_fn, init_from, show_progress, watcher)
+                      val_dataset_fn, init_from, show_progress, label_names_2d,
+                      train_eval_dataset_fn, watcher)
 
 
 def _train(config, dataset_fn, logdir, joint_names, strategy, model_fn, val_dataset_fn,
-           init_from, show_progress, watcher: preemption.PreemptionWatcher) -> TrainResult:
+           init_from, show_progress, label_names_2d, train_eval_dataset_fn,
+           watcher: preemption.PreemptionWatcher) -> TrainResult:
     set_seeds_and_determinism(config)
     chief = distribution.is_chief(strategy)
     os.makedirs(logdir, exist_ok=True)
@@ -242,11 +258,19 @@ def _train(config, dataset_fn, logdir, joint_names, strategy, model_fn, val_data
         else:
             log.info('initialised the backbone from %s; the head starts fresh (the source '
                      'predicts other joints)', init_from)
+    elif resumed_from is None:
+        config.check_fresh_start(os.path.join(logdir, 'config.json'))
+        cfg = config.model
+        if getattr(model, 'backbone', None) is not None:
+            loaded = backbones.load_initial_weights(model.backbone, cfg.backbone,
+                                                    cfg.backbone_weights, cfg.proc_side)
+            log.info('backbone %s initialised from %s', cfg.backbone, loaded)
     start_step = int(step.numpy())
     if resumed_from:
         log.info('resuming from %s at step %d', resumed_from, start_step)
 
-    train_step = TrainStep(model, groups, config, strategy, step)
+    train_step = TrainStep(model, groups, config, strategy, step,
+                           label_names_2d=label_names_2d)
     if chief:
         writer = tf.summary.create_file_writer(os.path.join(logdir, 'train'))
         val_writer = tf.summary.create_file_writer(os.path.join(logdir, 'validation'))
@@ -278,11 +302,10 @@ def _train(config, dataset_fn, logdir, joint_names, strategy, model_fn, val_data
             last_losses = {k: float(values[k]) for k in LOSS_NAMES}
             if not math.isfinite(last_losses['loss']):
                 progress.close()
+                terms = ', '.join(f'{k}={last_losses[k]}' for k in LOSS_NAMES[1:])
                 raise NonFiniteLossError(
-                    f'non-finite loss {last_losses["loss"]} at step {s} (0-based; meanrel='
-                    f'{last_losses["meanrel"]}, proj={last_losses["proj"]}, abs='
-                    f'{last_losses["abs"]}); the last checkpoint '
-                    f'{checkpointer.latest} was not overwritten')
+                    f'non-finite loss {last_losses["loss"]} at step {s} (0-based; {terms}); the '
+                    f'last checkpoint {checkpointer.latest} was not overwritten')
             done = s + 1
             progress.update(1)
             if done % config.log_every == 0 or done == n_steps:
@@ -294,10 +317,11 @@ def _train(config, dataset_fn, logdir, joint_names, strategy, model_fn, val_data
                     tf.summary.scalar('bn_training_mode', float(training))
                 rate = (done - start_step) / max(time.perf_counter() - t_start, 1e-9)
                 progress.set_postfix(loss=f'{last_losses["loss"]:.4f}', lr=f'{lr:.3g}')
-                log.info('step %d/%d loss %.5f (meanrel %.5f proj %.5f abs %.5f acae %.5f) '
-                         'lr %.4g %.2f steps/s', done, n_steps, last_losses['loss'],
-                         last_losses['meanrel'], last_losses['proj'], last_losses['abs'],
-                         last_losses['acae'], lr, rate)
+                log.info('step %d/%d loss %.5f (meanrel %.5f proj %.5f abs %.5f proj2d %.5f '
+                         'acae %.5f) lr %.4g %.2f steps/s (%.1f examples/s)', done, n_steps,
+                         last_losses['loss'], last_losses['meanrel'], last_losses['proj'],
+                         last_losses['abs'], last_losses['proj2d'], last_losses['acae'], lr, rate,
+                         rate * config.global_batch_size)
             if chief and config.image_summary_every and done % config.image_summary_every == 0:
                 # The batch of step s is a function of s, so it can be fetched again.
                 raw_batch = next(iter(dataset_fn(s).take(1)))
@@ -311,6 +335,13 @@ def _train(config, dataset_fn, logdir, joint_names, strategy, model_fn, val_data
                     for k, v in results.items():
                         tf.summary.scalar(k, v)
                 log.info('step %d validation %s', done, results)
+                if train_eval_dataset_fn is not None:
+                    train_results = validate(model, train_eval_dataset_fn(),
+                                             config.validation_steps, prefix='train')
+                    with writer.as_default(step=done):
+                        for k, v in train_results.items():
+                            tf.summary.scalar(k, v)
+                    log.info('step %d training-set errors %s', done, train_results)
             # Every worker asks at every step: the answer is agreed on collectively.
             stop = done < n_steps and watcher.should_stop()
             if done % config.checkpoint_every == 0 or done == n_steps or stop:

@@ -5,16 +5,27 @@ THE BATCH CONTRACT. The input pipeline delivers one *global* batch per step as a
     'intrinsics'    float32 [B, 3, 3]     intrinsic matrix K of the crop camera (crop pixels)
     'coords3d_cam'  float32 [B, J, 3]     crop-camera frame, millimetres; 0 where not valid3d
     'valid3d'       bool    [B, J]        3D label present (all False for 2D-only examples)
-    'coords2d'      float32 [B, J, 2]     crop pixels; 0 where not valid2d
-    'valid2d'       bool    [B, J]        2D label present
+    'coords2d'      float32 [B, J, 2]     crop pixels, the projection of coords3d_cam; 0 where not
+                                          valid2d
+    'valid2d'       bool    [B, J]        valid3d and in front of the camera
+    'labels2d'      float32 [B, K, 2]     2D-only rows: crop pixels of the labels of the K 2D label
+                                          names (metrabs.data.labels2d); 0 where not valid
+    'valid_labels2d' bool   [B, K]        2D-only label present (all False on 3D rows)
     'dataset_index' int32   [B]           which training dataset the example comes from
-J is the number of model output joints (the joint union, in the model's order). B is the
-global batch size (TrainConfig.global_batch_size); see metrabs.train for how a global batch is
-split across replicas and workers.
+J is the number of model output joints (the 3D joints of the union, in the model's order), K the
+number of 2D label names (TrainStep's `label_names_2d`). B is the global batch size
+(TrainConfig.global_batch_size); see metrabs.train for how a global batch is split across
+replicas and workers.
+
+The model is trained through its absolute output (metrabs.training.losses): in training the
+3D/2D mix of the reconstruction is drawn per example, U(0, 1), from a stateless seed
+(TrainConfig.seed, step) for the global batch, so a resumed run, or one on other replicas,
+draws exactly what an uninterrupted single-device one would; the first
+LossConfig.weak_perspective_steps steps use the weak-perspective fit.
 
 Distributed semantics. Each replica computes the gradient of its share of the global-batch loss
-(every loss term weighted by the replica's fraction of the global count of labelled joints);
-the gradients are summed across replicas here, so every replica holds the gradient of the mean loss
+(every loss term is its replica's sum divided by the global count of that term's entries); the
+gradients are summed across replicas here, so every replica holds the gradient of the mean loss
 over the global batch before clipping. This makes the update the same as one device processing
 the whole batch (up to float summation order), given ghost batch norm groups that do not cross
 replica boundaries. Keras optimizers all-reduce (sum) gradients once more inside `apply`; the
@@ -25,11 +36,13 @@ loss-scale finiteness check seeing the true global gradient on every replica.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import keras
+import numpy as np
 import tensorflow as tf
 
+from metrabs.data import labels2d as labels2d_lib
 from metrabs.model.acae_matrices import AcaeMatrices
 from metrabs.training import consistency
 from metrabs.training import losses as losses_lib
@@ -43,11 +56,13 @@ BATCH_FIELDS: dict[str, tuple[tf.DType, int]] = {
     'valid3d': (tf.bool, 2),
     'coords2d': (tf.float32, 3),
     'valid2d': (tf.bool, 2),
+    'labels2d': (tf.float32, 3),
+    'valid_labels2d': (tf.bool, 2),
     'dataset_index': (tf.int32, 1),
 }
 """Field name -> (dtype, rank) of the batch contract above."""
 
-LOSS_NAMES = ('loss', 'meanrel', 'proj', 'abs', 'acae', 'grad_norm')
+LOSS_NAMES = ('loss', *losses_lib.TERMS, 'acae', 'grad_norm')
 """'acae': the unweighted extra term of ACAE fine-tuning (0 without; see
 metrabs.training.consistency)."""
 
@@ -72,12 +87,12 @@ def labels_with_nan(batch: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
     """The batch's labels in the losses' convention: NaN where a joint is not labelled.
 
     Returns:
-        coords3d_cam [B, J, 3] mm, coords2d [B, J, 2] crop px, float32, NaN where invalid.
+        coords3d_cam [B, J, 3] mm, labels2d [B, K, 2] crop px, float32, NaN where invalid.
     """
     nan = tf.constant(float('nan'), tf.float32)
     coords3d = tf.where(batch['valid3d'][..., None], batch['coords3d_cam'], nan)
-    coords2d = tf.where(batch['valid2d'][..., None], batch['coords2d'], nan)
-    return coords3d, coords2d
+    labels2d = tf.where(batch['valid_labels2d'][..., None], batch['labels2d'], nan)
+    return coords3d, labels2d
 
 
 @dataclasses.dataclass
@@ -150,6 +165,9 @@ class TrainStep:
             default: built from config.finetune_mode / acae_weights over model.joint_names.
             It is weighted by config.lambda_acae; in 'hybrid' mode the labels supervise the
             teacher outputs.
+        label_names_2d: the K base names of the batches' 'labels2d' (InputConfig.label_names_2d);
+            each supervises the mean projection of the model joints of that base name. Default:
+            none (K = 0).
 
     __call__(distributed_batch, training: bool) -> dict of float32 scalars LOSS_NAMES over the
     global batch, as one device would compute them ('grad_norm': global L2 norm of the
@@ -159,7 +177,8 @@ class TrainStep:
     """
 
     def __init__(self, model: keras.Model, groups: list[OptimizerGroup], config: TrainConfig,
-                 strategy: tf.distribute.Strategy, step: tf.Variable, finetune_term=None):
+                 strategy: tf.distribute.Strategy, step: tf.Variable, finetune_term=None,
+                 label_names_2d: Sequence[str] = ()):
         if finetune_term is None and config.finetune_mode != 'none':
             acae = AcaeMatrices.load(
                 config.acae_weights, model.joint_names,
@@ -168,6 +187,10 @@ class TrainStep:
                 config.finetune_mode, acae, config.model.proc_side, config.loss.lambda_proj,
                 len(model.joint_names))
         self.finetune_term = finetune_term
+        self.label_names_2d = tuple(label_names_2d)
+        self.groups_2d = tf.constant(
+            labels2d_lib.group_matrix(model.joint_names, self.label_names_2d)
+            if self.label_names_2d else np.zeros([0, len(model.joint_names)], np.float32))
         self.model = model
         self.groups = groups
         self.config = config
@@ -175,36 +198,55 @@ class TrainStep:
         self.step = step
         self._functions: dict[bool, Callable] = {}
 
+    def _mix(self, batch_size, training: bool):
+        """This replica's per-example 3D/2D mix weights [B] or None for the model's test-time
+        mix. The global batch's weights are U(0, 1), stateless in (seed, step), and each replica
+        takes the rows it holds, so any replica layout trains on the same draws."""
+        if not (training and self.config.loss.random_mix):
+            return None
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        seed = tf.stack([tf.constant(self.config.seed, tf.int64), self.step])
+        draws = tf.random.stateless_uniform([self.config.global_batch_size], seed=seed)
+        return draws[tf.cast(replica, tf.int32) * batch_size:][:batch_size]
+
     def _replica_step(self, batch: dict[str, tf.Tensor], training: bool):
         n_replicas = self.strategy.num_replicas_in_sync
         variables = [v for g in self.groups for v in g.variables]
-        true3d, true2d = labels_with_nan(batch)
-        # Each loss term is a mean over the labelled entries of the batch it sees. Weighting a
-        # replica's term by its share of the global label count makes the sum over replicas
-        # the global-batch mean, exactly as on one device, however labels are spread.
-        counts = tf.stack([tf.reduce_sum(tf.cast(batch['valid3d'], tf.float32)),
-                           tf.reduce_sum(tf.cast(batch['valid2d'], tf.float32))])
-        global_counts = counts
-        if n_replicas > 1:
-            global_counts = tf.distribute.get_replica_context().all_reduce(
-                tf.distribute.ReduceOp.SUM, counts)
-        share3d, share2d = tf.unstack(tf.math.divide_no_nan(counts, global_counts))
+        n_labels = batch['labels2d'].shape[1]
+        if n_labels is not None and n_labels != len(self.label_names_2d):
+            raise ValueError(f'TrainStep: the batches carry {n_labels} 2D label names but '
+                             f'label_names_2d has {len(self.label_names_2d)} (pass the input '
+                             f"config's label_names_2d)")
+        true3d, labels2d = labels_with_nan(batch)
         loss_config = self.config.loss
-        abs_weight = tf.where(self.step >= loss_config.abs_loss_start_step,
-                              tf.constant(loss_config.lambda_abs, tf.float32), 0.0)
+        model_config = self.config.model
         loss_scale = loss_scale_of(self.groups)
+        weights = losses_lib.term_weights(self.step, loss_config)
+        mix = self._mix(tf.shape(batch['image'])[0], training)
+        weak = self.step < loss_config.weak_perspective_steps
         with tf.GradientTape() as tape:
-            predictions = self.model(batch['image'], batch['intrinsics'], training=training)
+            predictions = self.model(batch['image'], batch['intrinsics'], training=training,
+                                     mix_3d_inside_fov=mix, weak_perspective=weak)
             supervised = predictions
             acae_term = tf.constant(0.0, tf.float32)
             if self.finetune_term is not None:
                 supervised = consistency.supervised_outputs(self.finetune_term.mode, predictions)
                 acae_term = self.finetune_term(predictions)
-            terms = losses_lib.combined_loss(
-                supervised, true3d, true2d, self.config.model.proc_side, self.step, loss_config)
-            # This replica's share of the global loss; with one replica it is terms['loss'].
-            loss = (share3d * (terms['meanrel'] + abs_weight * terms['abs'])
-                    + share2d * loss_config.lambda_proj * terms['proj'])
+            terms = losses_lib.loss_terms(
+                supervised['coords3d_abs_mm'], batch['intrinsics'], true3d, labels2d,
+                self.groups_2d, model_config.proc_side, model_config.stride,
+                model_config.box_size_mm, loss_config)
+            # Each term is a mean over its counted entries in the global batch: this replica's
+            # sum over the global count. The counts depend only on labels and on the gates
+            # (boolean), so they carry no gradient.
+            counts = tf.stack([terms[k][1] for k in losses_lib.TERMS])
+            if n_replicas > 1:
+                counts = tf.distribute.get_replica_context().all_reduce(
+                    tf.distribute.ReduceOp.SUM, counts)
+            means = {k: tf.math.divide_no_nan(terms[k][0], counts[i])
+                     for i, k in enumerate(losses_lib.TERMS)}
+            # This replica's share of the global loss; with one replica it is the whole loss.
+            loss = tf.add_n([weights[k] * means[k] for k in losses_lib.TERMS])
             # The term is a mean over this replica's examples, and replicas hold equal shares.
             loss += self.config.lambda_acae * acae_term / n_replicas
             if self.model.losses:
@@ -234,9 +276,8 @@ class TrainStep:
         if n_replicas > 1:
             self._sync_replica_local_state()
         # Summed over replicas (see _make_function) these are the global-batch values.
-        return {'loss': loss, 'meanrel': share3d * terms['meanrel'],
-                'proj': share2d * terms['proj'], 'abs': share3d * terms['abs'],
-                'acae': acae_term / n_replicas, 'grad_norm': grad_norm / n_replicas}
+        return {'loss': loss, **means, 'acae': acae_term / n_replicas,
+                'grad_norm': grad_norm / n_replicas}
 
     def _sync_replica_local_state(self):
         """Averages non-trainable state (batch-norm moving statistics) across replicas.

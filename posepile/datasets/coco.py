@@ -24,8 +24,11 @@ shifted by -0.5 px into the pixel-centre frame; masks are rasterised by pycocoto
 
 Camera: COCO has no calibration. Each image gets a pinhole guess with identity extrinsics (world
 frame = camera frame), no distortion, principal point at the image centre and a focal length that
-gives the larger image side a field of view of `fov_deg` (default 55 degrees, the reference
-MeTRAbs code's assumption for uncalibrated images). `world_coords` are all NaN.
+gives the larger image side a field of view of `fov_deg` (default 8 degrees: the released MeTRAbs
+code crops uncalibrated 2D images with an 8 degree camera, i.e. almost an affine crop, so that a
+guessed field of view bends no off-centre person; its 55 degrees are the inference-time default
+for user images). `world_coords` are all NaN. Keypoints with y > 0.95 x the image height are
+dropped (NaN), as the released code does for all 2D data.
 
 Skipped (thresholds are options of `convert`): crowd annotations (iscrowd = 1), persons with
 fewer than `min_keypoints` = 6 labelled keypoints, and persons whose box's larger side is below
@@ -53,7 +56,7 @@ from posepile.example import Pose3DExample
 
 SKELETON = 'coco2d'
 DESCRIPTION = 'COCO 2017 person keypoints (2D, 17 joints) with segmentation masks'
-DEFAULT_FOV_DEG = 55.0
+DEFAULT_FOV_DEG = 8.0
 N_KEYPOINTS = 17
 # The keypoint names in COCO's category record, in the order of the 'coco2d' skeleton.
 COCO_KEYPOINT_NAMES = (
@@ -166,7 +169,8 @@ def convert(root, splits: Iterable[str] = ('train', 'validation'), fov_deg: floa
                     f'{where}: image_id {image_id} is not in the file\'s "images"')
             image = images[image_id]
             height, width = image['height'], image['width']
-            coords2d = np.where(visibility[:, None] > 0, keypoints[:, :2], np.nan)
+            coords2d = common.drop_labels_near_bottom(
+                np.where(visibility[:, None] > 0, keypoints[:, :2], np.nan), height)
             yield Pose3DExample(
                 image=str(common.safe_path(image_dir, image['file_name'], path)),
                 camera=camera_from_fov((height, width), fov_deg),

@@ -205,6 +205,20 @@ def inside_image(points2d: np.ndarray, imshape: tuple[int, int]) -> np.ndarray:
         return np.all((points2d > -0.5) & (points2d < [width - 0.5, height - 0.5]), axis=-1)
 
 
+def drop_labels_near_bottom(coords2d: np.ndarray, image_height: int,
+                            fraction: float = 0.95) -> np.ndarray:
+    """[J, 2] 2D labels with the points whose y exceeds `fraction` x the image height set to NaN.
+
+    The released MeTRAbs code drops these for all 2D-only data (data_loading.py,
+    load_and_transform2d): annotators of COCO/MPII put joints cut off by the lower image border
+    on that border, which is no position of the joint.
+    """
+    coords2d = np.array(coords2d, np.float64, copy=True)
+    with np.errstate(invalid='ignore'):
+        coords2d[coords2d[:, 1] > fraction * image_height] = np.nan
+    return coords2d
+
+
 def box_around_points(points2d: np.ndarray, margin: float = 0.1,
                       imshape: tuple[int, int] | None = None) -> np.ndarray:
     """[x, y, w, h] box of the finite 2D points (pixels), grown by `margin` of its size per side.

@@ -30,8 +30,9 @@ are skipped. The usual validation subset (Tompson et al.'s 2958 images) is not p
 release; pass its image names as `validation_images` to move those images to 'validation'.
 
 Camera: the uncalibrated-image guess of `posepile.camera.camera_from_fov`
-(identity extrinsics, 55 degree field of view over the larger side); image sizes are read from
-the JPEG headers. `world_coords` are all NaN.
+(identity extrinsics, 8 degree field of view over the larger side, as for COCO; see
+posepile.datasets.coco); image sizes are read from the JPEG headers. `world_coords` are all NaN.
+Joints with y > 0.95 x the image height are dropped (NaN), as for COCO.
 
 Tracks: sequence = image name, person = annorect index (0-based), camera_id = ''.
 
@@ -189,6 +190,7 @@ def convert(root, splits: Iterable[str] = ('train', 'validation'),
                                _scalar(_field(objpos, 'y'), rect_where, 'objpos.y')]) - 1
             if imshape is None:
                 imshape = common.image_shape(image_path, 'an MPII image')
+            coords2d = common.drop_labels_near_bottom(coords2d, imshape[0])
             extra = {'is_visible': visible, 'image_index': i}
             if single_person is not None:
                 extra['single_person'] = (k + 1) in np.atleast_1d(single_person[i]).tolist()

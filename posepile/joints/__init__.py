@@ -35,7 +35,8 @@ __all__ = [
     'JointInfo', 'SkeletonFormat', 'UNIONS', 'clear_user_skeletons', 'get_format',
     'get_skeleton', 'get_union', 'is_synthetic', 'is_user_format', 'register_skeleton',
     'skeleton_names', 'skeleton_tag', 'skeletons_covered', 'split_union_name',
-    'union_indices', 'union_name', 'union_names', 'user_skeleton_definitions',
+    'three_d_union_names', 'union_indices', 'union_name', 'union_names',
+    'user_skeleton_definitions',
 ]
 
 UNIONS = ('real', 'synthetic', 'all')
@@ -57,14 +58,15 @@ def split_union_name(name: str) -> tuple[str, str]:
 def _synthetic_formats() -> dict[str, SkeletonFormat]:
     # Imported lazily: the synthetic package belongs to another module and real-format lookups
     # must not depend on it.
-    from posepile.synthetic.formats import SYNTHETIC_SKELETONS
+    from posepile.synthetic.formats import SYNTHETIC_2D_SKELETONS, SYNTHETIC_SKELETONS
     result = {}
-    for name, (joints, edges) in SYNTHETIC_SKELETONS.items():
+    for name, (joints, edges) in {**SYNTHETIC_SKELETONS, **SYNTHETIC_2D_SKELETONS}.items():
         if name in REAL_FORMATS or name in _real_tags():
             raise ValueError(
                 f'posepile/synthetic/formats.py: synthetic format {name!r} collides with a real '
                 f'format name or tag')
         result[name] = SkeletonFormat(name, name, tuple(joints), edges,
+                                      is_2d=name in SYNTHETIC_2D_SKELETONS,
                                       source='posepile.synthetic.formats')
     for fmt in result.values():
         _validate(fmt, 'posepile/synthetic/formats.py')
@@ -116,7 +118,7 @@ def _user_formats() -> dict[str, SkeletonFormat]:
 
 def _clear_caches() -> None:
     for cached in (_skeleton_names_tuple, get_skeleton, _union_names_tuple, get_union,
-                   union_indices):
+                   union_indices, three_d_union_names):
         cached.cache_clear()
 
 
@@ -272,3 +274,16 @@ def skeletons_covered(union_joint_names: Iterable[str], which: str = 'all') -> l
     `union_joint_names`: the skeletons a set of examples, or a model's outputs, has in full."""
     present = frozenset(union_joint_names)
     return [name for name in skeleton_names(which) if present.issuperset(_union_names_tuple(name))]
+
+
+@functools.cache
+def three_d_union_names(which: str = 'all') -> tuple[str, ...]:
+    """The union's joints that some 3D format labels, in union order.
+
+    The others (e.g. the 16 '*_mpii' joints, labelled only by 2D-only MPII) would get no 3D
+    supervision; a model predicts the 3D ones, and 2D-only labels supervise them by base name
+    (metrabs.data.labels2d).
+    """
+    three_d = {n for skeleton in skeleton_names(which) if not get_format(skeleton).is_2d
+               for n in _union_names_tuple(skeleton)}
+    return tuple(n for n in get_union(which).names if n in three_d)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from posepile.synthetic import body as body_lib
-from posepile.synthetic.formats import SYNTHETIC_SKELETONS
+from posepile.synthetic.formats import SYNTHETIC_2D_SKELETONS, SYNTHETIC_SKELETONS
 
 
 def _mirror_hidden(name: str) -> str:
@@ -118,11 +118,24 @@ _SPECS: dict[str, dict[str, dict[str, float]]] = {
         'lelb': {'lelbow': 1.0},
         'lwri': {'lwrist': 1.0},
     },
+    'syn2d': {
+        'nose': {'nose': 1.0},
+        'htop': {'headtop': 0.7, 'crown': 0.3},
+        'neck': {'neck': 0.5, 'throat': 0.3, 'c7': 0.2},
+        'lsho': {'lshoulder': 0.75, 'lacromion': 0.25},
+        'lelb': {'lelbow': 0.8, 'lepil': 0.2},
+        'lwri': {'lwrist': 0.8, 'lradial': 0.1, 'lulnar': 0.1},
+        'pelv': {'lhip': 0.4, 'rhip': 0.4, 'pelvis': 0.2},
+        'lhip': {'lhip': 0.6, 'ltroch': 0.2, 'lasis': 0.2},
+        'lkne': {'lknee': 0.8, 'lpatella': 0.2},
+        'lank': {'lankle': 0.7, 'lmallat': 0.15, 'lmalmed': 0.15},
+    },
 }
+_ALL_SKELETONS = {**SYNTHETIC_SKELETONS, **SYNTHETIC_2D_SKELETONS}
 
 
 def _build_weights(fmt: str) -> np.ndarray:
-    names, _ = SYNTHETIC_SKELETONS[fmt]
+    names, _ = _ALL_SKELETONS[fmt]
     spec = dict(_SPECS[fmt])
     for joint, mix in list(spec.items()):
         if joint.startswith('l') and 'r' + joint[1:] in names:
@@ -141,8 +154,11 @@ def _build_weights(fmt: str) -> np.ndarray:
     return weights
 
 
-FORMAT_WEIGHTS: dict[str, np.ndarray] = {fmt: _build_weights(fmt) for fmt in SYNTHETIC_SKELETONS}
+FORMAT_WEIGHTS: dict[str, np.ndarray] = {fmt: _build_weights(fmt) for fmt in _ALL_SKELETONS}
 FORMAT_NAMES: tuple[str, ...] = tuple(SYNTHETIC_SKELETONS)
+"""The 3D formats (every test frame labels all of them)."""
+FORMAT_NAMES_2D: tuple[str, ...] = tuple(SYNTHETIC_2D_SKELETONS)
+"""The 2D-only formats (labelled in image coordinates by the 2D-only datasets)."""
 
 
 def format_joints(fmt: str, hidden_points: np.ndarray) -> np.ndarray:

@@ -18,6 +18,10 @@ Formats:
     synsmpl:   SMPL-like, 24 joints incl. three spine joints, collars, feet and hands.
     syncoco:   COCO-like 17 keypoints with face points (nose, eyes, ears), no pelvis/neck.
     synmpii:   MPII/LSP-like 16 joints with head-top, upper neck and a thorax.
+2D-only (`SYNTHETIC_2D_SKELETONS`; labelled in image coordinates only, like COCO and MPII):
+    syn2d:     an in-the-wild annotator's 16 points (nose, head top, neck, limbs, pelvis). Its base
+               names are shared with the 3D formats, which is what lets its labels supervise
+               every 3D skeleton (metrabs.data.labels2d).
 """
 from __future__ import annotations
 
@@ -59,4 +63,12 @@ SYNTHETIC_SKELETONS: dict[str, tuple[list[str], str]] = {
          'rwri', 'relb', 'rsho', 'lsho', 'lelb', 'lwri'],
         'rank-rkne-rhip-pelv-lhip-lkne-lank,pelv-thor-neck-htop,'
         'rwri-relb-rsho-thor-lsho-lelb-lwri'),
+}
+
+SYNTHETIC_2D_SKELETONS: dict[str, tuple[list[str], str]] = {
+    'syn2d': (
+        ['nose', 'htop', 'neck', 'lsho', 'rsho', 'lelb', 'relb', 'lwri', 'rwri', 'pelv',
+         'lhip', 'rhip', 'lkne', 'rkne', 'lank', 'rank'],
+        'htop-nose-neck,lsho-neck-rsho,lsho-lelb-lwri,rsho-relb-rwri,neck-pelv,'
+        'lhip-pelv-rhip,lhip-lkne-lank,rhip-rkne-rank'),
 }

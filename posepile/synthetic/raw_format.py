@@ -2,9 +2,11 @@
 
 Layout under the output root:
 
-    world.json                               {"format_version", "seed", "num", "fps", "datasets"}
+    world.json                               {"format_version", "seed", "num", "num_2d", "fps",
+                                              "datasets"}
     <dataset>/info.json                      {"name", "description", "labelled_formats" (train and
-                                              validation), "test_formats" (all), "skeletons":
+                                              validation), "test_formats" (all 3D ones; [] for a
+                                              2D-only dataset), "two_d_only", "skeletons":
                                               {format: {"joints": [...], "bones": "a-b,.."}},
                                               "image_size": [H, W], "rig": kind, "fps"}
     <dataset>/images/<split>/<sequence>/<camera>/<frame:06d>.jpg      RGB JPEG
@@ -26,7 +28,11 @@ An annotation file holds one person seen by one camera over one sequence:
          "joints3d": {format: J x 3 world mm}, "joints2d": {format: J x 2 image px},
          "occluded_fraction": float, "pose": name of the dominant pose archetype}]}
 World frame: z up, ground plane z = 0, millimetres. Train and validation files label the
-dataset's formats only; test files label every synthetic format.
+dataset's formats only; test files label every synthetic 3D format.
+
+2D-only datasets (info.json "two_d_only": true, like COCO) store no calibration and no 3D: their
+frame records have no "camera" and no "joints3d", and "joints2d" holds null for points outside
+the image (format_version 2; version 1 worlds have no 2D-only datasets and read the same).
 
 Every file is written to a temporary name and renamed, so an interrupted run leaves no partial
 files under their final names.
@@ -44,7 +50,8 @@ from pycocotools import mask as mask_tools
 
 from posepile.atomic_io import write_bytes_atomic
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 def write_json_compact(path: pathlib.Path, obj: Any) -> None:
@@ -77,24 +84,33 @@ def _rounded(array: np.ndarray, decimals: int) -> list:
     return np.round(np.asarray(array, np.float64), decimals).tolist()
 
 
-def frame_record(frame) -> dict[str, Any]:
-    """The JSON record of one `world.Frame` (without writing its image)."""
-    cam = frame.camera
-    distortion = np.zeros(5)
-    if cam.distortion_coeffs is not None:
-        distortion[:len(cam.distortion_coeffs)] = cam.distortion_coeffs
-    return {
+def _rounded_or_null(array: np.ndarray, decimals: int) -> list:
+    """Like _rounded, with null for NaN rows (points an annotator could not label)."""
+    return [None if not np.all(np.isfinite(row)) else _rounded(row, decimals) for row in array]
+
+
+def frame_record(frame, two_d_only: bool = False) -> dict[str, Any]:
+    """The JSON record of one `world.Frame` (without writing its image); a 2D-only dataset's
+    record has no camera and no 3D."""
+    record = {
         'frame': frame.frame,
         'image': image_relpath(frame.split, frame.sequence, frame.camera_id, frame.frame),
-        'camera': {'K': _rounded(cam.intrinsic_matrix, 9), 'R': _rounded(cam.R, 12),
-                   't': _rounded(cam.t, 6), 'distortion': _rounded(distortion, 12)},
         'box': _rounded(frame.box, 2),
         'mask': encode_mask(frame.mask),
-        'joints3d': {f: _rounded(j, 4) for f, j in frame.joints3d.items()},
-        'joints2d': {f: _rounded(j, 4) for f, j in frame.joints2d.items()},
+        'joints2d': {f: _rounded_or_null(j, 4) if two_d_only else _rounded(j, 4)
+                     for f, j in frame.joints2d.items()},
         'occluded_fraction': round(frame.occluded_fraction, 4),
         'pose': frame.archetype,
     }
+    if not two_d_only:
+        cam = frame.camera
+        distortion = np.zeros(5)
+        if cam.distortion_coeffs is not None:
+            distortion[:len(cam.distortion_coeffs)] = cam.distortion_coeffs
+        record['camera'] = {'K': _rounded(cam.intrinsic_matrix, 9), 'R': _rounded(cam.R, 12),
+                            't': _rounded(cam.t, 6), 'distortion': _rounded(distortion, 12)}
+        record['joints3d'] = {f: _rounded(j, 4) for f, j in frame.joints3d.items()}
+    return record
 
 
 def write_track(dataset_dir: pathlib.Path, first, records: list[dict],
@@ -104,8 +120,8 @@ def write_track(dataset_dir: pathlib.Path, first, records: list[dict],
     write_json_compact(annotation_path(dataset_dir, first.split, first.sequence, first.camera_id), {
         'dataset': first.dataset, 'split': first.split, 'sequence': first.sequence,
         'camera_id': first.camera_id, 'subject': first.subject,
-        'image_size': list(first.image.shape[:2]), 'formats': list(first.joints3d),
-        'joint_names': {f: joint_names[f] for f in first.joints3d}, 'frames': records})
+        'image_size': list(first.image.shape[:2]), 'formats': list(first.joints2d),
+        'joint_names': {f: joint_names[f] for f in first.joints2d}, 'frames': records})
 
 
 # ------------------------------------------------------------------------------------ reading
@@ -153,9 +169,9 @@ def read_world_info(root: pathlib.Path) -> dict[str, Any]:
     info = read_json(path)
     for field in ('format_version', 'datasets'):
         require(info, field, path)
-    if info['format_version'] != FORMAT_VERSION:
+    if info['format_version'] not in READABLE_VERSIONS:
         raise ValueError(f'{path}: format_version {info["format_version"]} is not supported '
-                         f'(expected {FORMAT_VERSION})')
+                         f'(expected one of {READABLE_VERSIONS})')
     return info
 
 
