@@ -36,6 +36,9 @@ def _train_config(name):
     # The paper's training: batch 128 (96 3D + 32 2D rows), float16 with loss scaling, ghost BN
     # groups of 16, base LR 2.121e-4 with the released schedule, decay 3e-3, BN in inference
     # mode for the last 1000 steps.
+    # ImageNet initialisation (Keras' weights of the keras.applications backbone), and a
+    # fresh run refuses a random backbone.
+    assert config.model.backbone_weights == 'imagenet' and config.require_backbone_weights
     assert config.global_batch_size == 128
     assert config.model.dtype_policy == 'mixed_float16'
     assert config.model.ghost_bn_group_size == 16
