@@ -251,3 +251,22 @@ def init_from_data(joint_names: Sequence[str], poses: np.ndarray, n_latents: int
     dec = affine_rows(chirality.symmetrize(dec, model.joint_perm, model.latent_perm)).numpy()
     model.set_weights(enc, dec)
     return model
+
+
+def init_uniform(joint_names: Sequence[str], n_latents: int, n_centre_latents: int | None = None,
+                 chiral: bool = True, seed: int = 0) -> AffineCombiningAutoencoder:
+    """ACAE with the released code's start: raw weights U(-0.1, 1), made chirality-symmetric and
+    divided by their row sums (dense, nearly uniform, a few small negative weights)."""
+    model = AffineCombiningAutoencoder(joint_names, n_latents, n_centre_latents, chiral,
+                                       seed=seed)
+    rng = np.random.default_rng(seed)
+    n_joints = len(model.joint_names)
+
+    def start(shape, row_perm, col_perm):
+        raw = chirality.symmetrize(rng.uniform(-0.1, 1.0, shape), row_perm, col_perm).numpy()
+        # Mirror-paired rows hold the same entries, so dividing by row sums keeps the symmetry.
+        return raw / raw.sum(axis=1, keepdims=True)
+
+    model.set_weights(start((n_latents, n_joints), model.latent_perm, model.joint_perm),
+                      start((n_joints, n_latents), model.joint_perm, model.latent_perm))
+    return model

@@ -45,6 +45,7 @@ COMMANDS = {
     'eval.run': ['--benchmark=synthetic', '--root={tmp}/missing', '--predictions={tmp}/p.npz'],
     'eval.compare': ['a={tmp}/missing.json'],
     'eval.consistency': ['--predictions=a={tmp}/missing.npz'],
+    'eval.acae_depth_noise': ['--json={tmp}/missing/out.json'],
 }
 TF_LOG_LINE = re.compile(r'^(WARNING: All log messages before absl::InitializeLog|'
                          r'[IWEF]\d{4} [\d:.]+ +\d+ \S+:\d+\]|To enable the following '

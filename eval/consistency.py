@@ -13,8 +13,11 @@ the frame; the split into depth (camera z) and image-plane (camera x, y) parts n
 frame (millimetres).
 
     python -m eval.consistency --predictions=PRED.npz [--fit-on=hidden|gt] [--json=OUT.json]
-PRED.npz as written by `metrabs.pseudo_gt` ('poses' [N, J, 3] mm camera frame,
-'joint_names' [J]; with --fit-on=gt also 'true3d_cam', NaN where unlabelled).
+        [--acae=weights.npz]
+PRED.npz as written by `metrabs.pseudo_gt` or `eval.run` ('poses' [N, J, 3] mm camera frame,
+'joint_names' [J]; with --fit-on=gt also 'true3d_cam', NaN where unlabelled). --acae adds a row
+per file for its predictions passed through an ACAE (acae.export weights): how much the ACAE
+by itself pulls the formats together (what output regularisation pushes the model towards).
 """
 from __future__ import annotations
 
@@ -163,9 +166,31 @@ def hidden_world_poses(num_samples: int = 800, seed: int = 0,
     return {f: format_weights.format_joints(f, hidden) for f in formats}
 
 
-def evaluate_file(path: str, fit_on: str = 'hidden', formats: Sequence[str] | None = None
+def acae_reconstruction(poses: np.ndarray, joint_names: Sequence[str], weights_path: str
+                        ) -> np.ndarray:
+    """poses [N, J, 3] (camera frame, mm) with the ACAE's joints replaced by their ACAE
+    reconstruction W_dec @ W_enc @ p (the ACAE's joints matched by name; all must be present)."""
+    from acae import export as acae_export
+
+    arrays = acae_export.load_weights(weights_path)
+    ids = {str(n): i for i, n in enumerate(joint_names)}
+    acae_names = [str(n) for n in arrays['joint_names']]
+    missing = [n for n in acae_names if n not in ids]
+    if missing:
+        raise KeyError(f'{weights_path}: {len(missing)} ACAE joints are not predicted, e.g. '
+                       f'{missing[:5]}')
+    index = np.array([ids[n] for n in acae_names])
+    model = acae_export.model_from_weights(arrays)
+    out = np.array(poses, np.float32)
+    out[:, index] = model(out[:, index]).numpy()
+    return out
+
+
+def evaluate_file(path: str, fit_on: str = 'hidden', formats: Sequence[str] | None = None,
+                  acae_weights: str | None = None
                   ) -> tuple[ConsistencyResult, ConsistencyResult]:
-    """(result of the predictions, GT floor) for a predictions npz (module docstring).
+    """(result of the predictions, GT floor) for a predictions npz (module docstring); with
+    acae_weights, of the predictions' ACAE reconstruction (acae_reconstruction).
 
     The GT floor is the same metric on ground truth: with fit_on='hidden', on held-out
     hidden-world poses; with fit_on='gt', on the file's own 'true3d_cam'.
@@ -179,6 +204,8 @@ def evaluate_file(path: str, fit_on: str = 'hidden', formats: Sequence[str] | No
     if pred.ndim != 3 or pred.shape[1:] != (len(names), 3):
         raise ValueError(f'{path}: field "poses" must be [N, {len(names)}, 3], '
                          f'got {pred.shape}')
+    if acae_weights is not None:
+        pred = acae_reconstruction(pred, names, acae_weights)
     pred_formats = split_formats(pred, names, formats, source=path)
     if fit_on == 'gt':
         gt_formats = split_formats(truth, names, formats, source=f'{path} (true3d_cam)')
@@ -220,6 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help='fit the implied-format maps on hidden-world poses or on the '
                         "file's own ground truth")
     parser.add_argument('--json', default=None, help='also write all numbers here')
+    parser.add_argument('--acae', default=None, metavar='WEIGHTS.npz',
+                        help="also each file's predictions passed through this ACAE")
     return parser
 
 
@@ -228,8 +257,10 @@ def run(args: argparse.Namespace) -> int:
     for item in args.predictions:
         name, _, path = item.rpartition('=')
         name = name or path
-        rows[name], floor = evaluate_file(path, args.fit_on)
-        everything[name] = rows[name].to_dict()
+        runs = [(name, None)] + ([(f'{name} -> ACAE', args.acae)] if args.acae else [])
+        for row, acae_weights in runs:
+            rows[row], floor = evaluate_file(path, args.fit_on, acae_weights=acae_weights)
+            everything[row] = rows[row].to_dict()
     rows['ground truth (floor)'] = floor
     everything['ground truth (floor)'] = floor.to_dict()
     print(format_table(rows))
@@ -240,7 +271,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv=None) -> int:
-    return cli.run(build_parser, run, argv)
+    return cli.run(build_parser, run, argv, uses_tensorflow=lambda args: args.acae is not None)
 
 
 if __name__ == '__main__':

@@ -6,10 +6,10 @@
 Sources, so that the document cannot drift from what the programs accept: the mix JSON
 (posepile.mix: the keys parse_mix accepts are MIX_FIELDS / MIX_ENTRY_FIELDS, with their
 meaning; defaults from MixConfig), the training config (metrabs.training.config.TrainConfig with
-its 'model' ModelConfig and 'loss' LossConfig) and the augmentation settings of a mix
-(metrabs.data.augmentation.AugmentationConfig): names, types and defaults from the dataclasses,
-the meaning from their docstrings' 'Attributes:' sections. A field without a description there
-is an error. tests/test_config_reference.py checks that docs/CONFIGURATION.md is this output.
+its 'model' ModelConfig, 'loss' LossConfig and 'finetune' FinetuneConfig) and the augmentation
+settings of a mix (metrabs.data.augmentation.AugmentationConfig): names, types and defaults from
+the dataclasses, the meaning from their docstrings' 'Attributes:' sections. A field without a
+description there is an error. tests/test_config_reference.py checks that docs/CONFIGURATION.md is this output.
 """
 from __future__ import annotations
 
@@ -124,6 +124,7 @@ def render() -> str:
     from metrabs.data.augmentation import AugmentationConfig
     from metrabs.model.config import ModelConfig
     from metrabs.training.config import LossConfig, TrainConfig
+    from metrabs.training.finetune_config import FinetuneConfig
     from posepile import mix
 
     mix_defaults = {f.name: _default(f) for f in dataclasses.fields(mix.MixConfig)}
@@ -150,7 +151,9 @@ def render() -> str:
              '### `model` (ModelConfig, metrabs/model/config.py)', '',
              *dataclass_table(ModelConfig), '',
              '### `loss` (LossConfig, metrabs/training/config.py)', '',
-             *dataclass_table(LossConfig), '']
+             *dataclass_table(LossConfig), '',
+             '### `finetune` (FinetuneConfig, metrabs/training/finetune_config.py)', '',
+             *dataclass_table(FinetuneConfig), '']
     return '\n'.join(parts)
 
 

@@ -2,13 +2,18 @@
 datasets, in camera coordinates (the training data of the affine-combining autoencoder).
 
     python -m metrabs.pseudo_gt --model=LOGDIR_OR_CKPT --datasets=NAME=GLOB[,NAME=GLOB...]
-        --out=poses.npz [--flip-average] [--batch-size=32] [--union=all]
+        --out=poses.npz [--no-flip-average] [--batch-size=32] [--union=all]
         [--model-config=JSON] [--joint-names-file=JSON] [--input-config=INPUT.json]
+    python -m metrabs.pseudo_gt --model=... --released-datasets=TFRECORD_ROOT --out=poses.npz
 
 The datasets are posepile TFRecord shards (posepile.build), read unaugmented in file order
 through metrabs.data.input_pipeline.make_eval_dataset (--input-config takes all parts of an
-InputConfig JSON instead). The paper uses clean studio datasets. Predictions stream batch by
-batch with a progress bar; only the poses are kept in memory.
+InputConfig JSON instead). The paper uses the clean, clutter-free studio data: the released
+run (metrabs_tf/scripts/predict_for_autoencoder.sh) predicts Human3.6M (all its splits) and
+BML-MoVi with mirror test-time augmentation, on the datasets' stored crops without augmentation;
+--released-datasets=ROOT selects those shards of a posepile.build output root
+(RELEASED_DATASETS). Predictions stream batch by batch with a progress bar; only the poses are
+kept in memory.
 
 Output npz (written under a temporary name, then renamed):
     poses        [N, J, 3] float32  absolute 3D, mm, camera frame of the example's stored crop
@@ -37,6 +42,13 @@ import tqdm
 from metrabs.model import description
 from posepile import cli
 from posepile.joints.joint_info import JointInfo
+
+RELEASED_DATASETS: dict[str, tuple[str, ...]] = {
+    'h36m': ('train', 'validation', 'test'),
+    'bmlmovi': ('train',),
+}
+"""posepile.build dataset -> splits the released pseudo-GT is predicted on (H36M trainval and
+test, BML-MoVi trainval); splits a build does not have are skipped."""
 
 # Imported at first use, so that --help answers without TensorFlow (posepile/cli.py);
 # metrabs.model.restore (TensorFlow too) is imported where used.
@@ -177,6 +189,23 @@ def parse_dataset_specs(specs: Sequence[str]) -> dict[str, str]:
     return out
 
 
+def released_dataset_specs(tfrecord_root: str | os.PathLike) -> dict[str, str]:
+    """{'h36m_train': 'ROOT/h36m/train/*.tfrecord', ...} for the RELEASED_DATASETS splits that
+    exist under a posepile.build output root; raises FileNotFoundError naming the root if none."""
+    specs = {}
+    for dataset, splits in RELEASED_DATASETS.items():
+        for split in splits:
+            directory = os.path.join(tfrecord_root, dataset, split)
+            if os.path.isdir(directory):
+                specs[f'{dataset}_{split}'] = os.path.join(directory, '*.tfrecord')
+    if not specs:
+        raise FileNotFoundError(
+            f'{tfrecord_root}: none of the released pseudo-GT datasets '
+            f'({", ".join(f"{d}/{s}" for d, ss in RELEASED_DATASETS.items() for s in ss)}) '
+            f'is built there')
+    return specs
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='python -m metrabs.pseudo_gt',
                                      description='Pseudo-GT: every joint for every example.')
@@ -184,11 +213,14 @@ def build_parser() -> argparse.ArgumentParser:
                         'directory, or the logdir)')
     parser.add_argument('--datasets', action='append', default=[],
                         help='NAME=GLOB of TFRecord shards (comma-separated or repeated)')
+    parser.add_argument('--released-datasets', default=None, metavar='TFRECORD_ROOT',
+                        help="the released run's datasets (RELEASED_DATASETS) under a "
+                        'posepile.build output root')
     parser.add_argument('--input-config', default=None,
                         help='InputConfig JSON whose parts are read instead of --datasets')
     parser.add_argument('--out', required=True, help='the pseudo-GT .npz to write')
-    parser.add_argument('--flip-average', action='store_true',
-                        help='average with the prediction on the mirrored crop')
+    parser.add_argument('--flip-average', action=argparse.BooleanOptionalAction, default=True,
+                        help='average with the prediction on the mirrored crop (released: on)')
     parser.add_argument('--batch-size', type=int, default=32, help='crops per model call')
     parser.add_argument('--union', default='all', help="posepile union of the records' joints")
     parser.add_argument('--model-config', default=None,
@@ -212,8 +244,11 @@ def run(args: argparse.Namespace) -> int:
         union = loaded.union
     else:
         specs = parse_dataset_specs(args.datasets)
+        if args.released_datasets:
+            specs.update(released_dataset_specs(args.released_datasets))
         if not specs:
-            raise ValueError('give --datasets=NAME=GLOB or --input-config')
+            raise ValueError('give --datasets=NAME=GLOB, --released-datasets=ROOT or '
+                             '--input-config')
         parts = tuple(input_pipeline.DatasetPart(n, p, 1) for n, p in specs.items())
         union = args.union
     config = input_pipeline.InputConfig(tuple(joint_names), parts, proc_side=side, union=union)

@@ -17,6 +17,7 @@ import json
 import logging
 import sys
 
+from metrabs.training.config import FINETUNE_MODES  # a TensorFlow-free module
 from posepile import cli
 
 # The training modules import TensorFlow: they are imported in run(), after the arguments are
@@ -69,15 +70,17 @@ def build_parser() -> argparse.ArgumentParser:
                         'metrabs.export (same backbone and proc_side). The head (last layer) '
                         'is kept when the source predicts the same joints, else re-initialised, '
                         'so the joint set may differ; the log says which, and a validation at '
-                        'step 0 shows the start. With --finetune-mode output_reg/hybrid also '
-                        'the full-joint head (training checkpoints only)')
-    parser.add_argument('--finetune-mode', default=None,
-                        choices=('none', 'output_reg', 'latent', 'hybrid'),
-                        help='ACAE consistency fine-tuning (overrides the config field)')
+                        'step 0 shows the start. With --finetune-mode control/output_reg/hybrid '
+                        'also the full-joint head (training checkpoints only)')
+    parser.add_argument('--finetune-mode', default=None, choices=FINETUNE_MODES,
+                        help='ACAE consistency fine-tuning (overrides the config field); '
+                        "'control': the same fine-tuning without the ACAE")
     parser.add_argument('--acae-weights', default=None,
                         help='frozen ACAE weights.npz (overrides the config field)')
     parser.add_argument('--lambda-acae', type=float, default=None,
-                        help='weight of the ACAE term (overrides the config field)')
+                        help='weight of the output regularisation of output_reg and of the '
+                        "hybrid's teacher (released --loss-manif-factor; overrides the config "
+                        'field)')
     parser.add_argument('--synthetic-joints', type=int, default=8,
                         help='--data=synthetic-inmemory: number of joints')
     parser.add_argument('--synthetic-examples', type=int, default=64,

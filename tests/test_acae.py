@@ -5,6 +5,8 @@ deformed, rotated and placed ~4 m in front of the camera); every joint is a fixe
 combination of 3 hidden points, with left/right joints using mirrored combinations. With L >= K
 latents an ACAE can reconstruct it exactly; with fewer, it cannot.
 """
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -135,8 +137,30 @@ def test_fit_affine_weights_recovers_exact_combination():
 def test_loss_weights_depth_separately():
     pred = np.zeros((1, 2, 3), np.float32)
     true = np.array([[[1, -2, 4], [0, 3, -8]]], np.float32)
-    # Hand-computed: ((1 + 2 + 0.5 * 4) + (0 + 3 + 0.5 * 8)) / 2 joints = 6.
-    assert float(train.reconstruction_loss(pred, true, depth_weight=0.5)) == pytest.approx(6.0)
+    # Hand-computed: ((1 + 2 + 0.5 * 4) + (0 + 3 + 0.5 * 8)) / 2 joints / 3 coordinates = 2.
+    assert float(train.reconstruction_loss(pred, true, depth_weight=0.5)) == pytest.approx(2.0)
+
+
+def test_projected_loss_by_hand():
+    # True pose: two joints at depths 4 and 6 (mean 5); the prediction moves the second one
+    # 2 further away along z and 0.5 to the right.
+    true = np.array([[[1.0, 2.0, 4.0], [3.0, -1.0, 6.0]]], np.float32)
+    pred = np.array([[[1.0, 2.0, 4.0], [3.5, -1.0, 8.0]]], np.float32)
+    # Image plane at the mean true depth 5: joint 2 is at (3/6, -1/6) * 5 vs (3.5/8, -1/8) * 5.
+    dx, dy = abs(3 / 6 - 3.5 / 8) * 5, abs(-1 / 6 + 1 / 8) * 5
+    expected = (0 + 0 + dx + dy) / 4  # mean over 2 joints x 2 coordinates
+    assert float(train.projected_loss(pred, true)) == pytest.approx(expected, rel=1e-6)
+    # Moving a joint along its viewing ray costs nothing: depth enters only through x/z, y/z.
+    along_ray = true.copy()
+    along_ray[0, 1] *= 1.4
+    assert float(train.projected_loss(along_ray, true)) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_sparsity_penalty_is_mean_absolute_weight():
+    w_enc = np.array([[0.5, 0.7, -0.2], [1.0, 0.0, 0.0]], np.float32)
+    w_dec = np.array([[1.5, -0.5], [0.5, 0.5], [0.0, 1.0]], np.float32)
+    # (0.5 + 0.7 + 0.2 + 1) / 6 + (1.5 + 0.5 + 0.5 + 0.5 + 1) / 6
+    assert float(train.sparsity_penalty(w_enc, w_dec)) == pytest.approx(2.4 / 6 + 4 / 6)
 
 
 def test_random_rotations_are_proper_and_bounded():
@@ -155,6 +179,21 @@ def test_reconstruction_below_1mm_with_enough_latents(world, full_model):
     w_enc, w_dec = full_model.weights_numpy()
     assert reconstruction_error_mm(w_enc, w_dec, world['rotated']) < 1.0
     assert reconstruction_error_mm(w_enc, w_dec, world['upright']) < 1.0
+
+
+def test_reconstruction_errors_against_numpy(world, models):
+    model = models[6]  # inexact: every error part is non-zero
+    poses = world['rotated'][:300]
+    w_enc, w_dec = (w.astype(np.float64) for w in model.weights_numpy())
+    recon = np.einsum('jl,lk,nkc->njc', w_dec, w_enc, poses.astype(np.float64))
+    depth = poses[..., 2:].mean(axis=1, keepdims=True)
+    plane = (recon[..., :2] / recon[..., 2:] - poses[..., :2] / poses[..., 2:]) * depth
+    got = train.reconstruction_errors_mm(model, poses, batch_size=128)
+    assert got['mean_3d'] == pytest.approx(np.linalg.norm(recon - poses, axis=-1).mean(), rel=1e-3)
+    assert got['depth'] == pytest.approx(np.abs(recon - poses)[..., 2].mean(), rel=1e-3)
+    assert got['image_plane'] == pytest.approx(np.linalg.norm(plane, axis=-1).mean(), rel=1e-3)
+    assert np.isnan(train.reconstruction_errors_mm(model, poses - poses.mean(1, keepdims=True))[
+        'image_plane'])
 
 
 def test_error_grows_as_latents_shrink(world, models):
@@ -258,7 +297,7 @@ def test_non_chiral_weights_round_trip(tmp_path):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
 
 
-def test_bad_inputs_name_file_and_key(tmp_path, world):
+def test_bad_inputs_name_file_and_key(tmp_path, world, capsys):
     poses = world['train'][:10].copy()
     poses[3, 2, 1] = np.nan
     path = tmp_path / 'poses.npz'
@@ -274,6 +313,12 @@ def test_bad_inputs_name_file_and_key(tmp_path, world):
     np.save(tmp_path / 'single.npy', world['train'][:10])
     with pytest.raises(ValueError, match=r'single\.npy.*single \.npy array'):
         train.load_poses_npz(tmp_path / 'single.npy')
+    # Root-relative poses cannot be projected: the CLI names the file and the fix.
+    centred = world['train'][:10] - world['train'][:10].mean(axis=1, keepdims=True)
+    np.savez(path, poses=centred, joint_names=np.array(world['names']))
+    assert train.main([f'--poses={path}', f'--out={tmp_path / "out"}', '--latents=10',
+                       '--centre-latents=2', '--steps=1']) == 2
+    assert re.search(r"poses\.npz.*z <= 0.*loss='3d'", capsys.readouterr().err)
     bad = tmp_path / 'weights.npz'
     np.savez(bad, W_enc=np.ones((2, 3)), W_dec=np.ones((3, 2)), joint_names=np.array(list('abc')),
              latent_names=np.array(['c_lat00', 'c_lat01']))
@@ -378,6 +423,12 @@ def test_cli_trains_and_exports(tmp_path, world):
     assert arrays['W_enc'].shape == (10, len(world['names']))
     assert (out / 'saved_model' / 'saved_model.pb').exists()
     assert list((out / 'logs').glob('events.out.tfevents.*'))
+    report = json.loads((out / 'fit_report.json').read_text())
+    assert report['config']['steps'] == 200 and report['n_latents'] == 10
+    assert set(report['weights']) == {'encoder', 'decoder'}
+    w_enc, w_dec = arrays['W_enc'].astype(np.float64), arrays['W_dec'].astype(np.float64)
+    assert report['weights']['decoder']['row_l1_mean'] == pytest.approx(
+        np.abs(w_dec).sum(1).mean(), rel=1e-5)
     conv = export.load_converter(out / 'converter.npz')
     assert conv.skeleton_names == ['full']
     # The converter keeps float64 weights with row sums re-imposed: float32 rounding apart.

@@ -13,8 +13,9 @@ from metrabs.model import latent_model
 from metrabs.model.acae_matrices import AcaeMatrices
 from metrabs.model.config import ModelConfig
 from metrabs.model.metrabs_model import MetrabsModel
-from metrabs.training import consistency
+from metrabs.training import consistency, finetune_lr
 from metrabs.training.config import LossConfig, TrainConfig
+from metrabs.training.finetune_config import FinetuneConfig
 from metrabs.training.loop import train
 from metrabs.training.step import TrainStep, build_optimizers
 
@@ -55,7 +56,8 @@ def _config(mode, acae_path, **kwargs):
         training_steps=20, global_batch_size=BATCH, base_learning_rate=2e-3, log_every=1,
         image_summary_every=0, bn_inference_steps=2, deterministic=False, finetune_mode=mode,
         require_backbone_weights=False,
-        acae_weights=acae_path if mode != 'none' else None, lambda_acae=LAMBDA_ACAE, **kwargs)
+        acae_weights=acae_path if mode not in ('none', 'control') else None,
+        lambda_acae=LAMBDA_ACAE, **kwargs)
 
 
 @pytest.fixture(scope='module')
@@ -90,20 +92,17 @@ def _run_step(config, acae_path, batch):
 
 # ---- independent numpy references ----
 
-def _meanrel_np(pred_mm, true_mm, valid):
-    """L1 in metres after centring on the labelled joints' mean, over labelled entries."""
-    pred, true = pred_mm / 1000, true_mm / 1000
+def _meanrel_np(pred_mm, true_mm):
+    """L1 in metres after centring on the labelled joints' mean, over labelled entries (truth
+    NaN where unlabelled)."""
+    valid = np.isfinite(true_mm).all(axis=-1)
+    pred, true = pred_mm / 1000, np.where(valid[..., None], true_mm, 0) / 1000
     w = valid[..., None].astype(float)
     count = np.maximum(w.sum(axis=1, keepdims=True), 1e-12)
     pc = pred - (pred * w).sum(axis=1, keepdims=True) / count
-    tc = true - (np.where(w > 0, true, 0) * w).sum(axis=1, keepdims=True) / count
+    tc = true - (true * w).sum(axis=1, keepdims=True) / count
     diff = np.abs(np.where(w > 0, pc - tc, 0))
     return diff.sum() / max(w.sum() * 3, 1e-12)
-
-
-def _proj_np(pred_px, true_px, valid):
-    diff = np.abs(np.where(valid[..., None], pred_px - true_px, 0)) / SIDE
-    return diff.sum() / max(valid.sum() * 2, 1e-12)
 
 
 def _project_np(points, intrinsics):
@@ -116,41 +115,64 @@ def _in_view_np(px, border_strides):
     return np.all((px >= low) & (px <= high), axis=-1)
 
 
-def _supervised_np(pred, batch):
+def _labels(batch):
+    """(3D labels [B, J, 3] mm, 2D-only labels [B, J, 2] px), NaN where unlabelled."""
+    v3, v2 = batch['valid3d'].numpy(), batch['valid_labels2d'].numpy()
+    return (np.where(v3[..., None], batch['coords3d_cam'].numpy().astype(np.float64), np.nan),
+            np.where(v2[..., None], batch['labels2d'].numpy().astype(np.float64), np.nan))
+
+
+def _pose_np(pred, true3d, labels2d, intrinsics):
     """The MeTRAbs loss on the absolute output with the released gates (the abs term is off):
-    meanrel + proj + 0.2 * proj2d; each joint is its own 2D label name here."""
+    meanrel + proj + 0.2 * proj2d; each joint is its own 2D label name here (labels2d None:
+    no 2D-only labels)."""
     absolute = pred['coords3d_abs_mm']
-    v3, true = batch['valid3d'].numpy(), batch['coords3d_cam'].numpy().astype(np.float64)
-    intrinsics = batch['intrinsics'].numpy().astype(np.float64)
-    meanrel = _meanrel_np(absolute, true, v3)
+    v3 = np.isfinite(true3d).all(axis=-1)
+    true = np.where(v3[..., None], true3d, [0, 0, 1000])
+    meanrel = _meanrel_np(absolute, true3d)
     metres_per_px = 2200 / SIDE / 1000
     pred2d = _project_np(absolute, intrinsics)
-    true2d = _project_np(np.where(v3[..., None], true, [0, 0, 1000]), intrinsics)
+    true2d = _project_np(true, intrinsics)
     gate = (v3 & (true[..., 2] > 300) & _in_view_np(pred2d, 0.75) & (absolute[..., 2] > 1)
             & _in_view_np(true2d, -20))
-    proj = (np.abs(pred2d - true2d)[gate].sum() * metres_per_px / max(2 * gate.sum(), 1))
-    labels, v_labels = batch['labels2d'].numpy(), batch['valid_labels2d'].numpy()
-    gate2d = v_labels & _in_view_np(pred2d, 0.75) & _in_view_np(labels, -20)
-    proj2d = (np.abs(pred2d - labels)[gate2d].sum() * metres_per_px / max(2 * gate2d.sum(), 1))
+    proj = np.abs(pred2d - true2d)[gate].sum() * metres_per_px / max(2 * gate.sum(), 1)
+    proj2d = 0.0
+    if labels2d is not None:
+        v_labels = np.isfinite(labels2d).all(axis=-1)
+        labels = np.nan_to_num(labels2d)
+        gate2d = v_labels & _in_view_np(pred2d, 0.75) & _in_view_np(labels, -20)
+        proj2d = (np.abs(pred2d - labels)[gate2d].sum() * metres_per_px
+                  / max(2 * gate2d.sum(), 1))
     return meanrel + proj + 0.2 * proj2d
+
+
+def _supervised_np(pred, batch):
+    return _pose_np(pred, *_labels(batch), batch['intrinsics'].numpy().astype(np.float64))
 
 
 def _combine(w, points):
     return np.einsum('ab,nbc->nac', w, points)
 
 
+def _rows3d(batch):
+    return batch['valid3d'].numpy().any(axis=1)
+
+
+def _regularization_np(coords_abs, w_rec, rows3d, weight2d):
+    """mean |P - R P| / 1000 per row; mean over 3D rows + weight2d * mean over 2D-only rows."""
+    per_row = np.abs(coords_abs - _combine(w_rec, coords_abs)).mean(axis=(1, 2)) / 1000
+    return per_row[rows3d].mean() + weight2d * per_row[~rows3d].mean()
+
+
 def test_output_regularization_loss_by_hand(acae_file, batch):
     path, w_enc, w_dec = acae_file
     _, pred, values = _run_step(_config('output_reg', path), path, batch)
-    proj_matrix = w_dec @ w_enc
-    all_valid = np.ones(pred['coords2d_px'].shape[:2], bool)
-    expected_reg = (
-        _meanrel_np(pred['coords3d_rel_mm'], _combine(proj_matrix, pred['coords3d_rel_mm']),
-                    all_valid)
-        + LAMBDA_PROJ * _proj_np(pred['coords2d_px'], _combine(proj_matrix, pred['coords2d_px']),
-                                 all_valid))
+    rows3d = _rows3d(batch)
+    assert rows3d.any() and not rows3d.all()  # both kinds of rows are in the batch
+    # Released: the absolute output, 3D rows x 1, 2D-only rows x loss2d_factor 0.2.
+    expected_reg = _regularization_np(pred['coords3d_abs_mm'], w_dec @ w_enc, rows3d, 0.2)
     assert expected_reg > 1e-3  # an untrained net is far from the ACAE's subspace
-    np.testing.assert_allclose(values['acae'], expected_reg, rtol=2e-4)
+    np.testing.assert_allclose(values['acae'], LAMBDA_ACAE * expected_reg, rtol=2e-4)
     np.testing.assert_allclose(values['loss'], _supervised_np(pred, batch)
                                + LAMBDA_ACAE * expected_reg, rtol=2e-4)
 
@@ -179,41 +201,77 @@ def test_latent_absolute_is_the_latents_own_reconstruction(acae_file, batch):
     np.testing.assert_allclose(pred['latents3d_abs_mm'], expected, rtol=1e-6, atol=1e-3)
 
 
+def _hybrid_expected(pred, batch, w_enc, w_dec, distill: bool):
+    """The released hybrid loss (metrabs_tf/models/metrabs.py:320-391) in numpy."""
+    teacher = {k: pred['teacher_' + k] for k in latent_model.OUTPUT_KEYS}
+    student = {k: pred[k] for k in latent_model.OUTPUT_KEYS}
+    latents = {'coords3d_abs_mm': pred['latents3d_abs_mm']}
+    w_rec = w_dec @ w_enc
+    true3d, labels2d = _labels(batch)
+    intrinsics = batch['intrinsics'].numpy().astype(np.float64)
+    rows3d = _rows3d(batch)
+    extra = (_pose_np(student, true3d, labels2d, intrinsics)  # decoded student vs GT
+             + _pose_np({k: _combine(w_rec, v) for k, v in teacher.items()}, true3d, labels2d,
+                        intrinsics)
+             + LAMBDA_ACAE * _regularization_np(teacher['coords3d_abs_mm'], w_rec, rows3d,
+                                                0.2 * 0.5))
+    if distill:
+        # The encoded teacher is the 3D target of every row; its projection the 2D one.
+        target3d = _combine(w_enc, teacher['coords3d_abs_mm'])
+
+        def on(rows):
+            return _pose_np(latents, np.where(rows[:, None, None], target3d, np.nan), None,
+                            intrinsics)
+
+        extra += on(rows3d) + 0.2 * 0.5 * on(~rows3d)
+    return _supervised_np(teacher, batch), extra
+
+
 @pytest.fixture(scope='module')
 def hybrid_run(acae_file, batch):
     path, _, _ = acae_file
-    return _run_step(_config('hybrid', path), path, batch)
+    return _run_step(_config('hybrid', path, finetune=FinetuneConfig(teacher_start_step=0)),
+                     path, batch)
 
 
 def test_hybrid_loss_by_hand(acae_file, batch, hybrid_run):
     _, w_enc, w_dec = acae_file
     _, pred, values = hybrid_run
-    teacher = {k: pred['teacher_' + k] for k in latent_model.OUTPUT_KEYS}
-    all_valid = np.ones([BATCH, N_LATENTS], bool)
-    expected_term = (
-        _meanrel_np(pred['latents3d_rel_mm'], _combine(w_enc, teacher['coords3d_rel_mm']),
-                    all_valid)
-        + LAMBDA_PROJ * _proj_np(pred['latents2d_px'], _combine(w_enc, teacher['coords2d_px']),
-                                 all_valid))
-    assert expected_term > 1e-4
-    np.testing.assert_allclose(values['acae'], expected_term, rtol=2e-4)
-    # The labels supervise the teacher; the student learns only through the consistency term.
-    np.testing.assert_allclose(values['loss'], _supervised_np(teacher, batch)
-                               + LAMBDA_ACAE * expected_term, rtol=2e-4)
+    supervised, extra = _hybrid_expected(pred, batch, w_enc, w_dec, distill=True)
+    assert extra > 1e-4
+    np.testing.assert_allclose(values['acae'], extra, rtol=2e-4)
+    np.testing.assert_allclose(values['loss'], supervised + extra, rtol=2e-4)
     np.testing.assert_allclose(pred['coords3d_rel_mm'], _combine(w_dec, pred['latents3d_rel_mm']),
                                rtol=1e-5, atol=2e-3)
 
 
-def test_hybrid_consistency_term_sends_no_gradient_into_the_teacher(acae_file, batch, hybrid_run):
+def test_hybrid_distillation_waits_for_the_teacher_start_step(acae_file, batch):
+    path, w_enc, w_dec = acae_file
+    config = _config('hybrid', path, finetune=FinetuneConfig(teacher_start_step=1))
+    _, pred, values = _run_step(config, path, batch)
+    supervised, extra = _hybrid_expected(pred, batch, w_enc, w_dec, distill=False)
+    np.testing.assert_allclose(values['acae'], extra, rtol=2e-4)
+    np.testing.assert_allclose(values['loss'], supervised + extra, rtol=2e-4)
+
+
+def test_hybrid_distillation_sends_no_gradient_into_the_teacher(acae_file, batch, hybrid_run):
     model, _, _ = hybrid_run
     path = acae_file[0]
+    config = _config('hybrid', path, finetune=FinetuneConfig(teacher_start_step=0))
     acae = AcaeMatrices.load(path, JOINTS, require_all=True)
-    term = consistency.FinetuneTerm('hybrid', acae, SIDE, LAMBDA_PROJ, N_JOINTS)
+    term = consistency.FinetuneTerm('hybrid', acae, config, N_JOINTS)
+    step = TrainStep(model, build_optimizers(config, model), config,
+                     tf.distribute.get_strategy(), tf.Variable(0, dtype=tf.int64),
+                     label_names_2d=JOINTS)
+    true3d, labels2d = (tf.constant(x, tf.float32) for x in _labels(batch))
+    ctx = consistency.LossContext(
+        true3d, labels2d, step.step,
+        lambda p, t3, l2: step._pose_loss(p, batch['intrinsics'], t3, l2)[0], step._row_mean)
     teacher_vars = model.head.trainable_variables
     student_vars = model.latent_head.trainable_variables
     with tf.GradientTape(persistent=True) as tape:
         pred = model(batch['image'], batch['intrinsics'], training=False)
-        value = term(pred)
+        value = term.distillation(pred, ctx)
         teacher_out = tf.reduce_sum(pred['teacher_coords3d_rel_mm'])
     teacher_grads = tape.gradient(value, teacher_vars)
     student_grads = tape.gradient(value, student_vars)
@@ -223,6 +281,52 @@ def test_hybrid_consistency_term_sends_no_gradient_into_the_teacher(acae_file, b
     assert any(g is not None and float(tf.reduce_max(tf.abs(g))) > 0 for g in backbone_grads)
     # Sanity check of the probe: the teacher head does influence its own output.
     assert all(g is not None for g in tape.gradient(teacher_out, teacher_vars))
+    # The rest of the hybrid loss does train the teacher (it is supervised and regularised).
+    with tf.GradientTape() as tape:
+        pred = model(batch['image'], batch['intrinsics'], training=False)
+        value = term(pred, ctx)
+    assert all(g is not None for g in tape.gradient(value, teacher_vars))
+
+
+def test_dual_finetune_learning_rates_as_released(acae_file):
+    """Backbone base/30 x 0.3^(s/T); heads base x (1/3)^(s/(T/2)), from T/2 base/30 x 0.3^...;
+    weight decay normalised by the pretraining's 400k steps (metrabs_tf/main.py:215-282)."""
+    path = acae_file[0]
+    config = dataclasses.replace(_config('output_reg', path), training_steps=1000,
+                                 base_learning_rate=3e-4)
+    model = _model_for(config, path)
+    groups = build_optimizers(config, model)
+    assert len(groups) == 2
+    backbone_ids = {id(v) for v in model.backbone.trainable_variables}
+    assert {id(v) for v in groups[0].variables} == backbone_ids
+    assert {id(v) for v in groups[1].variables} == {id(v) for v in model.head.trainable_variables}
+    base = 3e-4
+    backbone_schedule, head_schedule = finetune_lr.dual_schedules(config)
+    for s, backbone_lr, head_lr in [(0, base / 30, base),
+                                    (250, base / 30 * 0.3 ** 0.25, base * (1 / 3) ** 0.5),
+                                    (500, base / 30 * 0.3 ** 0.5, base / 30),
+                                    (750, base / 30 * 0.3 ** 0.75, base / 30 * 0.3 ** 0.5)]:
+        np.testing.assert_allclose(float(backbone_schedule(s)), backbone_lr, rtol=1e-5)
+        np.testing.assert_allclose(float(head_schedule(s)), head_lr, rtol=1e-5)
+    # The optimizers run these schedules (their current LR at iteration 0).
+    np.testing.assert_allclose(float(groups[0].optimizer.learning_rate), base / 30, rtol=1e-6)
+    np.testing.assert_allclose(float(groups[1].optimizer.learning_rate), base, rtol=1e-6)
+    for group in groups:
+        np.testing.assert_allclose(group.optimizer.weight_decay,
+                                   3e-3 / np.sqrt(400_000) / base, rtol=1e-6)
+    single = dataclasses.replace(config, finetune=FinetuneConfig(optimizer='single'))
+    assert len(build_optimizers(single, model)) == 1
+    with pytest.raises(ValueError, match="finetune.*mixed_float16"):
+        dataclasses.replace(config, model=dataclasses.replace(config.model,
+                                                              dtype_policy='mixed_float16'))
+
+
+def test_control_finetune_has_no_acae_term(batch):
+    config = _config('control', None)
+    assert config.uses_dual_optimizer and not config.uses_acae
+    _, pred, values = _run_step(config, None, batch)
+    assert values['acae'] == 0.0
+    np.testing.assert_allclose(values['loss'], _supervised_np(pred, batch), rtol=2e-4)
 
 
 def test_affine_combine_2d_matches_numpy():

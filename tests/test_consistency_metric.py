@@ -120,3 +120,20 @@ def test_npz_cli_and_errors(tmp_path, capsys):
     write_npz_atomic(tmp_path / 'bad.npz', poses=poses[:, :10], joint_names=np.array(names[:10]))
     with pytest.raises(KeyError, match='bad.npz.*synhead|bad.npz.*synmocap'):
         consistency.evaluate_file(str(tmp_path / 'bad.npz'))
+
+
+def test_acae_reconstruction_replaces_only_the_acae_joints(tmp_path):
+    # A hand-made ACAE over joints b and c (of a, b, c, d): one latent, their midpoint, decoded
+    # to both; joints a and d are not the ACAE's and stay as they are.
+    path = tmp_path / 'weights.npz'
+    write_npz_atomic(path, W_enc=np.array([[0.5, 0.5]], np.float32),
+                     W_dec=np.array([[1.0], [1.0]], np.float32),
+                     joint_names=np.array(['c', 'b']), latent_names=np.array(['c_lat00']))
+    poses = np.arange(2 * 4 * 3, dtype=np.float32).reshape(2, 4, 3) + [0, 0, 4000]
+    got = consistency.acae_reconstruction(poses, ['a', 'b', 'c', 'd'], str(path))
+    midpoint = (poses[:, 1] + poses[:, 2]) / 2
+    np.testing.assert_allclose(got[:, 1], midpoint, atol=1e-3)
+    np.testing.assert_allclose(got[:, 2], midpoint, atol=1e-3)
+    np.testing.assert_array_equal(got[:, [0, 3]], poses[:, [0, 3]])
+    with pytest.raises(KeyError, match='weights.npz.*not predicted'):
+        consistency.acae_reconstruction(poses, ['a', 'b', 'x', 'd'], str(path))

@@ -112,7 +112,7 @@ def test_cli_writes_npz_with_joint_names(model, tmp_path, capsys):
     (logdir / 'joint_names.json').write_text(json.dumps(list(JOINTS)))
     out = tmp_path / 'poses.npz'
     pseudo_gt.main([f'--model={prefix}', f'--datasets=studio={tmp_path}/studio/*.tfrecord',
-                    f'--out={out}', '--flip-average', '--batch-size=2', '--no-progress'])
+                    f'--out={out}', '--batch-size=2', '--no-progress'])  # flip-averaged by default
     with np.load(out, allow_pickle=False) as data:
         assert list(data['joint_names']) == list(JOINTS)
         assert data['poses'].shape == (5, len(JOINTS), 3)
@@ -130,3 +130,16 @@ def test_cli_writes_npz_with_joint_names(model, tmp_path, capsys):
 
     assert pseudo_gt.main([f'--model={prefix}', '--datasets=nonsense', f'--out={out}']) == 2
     assert 'expected NAME=GLOB' in capsys.readouterr().err
+
+
+def test_released_datasets_are_h36m_and_bmlmovi_splits_that_exist(tmp_path):
+    for dataset, split in (('h36m', 'train'), ('h36m', 'test'), ('bmlmovi', 'train'),
+                           ('surreal', 'train')):
+        (tmp_path / dataset / split).mkdir(parents=True)
+    specs = pseudo_gt.released_dataset_specs(tmp_path)
+    assert specs == {'h36m_train': f'{tmp_path}/h36m/train/*.tfrecord',
+                     'h36m_test': f'{tmp_path}/h36m/test/*.tfrecord',
+                     'bmlmovi_train': f'{tmp_path}/bmlmovi/train/*.tfrecord'}
+    with pytest.raises(FileNotFoundError, match=r'h36m/train.*bmlmovi/train'):
+        pseudo_gt.released_dataset_specs(tmp_path / 'surreal')
+

@@ -59,8 +59,8 @@ def restore_metrabs_model(checkpoint: str, config: ModelConfig, joint_names: Seq
 
 def restore_model(checkpoint: str, config_path: str, joint_names: Sequence[str]) -> keras.Model:
     """Any model metrabs.train writes, from its checkpoint and config.json (a TrainConfig JSON):
-    MetrabsModel for finetune_mode 'none' / 'output_reg', AcaeLatentModel for 'latent' /
-    'hybrid' (its ACAE from the config's acae_weights).
+    MetrabsModel for finetune_mode 'none' / 'control' / 'output_reg', AcaeLatentModel for
+    'latent' / 'hybrid' (its ACAE from the config's acae_weights).
 
     Raises ValueError naming the checkpoint if it does not fit the described model.
     """

@@ -12,6 +12,9 @@ import os
 from typing import Any
 
 from metrabs.model.config import ModelConfig
+from metrabs.training.finetune_config import FinetuneConfig
+
+FINETUNE_MODES = ('none', 'control', 'output_reg', 'latent', 'hybrid')
 
 
 class RandomBackboneError(ValueError):
@@ -115,11 +118,16 @@ class TrainConfig:
             always starts from ImageNet). True by default so that every real-data config
             inherits it; set False to train from random weights on purpose (the CPU configs,
             whose 'small'/'tiny' backbones have no ImageNet weights).
-        finetune_mode: ACAE consistency fine-tuning (metrabs.training.consistency): 'none',
-            'output_reg' (a: extra L1 to the ACAE reconstruction), 'latent' (b: latent head,
-            outputs W_dec @ latents) or 'hybrid' (c: full head + latent head, student-teacher L1).
-        acae_weights: path of the frozen ACAE's weights.npz (needed unless finetune_mode='none').
-        lambda_acae: weight of the extra term of 'output_reg' / 'hybrid'.
+        finetune_mode: ACAE consistency fine-tuning (metrabs.training.consistency): 'none'
+            (pretraining), 'control' (the fine-tuning without any ACAE: the separate-head model
+            trained on with the fine-tuning's optimizer, for comparison), 'output_reg' (a: extra
+            L1 between the output and its ACAE reconstruction), 'latent' (b: latent head, outputs
+            W_dec @ latents) or 'hybrid' (c: full head as teacher + latent head as student).
+        acae_weights: path of the frozen ACAE's weights.npz (needed by the ACAE variants).
+        lambda_acae: weight of the output regularisation of 'output_reg' and of the hybrid's
+            teacher [--loss-manif-factor].
+        finetune: optimiser and loss weights of every finetune_mode but 'none' (FinetuneConfig;
+            the released defaults).
     """
 
     model: ModelConfig = ModelConfig()
@@ -148,6 +156,7 @@ class TrainConfig:
     finetune_mode: str = 'none'
     acae_weights: str | None = None
     lambda_acae: float = 1.0
+    finetune: FinetuneConfig = FinetuneConfig()
 
     def __post_init__(self):
         def fail(field, message):
@@ -175,14 +184,18 @@ class TrainConfig:
             # One dynamic loss scale cannot be shared consistently by two Keras optimizers.
             fail('backbone_lr_factor', 'a separate backbone LR is not supported together with '
                                        "model.dtype_policy='mixed_float16'")
-        if self.finetune_mode not in ('none', 'output_reg', 'latent', 'hybrid'):
-            fail('finetune_mode', f"must be 'none', 'output_reg', 'latent' or 'hybrid', "
-                                  f'got {self.finetune_mode!r}')
-        if self.finetune_mode != 'none' and not self.acae_weights:
+        if self.finetune_mode not in FINETUNE_MODES:
+            fail('finetune_mode', f'must be one of {FINETUNE_MODES}, got {self.finetune_mode!r}')
+        if self.uses_acae and not self.acae_weights:
             fail('acae_weights', f'finetune_mode={self.finetune_mode!r} needs the ACAE weights '
                                  f'file')
         if self.lambda_acae < 0:
             fail('lambda_acae', f'must be >= 0, got {self.lambda_acae}')
+        if self.uses_dual_optimizer and self.model.dtype_policy == 'mixed_float16':
+            fail('finetune', "optimizer='dual' (two optimizers) is not supported together with "
+                             "model.dtype_policy='mixed_float16' (one dynamic loss scale cannot be "
+                             "shared by two Keras optimizers); use float32 or mixed_bfloat16, or "
+                             "finetune.optimizer='single'")
         for field in ('bn_inference_steps', 'image_summary_every', 'validate_every'):
             if getattr(self, field) < 0:
                 fail(field, f'must be >= 0, got {getattr(self, field)}')
@@ -204,6 +217,16 @@ class TrainConfig:
                 f'"require_backbone_weights": false to train from random weights on purpose')
 
     @property
+    def uses_acae(self) -> bool:
+        """Whether finetune_mode needs the ACAE (every fine-tuning but 'control')."""
+        return self.finetune_mode not in ('none', 'control')
+
+    @property
+    def uses_dual_optimizer(self) -> bool:
+        """A fine-tuning run with FinetuneConfig.optimizer == 'dual'."""
+        return self.finetune_mode != 'none' and self.finetune.optimizer == 'dual'
+
+    @property
     def keras_weight_decay(self) -> float:
         """The coefficient handed to keras.optimizers.AdamW (see normalize_weight_decay)."""
         if not self.normalize_weight_decay:
@@ -222,7 +245,7 @@ class TrainConfig:
     def from_dict(cls, d: dict[str, Any], source: str = '<dict>') -> TrainConfig:
         """Builds a config from plain values; unknown keys raise naming `source` and the key."""
         d = dict(d)
-        nested = {'model': ModelConfig, 'loss': LossConfig}
+        nested = {'model': ModelConfig, 'loss': LossConfig, 'finetune': FinetuneConfig}
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:

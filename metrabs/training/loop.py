@@ -194,7 +194,7 @@ def train(config: TrainConfig, dataset_fn: DatasetFn, logdir: str,
             written by metrabs.export, to initialise from when the run starts fresh
             (fine-tuning): the backbone, and the head too if the source predicts the same joints
             (checkpointing.init_from_checkpoint; else it is re-initialised); config.finetune_mode
-            'output_reg' and 'hybrid' always load the full-joint head
+            'control', 'output_reg' and 'hybrid' always load the full-joint head
             (metrabs.training.consistency.init_backbone_and_head). With validation, the start is
             validated as step 0.
         show_progress: tqdm progress bar on the chief.
@@ -249,7 +249,7 @@ def _train(config, dataset_fn, logdir, joint_names, strategy, model_fn, val_data
         model=model, step=step, **optimizers)
     resumed_from = checkpointer.restore_latest()
     if resumed_from is None and init_from:
-        if config.finetune_mode in ('output_reg', 'hybrid'):
+        if config.finetune_mode in ('control', 'output_reg', 'hybrid'):
             consistency.init_backbone_and_head(model, init_from)
             log.info('initialised the backbone and the full-joint head from %s', init_from)
         elif checkpointing.init_from_checkpoint(model, init_from):
@@ -314,6 +314,9 @@ def _train(config, dataset_fn, logdir, joint_names, strategy, model_fn, val_data
                     for k, v in last_losses.items():
                         tf.summary.scalar(f'loss/{k}' if k != 'grad_norm' else k, v)
                     tf.summary.scalar('learning_rate', lr)
+                    if len(groups) > 1:  # a separate backbone LR (fine-tuning)
+                        tf.summary.scalar('learning_rate_backbone',
+                                          float(groups[0].optimizer.learning_rate))
                     tf.summary.scalar('bn_training_mode', float(training))
                 rate = (done - start_step) / max(time.perf_counter() - t_start, 1e-9)
                 progress.set_postfix(loss=f'{last_losses["loss"]:.4f}', lr=f'{lr:.3g}')

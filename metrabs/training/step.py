@@ -46,7 +46,7 @@ from metrabs.data import labels2d as labels2d_lib
 from metrabs.model.acae_matrices import AcaeMatrices
 from metrabs.training import consistency
 from metrabs.training import losses as losses_lib
-from metrabs.training import lr_schedule
+from metrabs.training import finetune_lr, lr_schedule
 from metrabs.training.config import TrainConfig
 
 BATCH_FIELDS: dict[str, tuple[tf.DType, int]] = {
@@ -63,8 +63,8 @@ BATCH_FIELDS: dict[str, tuple[tf.DType, int]] = {
 """Field name -> (dtype, rank) of the batch contract above."""
 
 LOSS_NAMES = ('loss', *losses_lib.TERMS, 'acae', 'grad_norm')
-"""'acae': the unweighted extra term of ACAE fine-tuning (0 without; see
-metrabs.training.consistency)."""
+"""'acae': the extra terms of ACAE fine-tuning, weighted as they enter 'loss' (0 without; see
+metrabs.training.consistency). In 'hybrid' mode the MeTRAbs terms are the teacher's."""
 
 
 def check_batch_spec(element_spec, where: str = 'training dataset'):
@@ -113,31 +113,50 @@ def _make_adamw(config: TrainConfig, scale: float) -> keras.optimizers.AdamW:
         epsilon=config.adam_epsilon)
 
 
+def _backbone_and_rest(model: keras.Model, variables: list) -> tuple[list, list]:
+    """(the backbone's trainable variables, all others), each in the order of `variables`."""
+    backbone = getattr(model, 'backbone', None)
+    if backbone is None:
+        raise AttributeError('build_optimizers: a separate backbone LR needs a model with a '
+                             '.backbone attribute')
+    backbone_ids = {id(v) for v in backbone.trainable_variables}
+    return ([v for v in variables if id(v) in backbone_ids],
+            [v for v in variables if id(v) not in backbone_ids])
+
+
+def _dual_finetune_groups(config: TrainConfig, variables_backbone: list,
+                          variables_rest: list) -> list[OptimizerGroup]:
+    """FinetuneConfig.optimizer == 'dual': backbone and heads, each with its own AdamW and
+    schedule (metrabs.training.finetune_lr)."""
+    decay = finetune_lr.dual_weight_decay(config)
+    return [OptimizerGroup(keras.optimizers.AdamW(learning_rate=schedule, weight_decay=decay,
+                                                  epsilon=config.adam_epsilon), variables)
+            for schedule, variables in zip(finetune_lr.dual_schedules(config),
+                                           (variables_backbone, variables_rest))]
+
+
 def build_optimizers(config: TrainConfig, model: keras.Model) -> list[OptimizerGroup]:
     """AdamW (decoupled decay) with the configured LR schedule, wrapped for fp16 loss scaling.
 
-    With backbone_lr_factor == 1: one optimizer over all trainable variables. Otherwise two:
-    the backbone's variables (LR schedule x backbone_lr_factor) and all others (x 1). Call inside
+    A fine-tuning with FinetuneConfig.optimizer == 'dual': two optimizers, the backbone's
+    variables and all others, with the fine-tuning schedules. Otherwise, with
+    backbone_lr_factor == 1: one optimizer over all trainable variables; else two: the
+    backbone's variables (LR schedule x backbone_lr_factor) and all others (x 1). Call inside
     the strategy scope, after the model is built.
     """
     variables = list(model.trainable_variables)
-    if config.backbone_lr_factor == 1.0:
+    if config.uses_dual_optimizer:
+        groups = _dual_finetune_groups(config, *_backbone_and_rest(model, variables))
+    elif config.backbone_lr_factor == 1.0:
         optimizer = _make_adamw(config, 1.0)
         if config.model.dtype_policy == 'mixed_float16':
             optimizer = keras.optimizers.LossScaleOptimizer(
                 optimizer, initial_scale=config.loss_scale_initial)
         groups = [OptimizerGroup(optimizer, variables)]
     else:
-        backbone = getattr(model, 'backbone', None)
-        if backbone is None:
-            raise AttributeError('build_optimizers: backbone_lr_factor != 1 needs a model with a '
-                                 '.backbone attribute')
-        backbone_ids = {id(v) for v in backbone.trainable_variables}
-        groups = [
-            OptimizerGroup(_make_adamw(config, config.backbone_lr_factor),
-                           [v for v in variables if id(v) in backbone_ids]),
-            OptimizerGroup(_make_adamw(config, 1.0),
-                           [v for v in variables if id(v) not in backbone_ids])]
+        backbone_vars, other_vars = _backbone_and_rest(model, variables)
+        groups = [OptimizerGroup(_make_adamw(config, config.backbone_lr_factor), backbone_vars),
+                  OptimizerGroup(_make_adamw(config, 1.0), other_vars)]
     for group in groups:
         group.optimizer.build(group.variables)
     return groups
@@ -163,8 +182,8 @@ class TrainStep:
         finetune_term: the extra loss of ACAE fine-tuning
             (metrabs.training.consistency.FinetuneTerm);
             default: built from config.finetune_mode / acae_weights over model.joint_names.
-            It is weighted by config.lambda_acae; in 'hybrid' mode the labels supervise the
-            teacher outputs.
+            It gets this step's label loss (_pose_loss) to apply to other outputs; in 'hybrid'
+            mode the step's own label loss supervises the teacher outputs.
         label_names_2d: the K base names of the batches' 'labels2d' (InputConfig.label_names_2d);
             each supervises the mean projection of the model joints of that base name. Default:
             none (K = 0).
@@ -179,13 +198,12 @@ class TrainStep:
     def __init__(self, model: keras.Model, groups: list[OptimizerGroup], config: TrainConfig,
                  strategy: tf.distribute.Strategy, step: tf.Variable, finetune_term=None,
                  label_names_2d: Sequence[str] = ()):
-        if finetune_term is None and config.finetune_mode != 'none':
+        if finetune_term is None and config.uses_acae:
             acae = AcaeMatrices.load(
                 config.acae_weights, model.joint_names,
                 require_all=config.finetune_mode != 'output_reg')
-            finetune_term = consistency.FinetuneTerm(
-                config.finetune_mode, acae, config.model.proc_side, config.loss.lambda_proj,
-                len(model.joint_names))
+            finetune_term = consistency.FinetuneTerm(config.finetune_mode, acae, config,
+                                                     len(model.joint_names))
         self.finetune_term = finetune_term
         self.label_names_2d = tuple(label_names_2d)
         self.groups_2d = tf.constant(
@@ -209,6 +227,48 @@ class TrainStep:
         draws = tf.random.stateless_uniform([self.config.global_batch_size], seed=seed)
         return draws[tf.cast(replica, tf.int32) * batch_size:][:batch_size]
 
+    def _global_sum(self, values: tf.Tensor) -> tf.Tensor:
+        """Sum over replicas (the values themselves with one replica)."""
+        if self.strategy.num_replicas_in_sync > 1:
+            return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM,
+                                                                  values)
+        return values
+
+    def _pose_loss(self, predictions: dict[str, tf.Tensor], intrinsics: tf.Tensor,
+                   true3d: tf.Tensor, labels2d: tf.Tensor | None
+                   ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        """This replica's share of the global-batch MeTRAbs loss (metrabs.training.losses) of
+        the absolute output predictions['coords3d_abs_mm'] [B, N, 3] against true3d [B, N, 3]
+        (camera frame mm, NaN where unlabelled) and the 2D-only labels2d [B, K, 2] of the
+        step's label_names_2d (crop px, NaN where unlabelled; N must then be the model's J), or
+        None for no 2D-only labels (e.g. the hybrid's latent points); and its share of each term.
+        """
+        model_config = self.config.model
+        if labels2d is None:
+            batch = tf.shape(true3d)[0]
+            labels2d = tf.fill([batch, 0, 2], float('nan'))
+            groups = tf.zeros([0, tf.shape(true3d)[1]], tf.float32)
+        else:
+            groups = self.groups_2d
+        terms = losses_lib.loss_terms(
+            predictions['coords3d_abs_mm'], intrinsics, true3d, labels2d, groups,
+            model_config.proc_side, model_config.stride, model_config.box_size_mm,
+            self.config.loss)
+        # Each term is a mean over its counted entries in the global batch: this replica's sum
+        # over the global count. The counts depend only on labels and on the gates (boolean),
+        # so they carry no gradient.
+        counts = self._global_sum(tf.stack([terms[k][1] for k in losses_lib.TERMS]))
+        means = {k: tf.math.divide_no_nan(terms[k][0], counts[i])
+                 for i, k in enumerate(losses_lib.TERMS)}
+        weights = losses_lib.term_weights(self.step, self.config.loss)
+        return tf.add_n([weights[k] * means[k] for k in losses_lib.TERMS]), means
+
+    def _row_mean(self, values: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+        """This replica's share of the mean of values [B] over the global batch's masked rows."""
+        mask = tf.cast(mask, tf.float32)
+        total = tf.reduce_sum(tf.cast(values, tf.float32) * mask)
+        return tf.math.divide_no_nan(total, self._global_sum(tf.reduce_sum(mask)))
+
     def _replica_step(self, batch: dict[str, tf.Tensor], training: bool):
         n_replicas = self.strategy.num_replicas_in_sync
         variables = [v for g in self.groups for v in g.variables]
@@ -219,9 +279,7 @@ class TrainStep:
                              f"config's label_names_2d)")
         true3d, labels2d = labels_with_nan(batch)
         loss_config = self.config.loss
-        model_config = self.config.model
         loss_scale = loss_scale_of(self.groups)
-        weights = losses_lib.term_weights(self.step, loss_config)
         mix = self._mix(tf.shape(batch['image'])[0], training)
         weak = self.step < loss_config.weak_perspective_steps
         with tf.GradientTape() as tape:
@@ -231,24 +289,15 @@ class TrainStep:
             acae_term = tf.constant(0.0, tf.float32)
             if self.finetune_term is not None:
                 supervised = consistency.supervised_outputs(self.finetune_term.mode, predictions)
-                acae_term = self.finetune_term(predictions)
-            terms = losses_lib.loss_terms(
-                supervised['coords3d_abs_mm'], batch['intrinsics'], true3d, labels2d,
-                self.groups_2d, model_config.proc_side, model_config.stride,
-                model_config.box_size_mm, loss_config)
-            # Each term is a mean over its counted entries in the global batch: this replica's
-            # sum over the global count. The counts depend only on labels and on the gates
-            # (boolean), so they carry no gradient.
-            counts = tf.stack([terms[k][1] for k in losses_lib.TERMS])
-            if n_replicas > 1:
-                counts = tf.distribute.get_replica_context().all_reduce(
-                    tf.distribute.ReduceOp.SUM, counts)
-            means = {k: tf.math.divide_no_nan(terms[k][0], counts[i])
-                     for i, k in enumerate(losses_lib.TERMS)}
             # This replica's share of the global loss; with one replica it is the whole loss.
-            loss = tf.add_n([weights[k] * means[k] for k in losses_lib.TERMS])
-            # The term is a mean over this replica's examples, and replicas hold equal shares.
-            loss += self.config.lambda_acae * acae_term / n_replicas
+            loss, means = self._pose_loss(supervised, batch['intrinsics'], true3d, labels2d)
+            if self.finetune_term is not None:
+                acae_term = self.finetune_term(predictions, consistency.LossContext(
+                    true3d, labels2d, self.step,
+                    pose_loss=lambda pred, t3, l2: self._pose_loss(
+                        pred, batch['intrinsics'], t3, l2)[0],
+                    row_mean=self._row_mean))
+                loss += acae_term
             if self.model.losses:
                 loss += tf.add_n([tf.cast(x, tf.float32) for x in self.model.losses]) / n_replicas
             loss_for_grad = loss if loss_scale is None else loss * loss_scale
@@ -276,8 +325,7 @@ class TrainStep:
         if n_replicas > 1:
             self._sync_replica_local_state()
         # Summed over replicas (see _make_function) these are the global-batch values.
-        return {'loss': loss, **means, 'acae': acae_term / n_replicas,
-                'grad_norm': grad_norm / n_replicas}
+        return {'loss': loss, **means, 'acae': acae_term, 'grad_norm': grad_norm / n_replicas}
 
     def _sync_replica_local_state(self):
         """Averages non-trainable state (batch-norm moving statistics) across replicas.
