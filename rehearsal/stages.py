@@ -220,17 +220,37 @@ def train(run: Run) -> None:
     run.record('train', finetune_init=str(checkpoint))
 
 
+def released_pseudo_gt_sets(tree: pathlib.Path) -> dict[str, tuple[str, str]]:
+    """The released pseudo-GT's datasets (metrabs.pseudo_gt.RELEASED_DATASETS: H36M and
+    BML-MoVi, the splits it names) in a posepile.build_all tree (TREE/<name>/<name>/<split>/):
+    {part name: (dataset, shard glob)}; WiringError naming the tree if none is built."""
+    from metrabs.pseudo_gt import RELEASED_DATASETS
+    found = {f'{name}_{split}': (name, str(tree / name / name / split / '*.tfrecord'))
+             for name, splits in RELEASED_DATASETS.items() for split in splits
+             if (tree / name / name / split).is_dir()}
+    if not found:
+        raise checks.WiringError(f'{tree}: none of the released pseudo-GT datasets '
+                                 f'{dict(RELEASED_DATASETS)} is built there')
+    return found
+
+
 def pseudo_gt(run: Run) -> None:
-    """metrabs.pseudo_gt of the base model on the training examples (the paper's settings)."""
+    """metrabs.pseudo_gt of the base model on the released run's clean studio data (the
+    paper's settings: configs/paper28/pseudo_gt.json)."""
     out = run.path('pseudo_gt.npz')
+    parts = released_pseudo_gt_sets(run.path('tfrecords'))
     run.command('pseudo_gt', 'metrabs.pseudo_gt', [
-        f'--model={run.path("train")}', f'--input-config={run.path("input_train.json")}',
+        f'--model={run.path("train")}', *(f'--datasets={n}={g}' for n, (_, g) in parts.items()),
         f'--out={out}', '--no-progress', *paper_configs.command_flags(paper_configs.PSEUDO_GT)])
     import numpy as np
     with np.load(out) as f:
         names, counts = np.unique(f['dataset'], return_counts=True)
+    examples: dict[str, int] = {}
+    for name, count in zip(names, counts):
+        dataset = parts[str(name)][0]
+        examples[dataset] = examples.get(dataset, 0) + int(count)
     run.record('pseudo_gt', paper_config=str(paper_configs.PSEUDO_GT.relative_to(REPO)),
-               examples={str(n): int(c) for n, c in zip(names, counts)})
+               examples=examples)
 
 
 def acae(run: Run) -> None:
@@ -245,8 +265,11 @@ def acae(run: Run) -> None:
 def finetune(run: Run) -> None:
     """One consistency fine-tuning (the paper's hybrid) from the base model's checkpoint before
     its batch-norm inference phase (as the released run does)."""
+    # The fine-tuning's weight decay is normalised by the pretraining length (released: 400k),
+    # here the rehearsal's base run.
     config = _train_config(run, 'finetune', paper_configs.FINETUNE, run.size.finetune_steps,
-                           {'acae_weights': str(run.path('acae', 'weights.npz'))})
+                           {'acae_weights': str(run.path('acae', 'weights.npz')),
+                            'finetune.weight_decay_steps': run.size.train_steps})
     init = run.state['stages']['train']['finetune_init']
     run.command('finetune', 'metrabs.train', [
         f'--config={config}', f'--logdir={run.path("finetune")}', '--data=tfrecords',

@@ -156,6 +156,8 @@ def test_arrows_point_down():
 
 @pytest.mark.parametrize('command', ['train', 'export', 'pseudo_gt', 'demo'])
 def test_commands_are_not_imported_by_the_rooms(command):
+    # The rehearsal sits above the commands (it runs them and reads their constants).
     importers = sorted(m for m, targets in GRAPH.items()
-                       if f'metrabs.{command}' in targets and _room(m) != 'metrabs.commands')
+                       if f'metrabs.{command}' in targets
+                       and _room(m) not in ('metrabs.commands', 'rehearsal'))
     assert not importers

@@ -40,7 +40,6 @@ def _train_config(name):
     # fresh run refuses a random backbone.
     assert config.model.backbone_weights == 'imagenet' and config.require_backbone_weights
     assert config.global_batch_size == 128
-    assert config.model.dtype_policy == 'mixed_float16'
     assert config.model.ghost_bn_group_size == 16
     assert config.base_learning_rate == pytest.approx(2.121e-4)
     assert config.lr_schedule == 'reference'
@@ -56,6 +55,7 @@ def test_base_configs(name):
     config = _train_config(name)
     assert config.training_steps == 400_000
     assert config.finetune_mode == 'none'
+    assert config.model.dtype_policy == 'mixed_float16'
 
 
 @pytest.mark.parametrize('name', FINETUNE)
@@ -64,15 +64,28 @@ def test_finetune_configs(name):
     assert config.training_steps == 40_000
     assert config.finetune_mode == name.removesuffix('.json').split('_', 3)[3]
     assert config.acae_weights
+    # The released fine-tuning optimiser: the backbone at base/30 decaying x0.3, the heads at
+    # the base LR with their own restart half-way, weight decay normalised by the 400k
+    # pretraining steps. Its two optimizers cannot share one dynamic float16 loss scale, so
+    # the fine-tunings run in mixed_bfloat16 (the released code: float16, static scale 128).
+    assert config.finetune.optimizer == 'dual'
+    assert config.finetune.backbone_lr_factor == pytest.approx(1 / 30)
+    assert config.finetune.backbone_lr_decay == pytest.approx(0.3)
+    assert config.finetune.head_restart_fraction == pytest.approx(0.5)
+    assert config.finetune.weight_decay_steps == 400_000
+    assert config.finetune.teacher_start_step == 5000
+    assert config.model.dtype_policy == 'mixed_bfloat16'
 
 
 def test_each_finetuning_differs_from_its_base_only_in_the_finetuning_fields():
     finetune_fields = {'training_steps', 'finetune_mode', 'acae_weights', 'lambda_acae',
-                       'finetune', 'backbone_lr_factor'}
+                       'finetune', 'backbone_lr_factor', 'model.dtype_policy'}
     for name in FINETUNE:
         base = TrainConfig.from_json(PAPER / ('base_' + '_'.join(name.split('_')[1:3]) + '.json'))
         tuned = TrainConfig.from_json(PAPER / name)
-        differ = {k for k, v in tuned.to_dict().items() if base.to_dict()[k] != v}
+        differ = {k for k, v in tuned.to_dict().items() if k != 'model' and base.to_dict()[k] != v}
+        differ |= {f'model.{k}' for k, v in tuned.to_dict()['model'].items()
+                   if base.to_dict()['model'][k] != v}
         assert differ <= finetune_fields, (name, differ - finetune_fields)
 
 
