@@ -4,6 +4,9 @@
 #   ./run.sh                 setup + all stages (52 min measured on 2 loaded CPU cores; QUICK=1: minutes)
 #   ./run.sh setup           create .venv and install the pinned packages (what CI runs)
 #   ./run.sh STAGE [STAGE…]  run the named stages, in the given order (see STAGES below)
+#   ./run.sh rehearsal       the paper's 28-dataset pipeline end to end on synthetic people
+#                            written in every dataset's real format (python -m rehearsal; under
+#                            20 min on 2 CPU cores; REHEARSAL_SIZE=ci: the CI test's, a few min)
 # Environment: OUT (default ./out), SYNTH_NUM (frames of the synthetic world's 3D datasets),
 # SYNTH_NUM_2D (frames of its 2D-only dataset synwild), CROP_SIZE and BOX_SCALE (stored crops:
 # side px, margin in box sides), PROC_SIDE (the model's input side px), BASE_LR (overrides the
@@ -12,7 +15,7 @@
 # evaluation), TRAIN_EVAL_BATCHES (training batches evaluated at each validation, for the
 # learning curve), SEED,
 # PYTHON (interpreter for the venv, default python3), QUICK=1 (a smoke run: tiny sizes, the
-# numbers mean nothing).
+# numbers mean nothing), REHEARSAL_SIZE (default | ci).
 set -euo pipefail
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 cd "$(dirname "$0")"
@@ -176,10 +179,16 @@ stage_demo() {
     --skeleton=synsmpl
 }
 
+stage_rehearsal() {
+  echo "== rehearsal: the paper's pipeline on every dataset's real format (out: $OUT/rehearsal)"
+  [[ -x "$PY" ]] || stage_setup
+  "$PY" -m rehearsal --out="$OUT/rehearsal" --size="${REHEARSAL_SIZE:-default}" --fresh
+}
+
 run_stage() {
   local fn="stage_$1"
   if ! declare -F "$fn" >/dev/null; then
-    echo "unknown stage '$1'; stages: setup ${STAGES[*]}" >&2
+    echo "unknown stage '$1'; stages: setup ${STAGES[*]} rehearsal" >&2
     exit 2
   fi
   "$fn"

@@ -40,7 +40,7 @@ setup(
     version='0.1.0',
     description='MeTRAbs trained on many 3D pose datasets, tied together by an affine-combining autoencoder',
     python_requires='>=3.11',
-    packages=find_packages(include=['posepile*', 'metrabs*', 'acae*', 'eval*']),
+    packages=find_packages(include=['posepile*', 'metrabs*', 'acae*', 'eval*', 'rehearsal*']),
     install_requires=INSTALL_REQUIRES,
     extras_require={
         'gpu': ['tensorflow[and-cuda]==2.21.0'],

@@ -145,7 +145,8 @@ def render() -> str:
              *dataclass_table(AugmentationConfig), '',
              '## Training config (`python -m metrabs.train --config=TRAIN.json`)', '',
              'A TrainConfig (metrabs/training/config.py); missing fields keep these defaults '
-             '(the reference training\'s). Example: `configs/train_synthetic_cpu.json`.', '',
+             '(the reference training\'s). Examples: `configs/train_synthetic_cpu.json`; the '
+             'paper\'s: `configs/paper28/` (its README lists the commands).', '',
              *dataclass_table(TrainConfig), '',
              '### `model` (ModelConfig, metrabs/model/config.py)', '',
              *dataclass_table(ModelConfig), '',

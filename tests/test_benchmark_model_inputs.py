@@ -16,20 +16,16 @@ import pytest
 from eval.benchmarks import h36m, mpi_inf_3dhp, mupots, pw3d
 from eval.model_predictions import load_rgb
 from eval.predictions import load_predictions
-from fixture_media import write_jpeg, write_video
-from fixture_people import default_camera, make_people_sequence
 from posepile.camera import Camera
-from posepile.datasets import h36m as h36m_data
 from posepile.datasets.common import box_around_points
-from test_benchmarks import write_pose_cdf as write_mono_pose_cdf
-from test_dataset_h36m import IMSHAPE, fixture_cameras, write_cameras_h5
-from test_dataset_mpi_inf_3dhp_test import HIDDEN_OF_ROW as TDHP_HIDDEN_OF_ROW
-from test_dataset_mpi_inf_3dhp_test import VALID as TDHP_VALID
-from test_dataset_mupots import HIDDEN_OF_ROW as MUPOTS_HIDDEN_OF_ROW
-from test_dataset_mupots import N_FRAMES as MUPOTS_N_FRAMES
-from test_dataset_mupots import write_annot
-from test_dataset_tdpw import N_FRAMES as PW3D_N_FRAMES
-from test_dataset_tdpw import moving_cameras, pkl_dict, write_pkl
+from posepile.dataset_writers import h36m as h36m_writer
+from posepile.dataset_writers.h36m import IMSHAPE
+from posepile.dataset_writers import mpi_inf_3dhp_test as tdhp_writer
+from posepile.dataset_writers import mupots as mupots_writer
+from posepile.dataset_writers import tdpw as pw3d_writer
+from posepile.dataset_writers.mpi_inf_3dhp_test import VALID as TDHP_VALID
+from posepile.dataset_writers.mupots import N_FRAMES as MUPOTS_N_FRAMES
+from posepile.dataset_writers.tdpw import N_FRAMES as PW3D_N_FRAMES
 from posepile.joints import get_skeleton, union_names
 
 
@@ -59,32 +55,16 @@ def assert_keys_match(items, gt):
 
 
 # ------------------------------------------------------------------------------------ H36M ---
-# 'Greeting' of S9 is one of the three sequences whose released GT is 200 mm off in world x.
 H36M_STEMS = ('Directions 1.54138969', 'Walking 1.58860488', 'Greeting.55011271')
-H36M_N_FRAMES = 5
-H36M_S9_SHIFT = np.array([200.0, 0, 0])  # world mm: what the released file adds to the truth
+H36M_S9_SHIFT = h36m_writer.S9_SHIFT
 
 
 @pytest.fixture(scope='module')
 def h36m_case(tmp_path_factory):
-    """S9 with two camera-frame (D3_Positions_mono) files, their videos and cameras.h5."""
+    """S9 with three camera-frame (D3_Positions_mono) files, their videos and cameras.h5;
+    'Greeting' of S9 is one of the three sequences whose released GT is 200 mm off in world x."""
     root = tmp_path_factory.mktemp('h36m_model_inputs')
-    cams = fixture_cameras()
-    write_cameras_h5(root / 'cameras.h5', (9,), cams)
-    cam_of_id = dict(zip(h36m_data.CAMERA_IDS, cams))
-    rendered = {}
-    for seed, stem in enumerate(H36M_STEMS):
-        cam = cam_of_id[stem.rpartition('.')[2]]
-        seq = make_people_sequence([cam], IMSHAPE, n_frames=H36M_N_FRAMES, n_joints=32,
-                                   seed=seed, step_mm_per_frame=150.0)[0]
-        camera_frame = cam.world_to_camera(seq.joints.astype(np.float64))
-        if stem.startswith('Greeting.'):
-            camera_frame = camera_frame + cam.R @ H36M_S9_SHIFT
-        folder = root / 'S9' / 'MyPoseFeatures' / 'D3_Positions_mono'
-        folder.mkdir(parents=True, exist_ok=True)
-        write_mono_pose_cdf(folder / f'{stem}.cdf', camera_frame)
-        write_video(root / 'S9' / 'Videos' / f'{stem}.mp4', seq.images)
-        rendered[f'S9/{stem}'] = (cam, seq)
+    rendered = h36m_writer.write_test_set(root, {'S9': H36M_STEMS})
     gt = h36m.load_ground_truth(root, frame_step=2, subjects=('S9',))
     return gt, list(h36m.model_inputs(gt)), rendered
 
@@ -132,36 +112,8 @@ def test_h36m_inputs_keys_and_geometry(h36m_case):
 def tdhp_case(tmp_path_factory):
     """TS1 as MATLAB v7.3 (HDF5, n x 1 x 17 x d), TS2 as an older .mat (d x 17 x 1 x n), with
     JPEG frames; univ_annot3 is annot3 rescaled about the pelvis (does not project onto annot2)."""
-    import h5py
-    import scipy.io
     root = tmp_path_factory.mktemp('3dhp_model_inputs')
-    truth = {}
-    for seed, (sequence, yaw, focal) in enumerate((('TS1', 30, 170.0), ('TS2', -40, 190.0))):
-        cam = default_camera(IMSHAPE, yaw_deg=yaw, focal=focal)
-        cam.intrinsic_matrix[0, 2] += 3.5
-        people = make_people_sequence([cam], IMSHAPE, n_frames=len(TDHP_VALID), n_joints=17,
-                                      seed=seed, step_mm_per_frame=40.0)[0]
-        annot3 = cam.world_to_camera(people.joints[:, TDHP_HIDDEN_OF_ROW].astype(np.float64))
-        annot2 = cam.camera_to_image(annot3)
-        pelvis = annot3[:, mpi_inf_3dhp.ROOT_INDEX:mpi_inf_3dhp.ROOT_INDEX + 1]
-        univ = pelvis + 0.9 * (annot3 - pelvis)
-        fields = dict(annot3=annot3, univ_annot3=univ, annot2=annot2)
-        flags = dict(valid_frame=TDHP_VALID, activity_annotation=np.ones(len(TDHP_VALID)))
-        path = root / sequence / 'annot_data.mat'
-        path.parent.mkdir()
-        if sequence == 'TS1':
-            with h5py.File(path, 'w') as f:
-                for key, value in fields.items():
-                    f[key] = value[:, np.newaxis]
-                for key, value in flags.items():
-                    f[key] = np.asarray(value, np.float64)[np.newaxis]
-        else:
-            scipy.io.savemat(path, {
-                **{k: v.transpose(2, 1, 0)[:, :, np.newaxis] for k, v in fields.items()},
-                **{k: np.asarray(v, np.float64)[:, np.newaxis] for k, v in flags.items()}})
-        for i, image in enumerate(people.images):
-            write_jpeg(root / sequence / f'imageSequence/img_{i + 1:06d}.jpg', image)
-        truth[sequence] = (cam, annot2, people)
+    truth = tdhp_writer.write_test_set(root, ('TS1', 'TS2'))
     gt = mpi_inf_3dhp.load_ground_truth(root, universal=False, sequences=('TS1', 'TS2'))
     return gt, list(mpi_inf_3dhp.model_inputs(gt)), truth
 
@@ -200,35 +152,13 @@ def test_mpi_inf_3dhp_inputs_with_universal_gt(tdhp_case):
 
 
 # ------------------------------------------------------------------------------------ 3DPW ---
-PW3D_VALID = [[1, 1, 0, 1], [1, 1, 1, 1]]
-# smpl_24 joint of each OpenPose-18 keypoint: nose, neck, rsho, relb, rwri, lsho, lelb, lwri,
-# rhip, rkne, rank, lhip, lkne, lank, reye, leye, lear, rear (the face ones at the head).
-OPENPOSE_FROM_SMPL = [15, 12, 17, 19, 21, 16, 18, 20, 2, 5, 8, 1, 4, 7, 15, 15, 15, 15]
-
-
 @pytest.fixture(scope='module')
 def pw3d_case(tmp_path_factory):
     """One test sequence, moving camera, two actors (the second 800 mm aside, not drawn)."""
     root = tmp_path_factory.mktemp('pw3d_model_inputs')
-    name = 'downtown_fixture_00'
-    cams = moving_cameras(15)
-    people = make_people_sequence(cams, IMSHAPE, n_frames=PW3D_N_FRAMES, n_joints=24, seed=1,
-                                  step_mm_per_frame=150.0)
-    images = np.stack([people[i].images[i] for i in range(PW3D_N_FRAMES)])
-    masks = np.stack([people[i].masks[i] for i in range(PW3D_N_FRAMES)])
-    actors = [people[0].joints.astype(np.float64)]
-    actors.append(actors[0] + [800.0, 0, 0])
-    data = pkl_dict(name, cams, actors, PW3D_VALID)
-    # poses2d as 3DPW ships them, [F, 3, 18] (x, y, confidence), OpenPose order: here the
-    # projected SMPL joints, so that detections can be tracked to the actors.
-    data['poses2d'] = [np.stack([np.concatenate([cams[f].world_to_image(a[f])[OPENPOSE_FROM_SMPL].T,
-                                                 np.ones((1, 18))])
-                                 for f in range(PW3D_N_FRAMES)]) for a in actors]
-    write_pkl(root / 'sequenceFiles' / 'test' / f'{name}.pkl', data)
-    for i, image in enumerate(images):
-        write_jpeg(root / 'imageFiles' / name / f'image_{i:05d}.jpg', image)
+    truth = pw3d_writer.write_test_set(root, ('test',))
     gt = pw3d.load_ground_truth(root, split='test')
-    return gt, list(pw3d.model_inputs(gt)), (cams, actors, images, masks)
+    return gt, list(pw3d.model_inputs(gt)), truth['downtown_fixture_00']
 
 
 def test_pw3d_inputs_keys_and_geometry(pw3d_case):
@@ -261,24 +191,13 @@ def test_pw3d_inputs_keys_and_geometry(pw3d_case):
 
 
 # -------------------------------------------------------------------------------- MuPoTS-3D ---
-MUPOTS_VALID = [[1, 1, 1], [1, 0, 1]]
-
-
 @pytest.fixture(scope='module')
 def mupots_case(tmp_path_factory):
     """TS1: two people (the second 700 mm aside, not drawn), person 1 unannotated in frame 1."""
     root = tmp_path_factory.mktemp('mupots_model_inputs')
-    cam = default_camera(IMSHAPE, yaw_deg=20, focal=190.0)
-    cam.intrinsic_matrix[1, 2] -= 2.5
-    people = make_people_sequence([cam], IMSHAPE, n_frames=MUPOTS_N_FRAMES, n_joints=17,
-                                  seed=3, step_mm_per_frame=60.0)[0]
-    world = people.joints[:, MUPOTS_HIDDEN_OF_ROW].astype(np.float64)
-    write_annot(root / 'TS1' / 'annot.mat', cam, [world, world + [700.0, 300.0, 0]],
-                MUPOTS_VALID)
-    for t, image in enumerate(people.images):
-        write_jpeg(root / 'TS1' / f'img_{t:06d}.jpg', image)
+    truth = mupots_writer.write_test_set(root, ('TS1',))
     gt = mupots.load_ground_truth(root, sequences=('TS1',))
-    return gt, list(mupots.model_inputs(gt)), (cam, people)
+    return gt, list(mupots.model_inputs(gt)), truth['TS1']
 
 
 def test_mupots_inputs_keys_and_geometry(mupots_case):

@@ -16,7 +16,8 @@ from eval.benchmarks import pw3d, pw3d_mesh
 from eval.predictions import Predictions, load_predictions, save_predictions
 from posepile import body_models
 from posepile.joints import get_skeleton, union_names
-from test_body_models import reference_forward, write_model
+from posepile.dataset_writers.body_models import write_model
+from test_body_models import reference_forward
 
 N_FRAMES = 6
 # The sequences: (split, name, number of actors).

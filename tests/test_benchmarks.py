@@ -9,12 +9,12 @@ import h5py
 import numpy as np
 import pytest
 import scipy.io
-from cdflib.cdfwrite import CDF
 
 from eval import report, run
 from eval.benchmarks import get_benchmark
 from eval.benchmarks import h36m, mpi_inf_3dhp, mupots, pw3d
 from eval.predictions import Predictions, load_predictions, save_predictions
+from posepile.dataset_writers.h36m import fixture_cameras, write_cameras_h5, write_mono_pose_cdf
 from posepile.joints import get_skeleton, union_names
 from posepile.safe_unpickle import UnsafePickleError, load_pickle, loads_pickle
 
@@ -28,7 +28,6 @@ def close(actual, desired, atol=TOLERANCE_MM):
 
 def approx(value):
     return pytest.approx(value, abs=TOLERANCE_MM)
-
 
 
 def body(rng, n, j, depth=4000.0):
@@ -48,15 +47,6 @@ H36M_FILES = {  # (subject, file stem): (frames, offset of joint 3 (rank) in mm)
 }
 
 
-def write_pose_cdf(path, poses32):
-    """A D3_Positions_mono-style file: zVariable 'Pose', one record of [F, 96] doubles."""
-    cdf = CDF(str(path), delete=True)
-    cdf.write_var({'Variable': 'Pose', 'Data_Type': CDF.CDF_DOUBLE, 'Num_Elements': 1,
-                   'Rec_Vary': True, 'Dim_Sizes': [len(poses32), 96]},
-                  var_data=poses32.reshape(1, len(poses32), 96))
-    cdf.close()
-
-
 @pytest.fixture(scope='module')
 def h36m_case(tmp_path_factory):
     root = tmp_path_factory.mktemp('h36m')
@@ -66,7 +56,7 @@ def h36m_case(tmp_path_factory):
         folder = root / subject / 'MyPoseFeatures' / 'D3_Positions_mono'
         folder.mkdir(parents=True, exist_ok=True)
         poses32 = body(rng, n_frames, 32)
-        write_pose_cdf(folder / f'{stem}.cdf', poses32)
+        write_mono_pose_cdf(folder / f'{stem}.cdf', poses32)
         for frame in range(0, n_frames, 64):
             pred = poses32[frame, h36m.PROTOCOL_ROWS].copy()
             pred[3, 2] += offset
@@ -108,7 +98,6 @@ def test_h36m_per_action_numbers(h36m_case):
 def test_h36m_s9_correction(tmp_path):
     """S9 'Greeting' (not 'Greeting 1'), 'SittingDown 1', 'Waiting 1': correct_s9 moves their
     camera-frame GT by R (-200, 0, 0), R = that camera's world-to-camera rotation."""
-    from test_dataset_h36m import fixture_cameras, write_cameras_h5
     cams = fixture_cameras()
     write_cameras_h5(tmp_path / 'cameras.h5', (9,), cams)
     folder = tmp_path / 'S9' / 'MyPoseFeatures' / 'D3_Positions_mono'
@@ -116,7 +105,7 @@ def test_h36m_s9_correction(tmp_path):
     rng = np.random.default_rng(1)
     stems = ('Greeting.55011271', 'Greeting 1.55011271', 'Waiting 1.60457274')
     for stem in stems:
-        write_pose_cdf(folder / f'{stem}.cdf', body(rng, 3, 32))
+        write_mono_pose_cdf(folder / f'{stem}.cdf', body(rng, 3, 32))
     plain = h36m.load_ground_truth(tmp_path, subjects=('S9',))
     fixed = h36m.load_ground_truth(tmp_path, subjects=('S9',), correct_s9=True)
     shift = {'S9/Greeting.55011271': cams[1].R @ [-200.0, 0, 0],

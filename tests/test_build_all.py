@@ -6,9 +6,9 @@ import pathlib
 
 import pytest
 
-import test_dataset_coco
-import test_dataset_imar
 from posepile import build_all, mix, shards
+from posepile.dataset_writers import coco as coco_writer
+from posepile.dataset_writers import imar as imar_writer
 
 
 def _file_states(directory):
@@ -30,10 +30,10 @@ def _records_in(out_dir):
 @pytest.fixture(scope='module')
 def raw(tmp_path_factory):
     base = tmp_path_factory.mktemp('raw')
-    test_dataset_imar.write_dataset(base / 'fit3d', 'fit3d', with_test_subject=False)
-    test_dataset_coco.write_dataset(base / 'coco')
+    imar_writer.write(base / 'fit3d', 'fit3d', with_test_subject=False)
+    coco_writer.write(base / 'coco')
     # HumanSC3D with a truncated joints file: its converter fails inside posepile.build.
-    test_dataset_imar.write_dataset(base / 'humansc3d', 'humansc3d', with_test_subject=False)
+    imar_writer.write(base / 'humansc3d', 'humansc3d', with_test_subject=False)
     broken = next((base / 'humansc3d').glob('train/*/joints3d_25/*.json'))
     broken.write_text(broken.read_text()[:40])
     roots = {
@@ -116,7 +116,7 @@ def test_rerun_skips_finished_datasets_and_resumes_the_failed_one(first_run, raw
     out, _, _ = first_run
     before = {name: _file_states(out / name) for name in ('fit3d', 'coco')}
     # Repair HumanSC3D (as a user would after re-downloading), drop the hopeless entries.
-    test_dataset_imar.write_dataset(raw / 'humansc3d', 'humansc3d', with_test_subject=False)
+    imar_writer.write(raw / 'humansc3d', 'humansc3d', with_test_subject=False)
     roots = json.loads((raw / 'roots.json').read_text())
     for name in ('h36m', 'mpii'):
         del roots['datasets'][name]

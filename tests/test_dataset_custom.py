@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fixture_media import read_image, write_jpeg, write_video
-from fixture_people import default_camera, make_people_sequence
+from posepile.dataset_writers.media import read_image, write_jpeg, write_video
+from posepile.dataset_writers.people import default_camera, make_people_sequence
 from posepile import build, joints, mix
 from posepile.camera import camera_from_fov
 from posepile.datasets import common, custom

@@ -2,78 +2,21 @@
 import json
 import shutil
 
-import h5py
 import numpy as np
 import pytest
-from cdflib.cdfwrite import CDF
 
-from fixture_media import write_video
-from fixture_people import default_camera, make_people_sequence
 from posepile import build, joints
-from posepile.camera import h36m_distortion_to_opencv
+from posepile.dataset_writers import h36m as writer
+from posepile.dataset_writers.h36m import (FRAME_OF_ROW, IMSHAPE, K_RADIAL, P_TANGENTIAL,
+                                           fixture_cameras, write_cameras_h5, write_pose_cdf)
 from posepile.datasets import common, h36m
 from posepile.datasets.skip_counts import recording_skips
-
-IMSHAPE = (120, 160)
-# Realistic-magnitude H36M lens coefficients (of the order of the released S1 camera 1).
-K_RADIAL = np.array([-0.207, 0.248, -0.0031])
-P_TANGENTIAL = np.array([-0.00095, -0.0013])
-# Pose rows of the fixture: each rendered frame appears twice, so dedup keeps 2 of 4 per track.
-FRAME_OF_ROW = [0, 0, 1, 1]
-
-
-def fixture_cameras():
-    cams = [default_camera(IMSHAPE, distance_mm=4500, yaw_deg=yaw) for yaw in (20, 110, 200, 290)]
-    for cam in cams:
-        cam.distortion_coeffs = h36m_distortion_to_opencv(K_RADIAL, P_TANGENTIAL)
-    return cams
-
-
-def write_cameras_h5(path, subjects, cams):
-    """3d-pose-baseline layout: R stored transposed, T = optical centre, column vectors."""
-    with h5py.File(path, 'w') as f:
-        for s in subjects:
-            for i, (cam, cam_id) in enumerate(zip(cams, h36m.CAMERA_IDS), start=1):
-                g = f.create_group(f'subject{s}/camera{i}')
-                g['R'] = cam.R.T
-                g['T'] = cam.t.reshape(3, 1)
-                K = cam.intrinsic_matrix
-                g['f'] = np.array([[K[0, 0]], [K[1, 1]]])
-                g['c'] = np.array([[K[0, 2]], [K[1, 2]]])
-                g['k'] = K_RADIAL.reshape(3, 1)
-                g['p'] = P_TANGENTIAL.reshape(2, 1)
-                g['Name'] = np.array([ord(c) for c in cam_id], np.uint8)
-
-
-def write_pose_cdf(path, poses):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cdf = CDF(str(path), delete=True)
-    t, n = poses.shape[:2]
-    cdf.write_var({'Variable': 'Pose', 'Data_Type': CDF.CDF_FLOAT, 'Num_Elements': 1,
-                   'Rec_Vary': True, 'Dim_Sizes': [t, n]},
-                  var_data=poses.reshape(1, t, n).astype(np.float32))
-    cdf.close()
 
 
 @pytest.fixture(scope='module')
 def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp('h36m')
-    cams = fixture_cameras()
-    truth = {}
-    for seed, subject in enumerate(('S1', 'S5', 'S9')):
-        seqs = make_people_sequence(cams, IMSHAPE, n_frames=2, n_joints=32, seed=seed,
-                                    step_mm_per_frame=300.0)
-        poses = seqs[0].joints[FRAME_OF_ROW]
-        write_pose_cdf(root / subject / 'MyPoseFeatures/D3_Positions/Directions 1.cdf',
-                       poses.reshape(len(FRAME_OF_ROW), -1))
-        for cam_id, seq in zip(h36m.CAMERA_IDS, seqs):
-            write_video(root / subject / f'Videos/Directions 1.{cam_id}.mp4',
-                        seq.images[FRAME_OF_ROW])
-        # A video without a pose file, like the released '_ALL' videos: must be ignored.
-        write_video(root / subject / f'Videos/_ALL 1.{h36m.CAMERA_IDS[0]}.mp4', seqs[0].images)
-        truth[subject] = (poses, [s.images[FRAME_OF_ROW] for s in seqs],
-                          [s.masks[FRAME_OF_ROW] for s in seqs])
-    write_cameras_h5(root / 'cameras.h5', (1, 5, 9), cams)
+    cams, truth = writer.write(root)
     examples = list(h36m.convert(root, validation_subjects=('S5',)))
     return root, cams, truth, examples
 

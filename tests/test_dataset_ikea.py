@@ -8,50 +8,17 @@ import shutil
 import numpy as np
 import pytest
 
-from fixture_media import write_video
-from fixture_people import default_camera, make_people_sequence
 from posepile import build, joints
+from posepile.dataset_writers import ikea as writer
+from posepile.dataset_writers.ikea import SCAN
 from posepile.datasets import common, ikea
 from posepile.safe_unpickle import UnsafePickleError
-
-IMSHAPE = (120, 160)
-N_FRAMES = 4
-SCAN = '0001_black_table_02_01_2019_08_16_14_00'
-
-
-def pose_json(cam_coords_mm, missing=()):
-    values = np.concatenate([cam_coords_mm / 10, np.ones((17, 1))], axis=1)
-    values[list(missing)] = 0
-    return {'version': 1.3, 'pose_keypoints_3d': values.reshape(-1).tolist()}
 
 
 @pytest.fixture(scope='module')
 def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp('ikea')
-    cams = {'dev1': default_camera(IMSHAPE, distance_mm=3000, yaw_deg=10),
-            'dev2': default_camera(IMSHAPE, distance_mm=3000, yaw_deg=-60)}
-    people = dict(zip(cams, make_people_sequence(list(cams.values()), IMSHAPE, n_frames=N_FRAMES,
-                                                 n_joints=17, seed=9, step_mm_per_frame=150.0)))
-    (root / 'Calibration').mkdir()
-    params = {'02': {name: {'K': cam.intrinsic_matrix.copy(), 'R': cam.R.copy(),
-                            'T': np.zeros(3)} for name, cam in cams.items()}}
-    (root / 'Calibration/camera_parameters.pkl').write_bytes(pickle.dumps(params, protocol=2))
-    for name, cam in cams.items():
-        cam_dir = root / 'Lack_TV_Bench' / SCAN / name
-        write_video(cam_dir / 'images' / 'scan_video.avi', people[name].images, fourcc='MJPG')
-        (cam_dir / 'pose3d').mkdir(parents=True)
-        for t in range(N_FRAMES):
-            cam_coords = cam.world_to_camera(people[name].joints[t])
-            if t == 1 and name == 'dev2':  # keypoints 3..16 missing: too few in view
-                data = pose_json(cam_coords, missing=range(3, 17))
-            else:
-                data = pose_json(cam_coords, missing=(4,))
-            (cam_dir / 'pose3d' / f'{t:06d}.json').write_text(json.dumps(data))
-    # A 'special_test' scan: no calibration entry, skipped without reading its (absent) video.
-    special = root / 'Lack_TV_Bench' / 'special_test' / 'dev1' / 'pose3d'
-    special.mkdir(parents=True)
-    for t in range(2):
-        (special / f'{t:06d}.json').write_text(json.dumps(pose_json(np.ones((17, 3)), ())))
+    cams, people = writer.write(root)
     return root, cams, people, list(ikea.convert(root))
 
 

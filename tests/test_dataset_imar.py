@@ -12,27 +12,13 @@ import shutil
 import numpy as np
 import pytest
 
-from fixture_media import write_video
-from fixture_people import default_camera, make_people_sequence
 from posepile import build, joints
+from posepile.dataset_writers import imar as writer
+from posepile.dataset_writers.imar import (CAMERA_IDS, DATASETS, FRAME_OF_ROW, IMSHAPE, K_RADIAL,
+                                           P_TANGENTIAL)
 from posepile.camera import h36m_distortion_to_opencv
-from posepile.datasets import chi3d, common, fit3d, humansc3d
+from posepile.datasets import chi3d, common, fit3d
 from posepile.datasets.skip_counts import recording_skips
-
-IMSHAPE = (120, 160)
-CAMERA_IDS = ('50591643', '58860488')
-# Of the magnitude of a released Fit3D camera (k1, k2, k3; p as stored).
-K_RADIAL = np.array([-0.145, 0.112, 0.0034])
-P_TANGENTIAL = np.array([-0.0072, 0.0062])
-# Joints rows per rendered frame: each frame's pose appears twice, so dedup keeps 2 of 4.
-FRAME_OF_ROW = [0, 0, 1, 1]
-# Persons of CHI3D stand this far apart (mm, world x) so that neither hides the other.
-CHI3D_OFFSETS = (np.array([-750.0, 0, 0]), np.array([750.0, 0, 0]))
-DATASETS = {  # name: (module, train subjects (the last is the default validation one), action)
-    'fit3d': (fit3d, ('s03', 's11'), 'squat'),
-    'chi3d': (chi3d, ('s02', 's04'), 'Grab 4'),
-    'humansc3d': (humansc3d, ('s01', 's06'), '001'),
-}
 
 
 def imar_projection(points_world_m, R, T, f, c, k, p):
@@ -47,86 +33,11 @@ def imar_projection(points_world_m, R, T, f, c, k, p):
     return f * distorted + c
 
 
-def fixture_cameras():
-    cams = [default_camera(IMSHAPE, distance_mm=4500, yaw_deg=yaw) for yaw in (15, 195)]
-    for cam in cams:
-        cam.distortion_coeffs = h36m_distortion_to_opencv(K_RADIAL, P_TANGENTIAL)
-    return cams
-
-
-def camera_json(cam):
-    K = cam.intrinsic_matrix
-    f, c = [[K[0, 0], K[1, 1]]], [[K[0, 2], K[1, 2]]]
-    return {'extrinsics': {'R': cam.R.tolist(), 'T': [(cam.t / 1000).tolist()]},
-            'intrinsics_w_distortion': {'f': f, 'c': c, 'k': [K_RADIAL.tolist()],
-                                        'p': [P_TANGENTIAL.tolist()]},
-            'intrinsics_wo_distortion': {'f': f, 'c': c}}
-
-
-def write_json(path, data):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data))
-
-
-def render_subject(cams, seed, n_persons):
-    """(world joints [P, 2, 25, 3] mm, images per camera [2, H, W, 3], masks [P][cam] [2, H, W])."""
-    if n_persons == 1:
-        seqs = make_people_sequence(cams, IMSHAPE, n_frames=2, n_joints=25, seed=seed,
-                                    step_mm_per_frame=300.0)
-        return (seqs[0].joints[np.newaxis], [s.images for s in seqs],
-                [[s.masks for s in seqs]])
-    people = []
-    for i, offset in enumerate(CHI3D_OFFSETS):
-        # A person moved by `offset` looks to a camera like the original person to a camera
-        # moved by -offset.
-        shifted = []
-        for cam in cams:
-            moved = cam.copy()
-            moved.t = cam.t - offset
-            shifted.append(moved)
-        seqs = make_people_sequence(shifted, IMSHAPE, n_frames=2, n_joints=25,
-                                    seed=seed * 10 + i, step_mm_per_frame=300.0)
-        people.append((seqs[0].joints + offset.astype(np.float32), seqs))
-    images, masks = [], [[], []]
-    for c in range(len(cams)):
-        front = people[1][1][c]
-        images.append(np.where(front.masks[..., None], front.images, people[0][1][c].images))
-        masks[0].append(people[0][1][c].masks & ~front.masks)
-        masks[1].append(front.masks)
-    return np.stack([p[0] for p in people]), images, masks
-
-
-def write_dataset(root, name, with_test_subject=True):
-    module, subjects, action = DATASETS[name]
-    n_persons = getattr(module, 'N_PERSONS', 1)
-    cams = fixture_cameras()
-    truth = {}
-    for seed, subject in enumerate(subjects):
-        world, images, masks = render_subject(cams, seed, n_persons)
-        rows = world[:, FRAME_OF_ROW] / 1000.0
-        write_json(root / f'train/{subject}/joints3d_25/{action}.json',
-                   {'joints3d_25': (rows[0] if n_persons == 1 else rows).tolist()})
-        for cam, cam_id, frames in zip(cams, CAMERA_IDS, images):
-            write_json(root / f'train/{subject}/camera_parameters/{cam_id}/{action}.json',
-                       camera_json(cam))
-            write_video(root / f'train/{subject}/videos/{cam_id}/{action}.mp4',
-                        frames[FRAME_OF_ROW])
-        truth[subject] = (world[:, FRAME_OF_ROW],
-                          [frames[FRAME_OF_ROW] for frames in images],
-                          [[m[FRAME_OF_ROW] for m in per_person] for per_person in masks])
-    if with_test_subject:  # as released: videos and cameras, no joints3d_25
-        write_json(root / f'test/s99/camera_parameters/{CAMERA_IDS[0]}/{action}.json',
-                   camera_json(cams[0]))
-        write_video(root / f'test/s99/videos/{CAMERA_IDS[0]}/{action}.mp4', images[0])
-    write_json(root / 'info.json', {})
-    return cams, truth
-
-
 @pytest.fixture(scope='module', params=sorted(DATASETS))
 def dataset(request, tmp_path_factory):
     name = request.param
     root = tmp_path_factory.mktemp(name)
-    cams, truth = write_dataset(root, name)
+    cams, truth = writer.write(root, name)
     examples = list(DATASETS[name][0].convert(root))
     return name, root, cams, truth, examples
 
@@ -200,7 +111,7 @@ def test_distortion_mapping_is_exact_at_full_resolution():
 def test_mocap_rate_joints_are_subsampled(tmp_path):
     """Joints at 4 rows per video frame (200 Hz mocap, 50 fps video) pair frame i with row 4i."""
     root = tmp_path / 'fit3d'
-    write_dataset(root, 'fit3d', with_test_subject=False)
+    writer.write(root, 'fit3d', with_test_subject=False)
     path = root / 'train/s03/joints3d_25/squat.json'
     rows = np.asarray(json.loads(path.read_text())['joints3d_25'])
     dense = np.repeat(rows, 4, axis=0) + np.arange(4 * len(rows))[:, None, None] * 1e-3
@@ -219,7 +130,7 @@ def test_mocap_rate_joints_are_subsampled(tmp_path):
 
 def test_bad_inputs(tmp_path):
     root = tmp_path / 'chi3d'
-    write_dataset(root, 'chi3d', with_test_subject=False)
+    writer.write(root, 'chi3d', with_test_subject=False)
     subject = root / 'train/s02'
 
     with pytest.raises(common.DatasetFormatError, match='missing directory .*train'):

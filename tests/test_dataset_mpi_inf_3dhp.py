@@ -10,65 +10,16 @@ import numpy as np
 import pytest
 import scipy.io
 
-from fixture_media import write_video
-from fixture_people import default_camera, make_people_sequence
 from posepile import build, joints
+from posepile.dataset_writers import mpi_inf_3dhp as writer
+from posepile.dataset_writers.mpi_inf_3dhp import IMSHAPE, write_calibration
 from posepile.datasets import common, mpi_inf_3dhp, mpi_inf_3dhp_full
-
-IMSHAPE = (120, 160)
-FRAME_OF_ROW = [0, 0, 1]  # the repeated row is a duplicate for the 100 mm rule
-
-
-def fixture_cameras():
-    return [default_camera(IMSHAPE, distance_mm=4000 + 50 * i, height_mm=800 + 100 * (i % 3),
-                           yaw_deg=25.7 * i) for i in range(14)]
-
-
-def write_calibration(path, cams):
-    lines = ['Skeletool Camera Calibration File V1.0']
-    for i, cam in enumerate(cams):
-        intrinsic = np.eye(4)
-        intrinsic[:3, :3] = cam.intrinsic_matrix
-        extrinsic = np.eye(4)
-        extrinsic[:3, :3] = cam.R
-        extrinsic[:3, 3] = -cam.R @ cam.t
-        lines += [f'name          {i}', '  sensor      10 10',
-                  f'  size        {IMSHAPE[1]} {IMSHAPE[0]}', '  animated    0',
-                  '  intrinsic   ' + ' '.join(f'{v:.10g}' for v in intrinsic.ravel()) + ' ',
-                  '  extrinsic   ' + ' '.join(f'{v:.10g}' for v in extrinsic.ravel()) + ' ',
-                  '  radial      0']
-    path.write_text('\n'.join(lines) + '\n')
-
-
-def write_annot(path, world, cams):
-    """annot.mat as distributed: 14x1 cells of [T, 84] camera-frame mm (and [T, 56] pixels)."""
-    annot3 = np.empty((14, 1), object)
-    annot2 = np.empty((14, 1), object)
-    for i, cam in enumerate(cams):
-        annot3[i, 0] = cam.world_to_camera(world).reshape(len(world), -1)
-        annot2[i, 0] = cam.world_to_image(world).reshape(len(world), -1)
-    scipy.io.savemat(str(path), {
-        'annot3': annot3, 'annot2': annot2, 'univ_annot3': annot3,
-        'cameras': np.arange(14)[None], 'frames': np.arange(len(world))[:, None]})
 
 
 @pytest.fixture(scope='module')
 def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp('3dhp')
-    cams = fixture_cameras()
-    truth = {}
-    for seed, seq in enumerate(mpi_inf_3dhp.SEQUENCES):
-        seq_dir = root / 'S1' / seq
-        (seq_dir / 'imageSequence').mkdir(parents=True)
-        people = make_people_sequence(cams, IMSHAPE, n_frames=2, n_joints=28, seed=seed,
-                                      step_mm_per_frame=300.0)
-        world = people[0].joints[FRAME_OF_ROW].astype(np.float64)
-        write_annot(seq_dir / 'annot.mat', world, cams)
-        write_calibration(seq_dir / 'camera.calibration', cams)
-        for i, p in enumerate(people):
-            write_video(seq_dir / f'imageSequence/video_{i}.avi', p.images[FRAME_OF_ROW],
-                        fourcc='MJPG')
-        truth[seq] = (world, [p.masks[FRAME_OF_ROW] for p in people])
+    cams, truth = writer.write(root)
     return root, cams, truth
 
 

@@ -6,55 +6,21 @@ intrinsics are fitted to the annotation, so the resolution does not matter to th
 import json
 import shutil
 
-import h5py
 import numpy as np
 import pytest
 
-from fixture_media import read_image, write_jpeg
-from fixture_people import default_camera, make_people_sequence
 from posepile import build, joints
+from posepile.dataset_writers import mpi_inf_3dhp_test as writer
+from posepile.dataset_writers.media import read_image
+from posepile.dataset_writers.mpi_inf_3dhp_test import PELVIS_ROW, VALID, write_mat73
 from posepile.datasets import common, mpi_inf_3dhp_test
 from posepile.datasets.skip_counts import recording_skips
-
-IMSHAPE = (120, 160)
-VALID = np.array([1, 1, 0, 1, 1])
-PELVIS_ROW = 14
-# Row r of the 17-joint annotation holds hidden-body point (r - 14) mod 17: the pelvis row gets
-# the hidden root, which the renderer draws inside the body.
-HIDDEN_OF_ROW = (np.arange(17) - PELVIS_ROW) % 17
-
-
-def write_mat73(path, fields):
-    """MATLAB v7.3: an HDF5 file with a 512-byte user block. `fields` hold the shapes h5py reads
-    from the released files (MATLAB's axis order reversed), e.g. annot3 (N, 1, 17, 3)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with h5py.File(path, 'w', userblock_size=512) as f:
-        for key, value in fields.items():
-            f[key] = np.asarray(value, np.float64)
-    header = b'MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Mon Jan  1 00:00:00 2018 HDF5'
-    with open(path, 'r+b') as f:
-        f.write(header.ljust(116) + b'\x00' * 8 + b'\x00\x02IM')
 
 
 @pytest.fixture(scope='module')
 def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp('3dhp_test')
-    truth = {}
-    for seed, (seq, yaw, focal) in enumerate((('TS1', 30, 170.0), ('TS5', -40, 190.0))):
-        cam = default_camera(IMSHAPE, yaw_deg=yaw, focal=focal)
-        cam.intrinsic_matrix[0, 2] += 3.5  # an off-centre principal point must be recovered
-        people = make_people_sequence([cam], IMSHAPE, n_frames=len(VALID), n_joints=17,
-                                      seed=seed, step_mm_per_frame=40.0)[0]
-        world = people.joints[:, HIDDEN_OF_ROW].astype(np.float64)
-        annot3 = cam.world_to_camera(world)
-        annot2 = cam.world_to_image(world)
-        write_mat73(root / seq / 'annot_data.mat', {
-            'annot3': annot3[:, None], 'univ_annot3': annot3[:, None] * 0.95,
-            'annot2': annot2[:, None], 'valid_frame': VALID[:, None],
-            'activity_annotation': np.ones((len(VALID), 1))})
-        for i, image in enumerate(people.images):
-            write_jpeg(root / seq / f'imageSequence/img_{i + 1:06d}.jpg', image)
-        truth[seq] = (cam, world, annot3, people)
+    truth = writer.write(root)
     return root, truth, list(mpi_inf_3dhp_test.convert(root))
 
 

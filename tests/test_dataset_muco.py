@@ -12,8 +12,8 @@ import shutil
 import numpy as np
 import pytest
 
-from fixture_media import read_image, write_jpeg
-from fixture_people import default_camera, make_people_sequence
+from posepile.dataset_writers.media import read_image, write_jpeg
+from posepile.dataset_writers.people import default_camera, make_people_sequence
 from posepile import build, joints
 from posepile.datasets import common, muco
 

@@ -11,50 +11,17 @@ import numpy as np
 import pytest
 import scipy.io
 
-from fixture_media import read_image, write_jpeg
-from fixture_people import default_camera, make_people_sequence
 from posepile import build, joints
+from posepile.dataset_writers import mupots as writer
+from posepile.dataset_writers.media import read_image
+from posepile.dataset_writers.mupots import PELVIS_ROW
 from posepile.datasets import common, mupots
-
-IMSHAPE = (120, 160)
-PELVIS_ROW = 14
-HIDDEN_OF_ROW = (np.arange(17) - PELVIS_ROW) % 17
-N_FRAMES = 3
-
-
-def write_annot(path, cam, people_world, valid):
-    """annotations{t, p} structs with annot2 [2,17], annot3 [3,17], univ_annot3, isValidFrame."""
-    cells = np.empty((N_FRAMES, len(people_world)), object)
-    occlusion = np.empty_like(cells)
-    for t in range(N_FRAMES):
-        for p, world in enumerate(people_world):
-            cells[t, p] = {'annot2': cam.world_to_image(world[t]).T,
-                           'annot3': cam.world_to_camera(world[t]).T,
-                           'univ_annot3': cam.world_to_camera(world[t]).T * 0.9,
-                           'isValidFrame': np.array([[valid[p][t]]], np.uint8)}
-            occlusion[t, p] = (np.arange(17)[None] % 5 == p).astype(np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    scipy.io.savemat(str(path), {'annotations': cells})
-    scipy.io.savemat(str(path.with_name('occlusion.mat')), {'occlusion_labels': occlusion})
 
 
 @pytest.fixture(scope='module')
 def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp('mupots')
-    base = root / 'MultiPersonTestSet'
-    truth = {}
-    for seed, (seq, n_people) in enumerate((('TS1', 2), ('TS6', 1))):
-        cam = default_camera(IMSHAPE, yaw_deg=20 * seed, focal=180.0 + 10 * seed)
-        cam.intrinsic_matrix[1, 2] -= 2.5
-        people = make_people_sequence([cam], IMSHAPE, n_frames=N_FRAMES, n_joints=17, seed=seed,
-                                      step_mm_per_frame=60.0)[0]
-        world = people.joints[:, HIDDEN_OF_ROW].astype(np.float64)
-        people_world = [world, world + [700.0, 300.0, 0]][:n_people]
-        valid = [[1, 1, 1], [1, 0, 1]][:n_people]
-        write_annot(base / seq / 'annot.mat', cam, people_world, valid)
-        for t, image in enumerate(people.images):
-            write_jpeg(base / seq / f'img_{t:06d}.jpg', image)
-        truth[seq] = (cam, people_world, people)
+    truth = writer.write(root)
     return root, truth, list(mupots.convert(root))
 
 

@@ -11,57 +11,18 @@ import numpy as np
 import pytest
 import scipy.io
 
-from fixture_media import write_video
-from fixture_people import default_camera, make_people_sequence
 from posepile import build, joints
+from posepile.dataset_writers import surreal as writer
+from posepile.dataset_writers.media import write_video
+from posepile.dataset_writers.surreal import CLIPS, IMSHAPE, N_FRAMES
 from posepile.datasets import common, surreal
 from posepile.datasets.skip_counts import recording_skips
-
-IMSHAPE = (240, 320)
-N_FRAMES = 4
-# (split folder, run, seq, clip, yaw, step mm/frame, frozen): a frozen clip repeats frame 0, so
-# the 100 mm rule keeps only its first frame.
-CLIPS = (('train', 'run0', '01_01', 1, 0.0, 150.0, False),
-         ('train', 'run0', '01_01', 2, 40.0, 150.0, True),
-         ('val', 'run1', '02_03', 1, -30.0, 150.0, False),
-         ('test', 'run2', '05_02', 3, 20.0, 150.0, False))
-
-
-def write_clip(root, split, run, seq, clip, yaw, step, frozen, seed):
-    cam = default_camera(IMSHAPE, distance_mm=5000, yaw_deg=yaw, focal=surreal.FOCAL_PX)
-    np.testing.assert_allclose(cam.intrinsic_matrix, surreal.INTRINSICS)
-    people = make_people_sequence([cam], IMSHAPE, n_frames=N_FRAMES, n_joints=24, seed=seed,
-                                  step_mm_per_frame=step)[0]
-    pts, images, masks = people.joints.astype(np.float64), people.images, people.masks
-    if frozen:
-        pts, images, masks = (np.repeat(a[:1], N_FRAMES, axis=0) for a in (pts, images, masks))
-    to_surreal = surreal.ROT_WORLD_TO_CAM.T @ cam.R  # fixture world -> SURREAL world
-    world = pts @ to_surreal.T
-    cam_loc = to_surreal @ cam.t
-    # Released joints2D use Blender's pixel-corner convention: ours + 0.5 px.
-    joints2d = cam.world_to_image(pts) + 0.5
-    folder = root / 'cmu' / split / run / seq
-    folder.mkdir(parents=True, exist_ok=True)
-    stem = f'{seq}_c{clip:04d}'
-    scipy.io.savemat(folder / f'{stem}_info.mat', {
-        'joints3D': world.transpose(2, 1, 0) / 1000, 'joints2D': joints2d.transpose(2, 1, 0),
-        'camLoc': cam_loc / 1000, 'camDist': np.linalg.norm(cam_loc) / 1000,
-        'gender': np.zeros(N_FRAMES, np.uint8), 'pose': np.zeros((72, N_FRAMES)),
-        'shape': np.zeros((10, N_FRAMES)), 'zrot': np.zeros(N_FRAMES), 'clipNo': clip,
-        'sequence': seq, 'source': 'cmu', 'stride': 50})
-    scipy.io.savemat(folder / f'{stem}_segm.mat', {
-        f'segm_{i + 1}': (masks[i] * 7).astype(np.uint8) for i in range(N_FRAMES)})
-    write_video(folder / f'{stem}.mp4', images)
-    return {'world': world, 'joints2d': joints2d, 'images': images, 'masks': masks}
 
 
 @pytest.fixture(scope='module')
 def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp('surreal')
-    truth = {}
-    for seed, (split, run, seq, clip, yaw, step, frozen) in enumerate(CLIPS):
-        truth[(f'{split}/{run}/{seq}', f'c{clip:04d}')] = write_clip(
-            root, split, run, seq, clip, yaw, step, frozen, seed)
+    truth = writer.write(root)
     return root, truth, list(surreal.convert(root))
 
 

@@ -9,59 +9,18 @@ import shutil
 import numpy as np
 import pytest
 
-from fixture_media import read_image, write_jpeg
-from fixture_people import default_camera, make_people_sequence
 from posepile import build, joints
+from posepile.dataset_writers import tdpw as writer
+from posepile.dataset_writers.media import read_image
+from posepile.dataset_writers.tdpw import N_FRAMES, pkl_dict, write_pkl
 from posepile.datasets import common, tdpw
 from posepile.safe_unpickle import UnsafePickleError
-
-IMSHAPE = (120, 160)
-N_FRAMES = 4
-
-
-def moving_cameras(yaw0):
-    return [default_camera(IMSHAPE, distance_mm=4000 - 100 * i, yaw_deg=yaw0 + 8 * i)
-            for i in range(N_FRAMES)]
-
-
-def pkl_dict(name, cams, actor_joints_mm, valid):
-    poses = np.stack([np.block([[c.R, (-c.R @ c.t)[:, None] / 1000], [np.zeros((1, 3)), 1]])
-                      for c in cams])
-    return {
-        'sequence': name, 'genders': ['m'] * len(actor_joints_mm),
-        'jointPositions': [j.reshape(N_FRAMES, 72) / 1000 for j in actor_joints_mm],
-        'cam_poses': poses, 'cam_intrinsics': cams[0].intrinsic_matrix.copy(),
-        'campose_valid': [np.asarray(v, np.int64) for v in valid],
-        'img_frame_ids': np.arange(N_FRAMES), 'poses2d': [np.zeros((N_FRAMES, 3, 18))]}
-
-
-def write_pkl(path, data):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(pickle.dumps(data, protocol=2))
 
 
 @pytest.fixture(scope='module')
 def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp('3dpw')
-    truth = {}
-    for seed, (split, name, n_actors) in enumerate((('train', 'courtyard_fixture_00', 2),
-                                                    ('test', 'downtown_fixture_00', 1))):
-        cams = moving_cameras(15 * seed)
-        # The camera moves: frame i is what camera i sees of the person at frame i.
-        people = make_people_sequence(cams, IMSHAPE, n_frames=N_FRAMES, n_joints=24, seed=seed,
-                                      step_mm_per_frame=150.0)
-        images = np.stack([people[i].images[i] for i in range(N_FRAMES)])
-        masks = np.stack([people[i].masks[i] for i in range(N_FRAMES)])
-        actors = [people[0].joints.astype(np.float64)]
-        if n_actors == 2:  # a second actor 800 mm to the side (not drawn in the images)
-            actors.append(actors[0] + [800.0, 0, 0])
-        valid = [[1, 1, 0, 1]] + [[1, 1, 1, 1]] * (n_actors - 1)
-        write_pkl(root / 'sequenceFiles' / split / f'{name}.pkl',
-                  pkl_dict(name, cams, actors, valid))
-        for i, image in enumerate(images):
-            write_jpeg(root / 'imageFiles' / name / f'image_{i:05d}.jpg', image)
-        truth[name] = (cams, actors, images, masks, split)
-    (root / 'sequenceFiles/validation').mkdir()
+    truth = writer.write(root)
     return root, truth, list(tdpw.convert(root))
 
 

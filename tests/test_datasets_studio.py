@@ -1,7 +1,7 @@
 """Converters of the studio datasets (issue 7, part A) on tiny fixtures written in each real format.
 
-Every fixture holds rendered synthetic people (tests/fixture_people.py), so the checks are
-against real pixels: projections through the parsed camera agree with OpenCV's projection of the
+Every fixture holds rendered synthetic people (posepile/dataset_writers/people.py), so the
+checks are against real pixels: projections through the parsed camera agree with OpenCV's projection of the
 raw calibration (< 1 px), the decoded image is the frame that was written, units come out in mm,
 and `python -m posepile.build` dedups to the count an independent reference loop gives.
 """
@@ -15,12 +15,23 @@ import cv2
 import numpy as np
 import pytest
 
-from fixture_media import write_c3d
-from fixture_people import default_camera, make_people_sequence
 from posepile import build, joints
-from posepile.safe_unpickle import UnsafePickleError
+from posepile.dataset_writers import aist as aist_writer
+from posepile.dataset_writers import aspset as aspset_writer
+from posepile.dataset_writers import bmlmovi as bmlmovi_writer
+from posepile.dataset_writers import gpa as gpa_writer
+from posepile.dataset_writers import panoptic as panoptic_writer
+from posepile.dataset_writers import totcap as totcap_writer
+from posepile.dataset_writers import umpm as umpm_writer
+from posepile.dataset_writers.aist import AIST_SEQS
+from posepile.dataset_writers.aspset import ASPSET_CLIPS
+from posepile.dataset_writers.bmlmovi import MOVI_RADIAL
+from posepile.dataset_writers.media import write_c3d
+from posepile.dataset_writers.totcap import TOTCAP_K1
+from posepile.dataset_writers.umpm import UMPM_DIST
 from posepile.datasets import common, get_converter
 from posepile.datasets.skip_counts import recording_skips
+from posepile.safe_unpickle import UnsafePickleError
 
 IMSHAPE = (120, 160)
 
@@ -61,21 +72,6 @@ def load_image(image) -> np.ndarray:
     raise AssertionError(f'unexpected image type {type(image)}')
 
 
-def write_video(path: pathlib.Path, frames_rgb: np.ndarray, fourcc: str = 'mp4v', fps=30):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    h, w = frames_rgb.shape[1:3]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
-    assert writer.isOpened()
-    for frame in frames_rgb:
-        writer.write(np.ascontiguousarray(frame[..., ::-1]))
-    writer.release()
-
-
-def write_jpeg(path: pathlib.Path, image_rgb: np.ndarray):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), image_rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 98])
-
-
 def assert_same_picture(decoded: np.ndarray, original: np.ndarray):
     """Lossy codecs change pixels a little; another frame or a flipped image changes them a lot."""
     assert decoded.shape == original.shape
@@ -88,67 +84,11 @@ def run_build(name, root, out) -> dict:
     return json.loads((pathlib.Path(out) / build.MANIFEST_NAME).read_text())
 
 
-def fixture_cameras(n, distortion=None):
-    cams = [default_camera(IMSHAPE, yaw_deg=35.0 * i - 20, distance_mm=4000.0 + 300 * i)
-            for i in range(n)]
-    if distortion is not None:
-        for cam in cams:
-            cam.distortion_coeffs = np.asarray(distortion, np.float64)
-    return cams
-
-
 # ----------------------------------------------------------------------------------- Panoptic
-PANOPTIC_SEQS = {'171204_pose1': 'jpg', '160906_ian5': 'video'}
-PANOPTIC_DIST = [-0.05, 0.01, 0.001, -0.0005, 0.0]
-
-
-def write_panoptic(root: pathlib.Path):
-    """Two sequences x 2 HD cameras (+ one VGA camera that must be ignored) x 4 frames."""
-    truth = {}
-    for s, (seq, storage) in enumerate(PANOPTIC_SEQS.items()):
-        seq_dir = root / seq
-        cams = fixture_cameras(2, PANOPTIC_DIST)
-        people = make_people_sequence(cams, IMSHAPE, n_frames=4, n_joints=19, seed=s,
-                                      step_mm_per_frame=60.0)
-        names = [f'00_{i:02d}' for i in range(len(cams))]
-        records = [{'name': n, 'type': 'hd', 'resolution': [IMSHAPE[1], IMSHAPE[0]],
-                    'panel': 0, 'node': i, 'K': cam.intrinsic_matrix.tolist(),
-                    'distCoef': list(PANOPTIC_DIST), 'R': cam.R.tolist(),
-                    't': (-(cam.R @ cam.t) / 10.0).reshape(3, 1).tolist()}
-                   for i, (n, cam) in enumerate(zip(names, cams))]
-        records.append({'name': '01_01', 'type': 'vga', 'resolution': [640, 480], 'panel': 1,
-                        'node': 1, 'K': np.eye(3).tolist(), 'distCoef': [0] * 5,
-                        'R': np.eye(3).tolist(), 't': [[0], [0], [0]]})
-        seq_dir.mkdir(parents=True)
-        (seq_dir / f'calibration_{seq}.json').write_text(json.dumps({'cameras': records}))
-        joints_mm = people[0].joints
-        conf = np.full((4, 19), 0.7)
-        conf[1, 16] = 0.05  # lEar below the threshold in frame 1
-        for t in range(4):
-            body = np.concatenate([joints_mm[t] / 10.0, conf[t, :, None]], axis=1)
-            bodies = [{'id': 3, 'joints19': body.reshape(-1).tolist()},
-                      {'id': 7, 'joints19': np.concatenate(  # unreconstructed: all conf -1
-                          [joints_mm[t] / 10.0, -np.ones((19, 1))], 1).reshape(-1).tolist()}]
-            pose_path = seq_dir / 'hdPose3d_stage1_coco19' / f'body3DScene_{t:08d}.json'
-            pose_path.parent.mkdir(exist_ok=True)
-            pose_path.write_text(json.dumps({'version': 0.7, 'univTime': 1000.0 + t,
-                                             'fpsType': 'hd_29_97', 'bodies': bodies}))
-        if storage == 'video':  # a pose file that outlasts the 4-frame videos: skipped
-            pose_path.with_name('body3DScene_00000004.json').write_text(pose_path.read_text())
-        for n, seq_people in zip(names, people):
-            if storage == 'jpg':
-                for t in range(4):
-                    write_jpeg(seq_dir / 'hdImgs' / n / f'{n}_{t:08d}.jpg', seq_people.images[t])
-            else:
-                write_video(seq_dir / 'hdVideos' / f'hd_{n}.mp4', seq_people.images)
-        truth[seq] = dict(cams=cams, records=records, people=people, conf=conf, names=names)
-    return truth
-
-
 @pytest.fixture(scope='module')
 def panoptic(tmp_path_factory):
     root = tmp_path_factory.mktemp('panoptic')
-    truth = write_panoptic(root)
+    truth = panoptic_writer.write(root)
     examples = list(get_converter('panoptic').convert(root))
     return root, truth, examples
 
@@ -233,57 +173,10 @@ def test_panoptic_bad_inputs(panoptic, tmp_path):
 
 
 # -------------------------------------------------------------------------------------- AIST++
-AIST_SEQS = {'gBR_sBM_cAll_d04_mBR0_ch01': 'train', 'gBR_sBM_cAll_d06_mBR0_ch01': 'test',
-             'gPO_sFM_cAll_d05_mPO1_ch02': 'validation'}
-AIST_IGNORED = 'gJB_sBM_cAll_d07_mJB1_ch03'
-AIST_DIST = [0.03, -0.01, 0.0005, 0.0002, 0.0]
-
-
-def write_aist(root: pathlib.Path):
-    """3 split sequences (+1 ignored) x 2 cameras x 4 frames, one camera setting."""
-    cams = fixture_cameras(2, AIST_DIST)
-    records = []
-    for i, cam in enumerate(cams):
-        rvec = cv2.Rodrigues(cam.R)[0][:, 0]
-        records.append({'name': f'c0{i + 1}', 'size': [IMSHAPE[1], IMSHAPE[0]],
-                        'matrix': cam.intrinsic_matrix.tolist(), 'distortions': AIST_DIST,
-                        'rotation': rvec.tolist(), 'translation': (-(cam.R @ cam.t) / 10).tolist()})
-    (root / 'cameras').mkdir(parents=True)
-    (root / 'cameras' / 'setting1.json').write_text(json.dumps(records))
-    all_seqs = [*AIST_SEQS, AIST_IGNORED]
-    (root / 'cameras' / 'mapping.txt').write_text(''.join(f'{s} setting1\n' for s in all_seqs))
-    (root / 'splits').mkdir()
-    for split, fname in [('train', 'pose_train.txt'), ('validation', 'pose_val.txt'),
-                         ('test', 'pose_test.txt')]:
-        listed = [s for s, sp in AIST_SEQS.items() if sp == split]
-        if split == 'train':
-            listed.append(AIST_IGNORED)
-        (root / 'splits' / fname).write_text('\n'.join(listed))
-    (root / 'ignore_list.txt').write_text(AIST_IGNORED + '\n')
-    (root / 'keypoints3d').mkdir()
-    truth = {}
-    for k, seq in enumerate(all_seqs):
-        people = make_people_sequence(cams, IMSHAPE, n_frames=4, n_joints=17, seed=10 + k,
-                                      step_mm_per_frame=60.0)
-        kp = people[0].joints.astype(np.float64) / 10.0
-        kp_raw = kp + 0.5  # the un-optimised triangulation differs by 5 mm
-        if k == 0:
-            kp[2] = np.nan  # a frame without keypoints
-        if k == 2:  # keypoints outlast the 4-frame videos by one frame
-            kp, kp_raw = np.concatenate([kp, kp[-1:]]), np.concatenate([kp_raw, kp_raw[-1:]])
-        with open(root / 'keypoints3d' / f'{seq}.pkl', 'wb') as f:
-            pickle.dump({'keypoints3d': kp_raw, 'keypoints3d_optim': kp}, f, protocol=4)
-        for i, p in enumerate(people):
-            write_video(root / 'videos' / f'{seq.replace("cAll", f"c0{i + 1}")}.mp4', p.images,
-                        fourcc='mp4v', fps=60)
-        truth[seq] = people
-    return dict(cams=cams, records=records, people=truth)
-
-
 @pytest.fixture(scope='module')
 def aist(tmp_path_factory):
     root = tmp_path_factory.mktemp('aist')
-    truth = write_aist(root)
+    truth = aist_writer.write(root)
     return root, truth, list(get_converter('aist').convert(root))
 
 
@@ -387,43 +280,10 @@ def test_c3d_reader_units_invalid_points_and_analog(tmp_path, units, use_float):
 
 
 # ------------------------------------------------------------------------------------- ASPset
-ASPSET_CLIPS = [('04ac', '0026', 'train'), ('04ac', '0027', 'val'), ('0b1d', '0003', 'test')]
-
-
-def write_aspset(root: pathlib.Path):
-    truth = {}
-    cams = fixture_cameras(3)
-    cam_ids = ('left', 'mid', 'right')
-    for subject in ('04ac', '0b1d'):
-        part = 'test' if subject == '0b1d' else 'trainval'
-        for cam_id, cam in zip(cam_ids, cams):
-            extrinsic = np.eye(4)
-            extrinsic[:3, :3], extrinsic[:3, 3] = cam.R, -cam.R @ cam.t
-            intrinsic = np.concatenate([cam.intrinsic_matrix, np.zeros((3, 1))], axis=1)
-            path = root / part / 'cameras' / subject / f'{subject}-{cam_id}.json'
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({'intrinsic_matrix': intrinsic.reshape(-1).tolist(),
-                                        'extrinsic_matrix': extrinsic.reshape(-1).tolist()}))
-    for k, (subject, clip, split) in enumerate(ASPSET_CLIPS):
-        part = 'test' if split == 'test' else 'trainval'
-        people = make_people_sequence(cams, IMSHAPE, n_frames=4, n_joints=17, seed=20 + k,
-                                      step_mm_per_frame=40.0)
-        invalid = np.zeros((4, 17), bool)
-        invalid[1, 12] = True
-        write_c3d(root / part / 'joints_3d' / subject / f'{subject}-{clip}.c3d', people[0].joints,
-                  [f'J{j}' for j in range(17)], units='m', invalid=invalid)
-        for cam_id, p in zip(cam_ids, people):
-            write_video(root / part / 'videos' / subject / f'{subject}-{clip}-{cam_id}.mkv',
-                        p.images, fourcc='MJPG', fps=50)
-        truth[f'{subject}-{clip}'] = people
-    (root / 'splits.csv').write_text(''.join(f'{s},{c},{sp}\n' for s, c, sp in ASPSET_CLIPS))
-    return dict(cams=cams, people=truth, cam_ids=cam_ids)
-
-
 @pytest.fixture(scope='module')
 def aspset(tmp_path_factory):
     root = tmp_path_factory.mktemp('aspset')
-    truth = write_aspset(root)
+    truth = aspset_writer.write(root)
     return root, truth, list(get_converter('aspset').convert(root))
 
 
@@ -481,49 +341,10 @@ def test_aspset_bad_inputs(aspset, tmp_path):
 
 
 # ------------------------------------------------------------------------------- TotalCapture
-TOTCAP_HEADER = ['Hips', 'Spine', 'Spine1', 'Spine2', 'Spine3', 'Neck', 'Head', 'RightShoulder',
-                 'RightArm', 'RightForeArm', 'RightHand', 'LeftShoulder', 'LeftArm',
-                 'LeftForeArm', 'LeftHand', 'RightUpLeg', 'RightLeg', 'RightFoot', 'LeftUpLeg',
-                 'LeftLeg', 'LeftFoot']
-# (subject, action, layout): S1 uses the vicon/ + video/ sub-directories, S4 the flat form.
-TOTCAP_SEQS = [(1, 'walking1', 'sub'), (1, 'walking2', 'sub'), (4, 'walking1', 'flat'),
-               (4, 'acting3', 'flat')]
-TOTCAP_K1 = -0.02
-
-
-def write_totcap(root: pathlib.Path):
-    cams = fixture_cameras(3, [TOTCAP_K1, 0, 0, 0, 0])
-    lines = [f'{len(cams)} 1']
-    for cam in cams:
-        K = cam.intrinsic_matrix
-        lines += [f'0 {IMSHAPE[0] - 1} 0 {IMSHAPE[1] - 1}',
-                  f'{K[0, 0]} {K[1, 1]} {K[0, 2]} {K[1, 2]}', f'{TOTCAP_K1}',
-                  *(' '.join(f'{v:.12f}' for v in row) for row in cam.R),
-                  ' '.join(f'{v:.12f}' for v in -(cam.R @ cam.t) / 1000.0)]
-    root.mkdir(parents=True, exist_ok=True)
-    (root / 'calibration.cal').write_text('\n'.join(lines) + '\n')
-    truth = {}
-    for k, (subject, action, layout) in enumerate(TOTCAP_SEQS):
-        people = make_people_sequence(cams, IMSHAPE, n_frames=4, n_joints=21, seed=30 + k,
-                                      step_mm_per_frame=50.0)
-        s_dir = root / f'S{subject}'
-        pos_dir = s_dir / 'vicon' / action if layout == 'sub' else s_dir / action
-        vid_dir = s_dir / 'video' / action if layout == 'sub' else s_dir / action
-        pos_dir.mkdir(parents=True, exist_ok=True)
-        inches = people[0].joints.astype(np.float64) / 25.4
-        rows = ['\t'.join(' '.join(f'{v:.6f}' for v in j) for j in frame) for frame in inches]
-        (pos_dir / 'gt_skel_gbl_pos.txt').write_text(
-            '\t'.join(TOTCAP_HEADER) + '\t\n' + '\n'.join(rows) + '\n')
-        for c, p in enumerate(people):
-            write_video(vid_dir / f'TC_S{subject}_{action}_cam{c + 1}.mp4', p.images, fps=60)
-        truth[f'S{subject}/{action}'] = people
-    return dict(cams=cams, people=truth)
-
-
 @pytest.fixture(scope='module')
 def totcap(tmp_path_factory):
     root = tmp_path_factory.mktemp('totcap')
-    truth = write_totcap(root)
+    truth = totcap_writer.write(root)
     return root, truth, list(get_converter('totcap').convert(root))
 
 
@@ -592,44 +413,10 @@ def test_totcap_bad_inputs(totcap, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------- UMPM
-UMPM_SEQS = {'p2_chair_1': 2, 'p1_grab_3': 1}  # sequence -> number of people
-UMPM_DIST = [-0.03, 0.01, 0.0005, -0.0003]
-UMPM_OFFSET = np.array([900.0, 300.0, 0.0])  # the second person (not drawn) stands here
-
-
-def write_umpm(root: pathlib.Path):
-    cams = fixture_cameras(4, UMPM_DIST + [0.0])
-    cam_ids = ('l', 'r', 's', 'f')
-    (root / 'Calib').mkdir(parents=True)
-    for cam_id, cam in zip(cam_ids, cams):
-        rows = [*cam.intrinsic_matrix, UMPM_DIST, cv2.Rodrigues(cam.R)[0][:, 0], -cam.R @ cam.t]
-        (root / 'Calib' / f'calib_l06_{cam_id}.ini').write_text(
-            '\n'.join(' '.join(f'{v:.10f}' for v in row) for row in rows) + '\n')
-    truth = {}
-    for k, (seq, n_people) in enumerate(UMPM_SEQS.items()):
-        people = make_people_sequence(cams, IMSHAPE, n_frames=4, n_joints=15, seed=40 + k,
-                                      step_mm_per_frame=40.0)
-        per_person = [people[0].joints + p * UMPM_OFFSET for p in range(n_people)]
-        video_rate = np.concatenate(per_person, axis=1)  # [4, 15 * n_people, 3]
-        mocap = np.repeat(video_rate, 2, axis=0)
-        mocap[1::2] += 5000.0  # the in-between 100 Hz frames must not be used
-        invalid = np.zeros(mocap.shape[:2], bool)
-        if n_people == 2:
-            invalid[2 * 3, 15:] = True  # person 1 lost in video frame 3 (mocap 6): skipped
-        write_c3d(root / seq / 'Groundtruth' / f'{seq}_vm.c3d', mocap,
-                  [f'V{j}' for j in range(mocap.shape[1])], rate=100.0, invalid=invalid)
-        (root / seq / f'{seq}.json').write_text(
-            f'{{"id": "{seq}", "calib": "calib_l06", "persons": {n_people},}}\n')
-        for cam_id, p in zip(cam_ids, people):
-            write_video(root / seq / 'Video' / f'{seq}_{cam_id}.avi', p.images, 'MJPG', fps=50)
-        truth[seq] = dict(people=people, per_person=per_person)
-    return dict(cams=cams, cam_ids=cam_ids, seqs=truth)
-
-
 @pytest.fixture(scope='module')
 def umpm(tmp_path_factory):
     root = tmp_path_factory.mktemp('umpm')
-    truth = write_umpm(root)
+    truth = umpm_writer.write(root)
     return root, truth, list(get_converter('umpm').convert(root))
 
 
@@ -683,35 +470,10 @@ def test_umpm_bad_inputs(umpm, tmp_path):
 
 
 # ----------------------------------------------------------------------------------------- GPA
-def write_gpa(root: pathlib.Path):
-    """Two cameras x 4 frames; image ids interleave the cameras; JSON lists them shuffled."""
-    cams = fixture_cameras(2)
-    people = make_people_sequence(cams, IMSHAPE, n_frames=4, n_joints=34, seed=50,
-                                  step_mm_per_frame=40.0)
-    entries = []
-    for c, (cam, p) in enumerate(zip(cams, people)):
-        for t in range(4):
-            image_id = f'{2 * t + c:010d}'
-            sub = '' if c == 0 else f'{image_id[:6]}/{image_id[6:8]}/'  # both layouts
-            write_jpeg(root / 'Gaussian_img_jpg_new' / f'{sub}{image_id}.jpg', p.images[t])
-            K = cam.intrinsic_matrix
-            entries.append((
-                {'file_name': f'img_jpg_gaussian_750k/{image_id}.jpg', 'id': int(image_id),
-                 'height': IMSHAPE[0], 'width': IMSHAPE[1]},
-                {'joint_cams': cam.world_to_camera(p.joints[t]).T.tolist(),
-                 'f': [K[0, 0], K[1, 1]], 'c': [K[0, 2], K[1, 2]], 'istrains': c == 0}))
-    order = np.random.default_rng(0).permutation(len(entries))
-    (root / 'xyz_gpa12_mdp_cntind_crop_cam_c2g.json').write_text(json.dumps({
-        'images': [entries[i][0] for i in order], 'annotations': [entries[i][1] for i in order]}))
-    (root / 'Sequence_ids').mkdir()
-    np.save(root / 'Sequence_ids' / 'cam_ids_750k.npy', np.array([7, 9] * 4, np.int32))
-    return dict(cams=cams, people=people)
-
-
 @pytest.fixture(scope='module')
 def gpa(tmp_path_factory):
     root = tmp_path_factory.mktemp('gpa')
-    truth = write_gpa(root)
+    truth = gpa_writer.write(root)
     return root, truth, list(get_converter('gpa').convert(root))
 
 
@@ -766,45 +528,10 @@ def test_gpa_bad_inputs(gpa, tmp_path):
 
 
 # ------------------------------------------------------------------------------------ BML-MoVi
-MOVI_RADIAL = [-0.04, 0.02]
-
-
-def write_bmlmovi(root: pathlib.Path):
-    """Subjects 3 (F_Subjects_1_45, videos in root) and 50 (F_Subjects_46_90, videos in Videos/)."""
-    import scipy.io
-    cams = fixture_cameras(2, MOVI_RADIAL + [0, 0, 0])
-    (root / 'Calib').mkdir(parents=True)
-    for name, cam in zip(('PG1', 'PG2'), cams):
-        np.savez(root / 'Calib' / f'Extrinsics_{name}.npz', rotationMatrix=cam.R.T,
-                 translationVector=(-cam.R @ cam.t).reshape(1, 3))
-        np.savez(root / 'Calib' / f'cameraParams_{name}.npz',
-                 IntrinsicMatrix=cam.intrinsic_matrix.T, RadialDistortion=np.array(MOVI_RADIAL))
-    truth = {}
-    for k, subject in enumerate((3, 50)):
-        people = make_people_sequence(cams, IMSHAPE, n_frames=4, n_joints=87, seed=60 + k,
-                                      step_mm_per_frame=40.0)
-        mocap = np.full((14, 87, 3), 9999.0)  # 120 Hz; only every 4th frame meets a 30 fps frame
-        mocap[0:13:4] = people[0].joints
-        mocap[4, 10] = 0.0  # a missing marker at video frame 1
-        sub = 'F_Subjects_1_45' if subject <= 45 else 'F_Subjects_46_90'
-        (root / sub).mkdir(exist_ok=True)
-        scipy.io.savemat(root / sub / f'F_v3d_Subject_{subject}.mat', {
-            f'Subject_{subject}_F': {
-                'move': {'markerLocation': mocap, 'virtualMarkerLocation': mocap[:, 67:],
-                         'flags30': np.array([[1, 4]]), 'flags120': np.array([[1, 14]]),
-                         'motions_list': np.array(['walking'], dtype=object)},
-                'subject': {'id': f'Subject_{subject}'}}})
-        video_dir = root if subject <= 45 else root / 'Videos'
-        for name, p in zip(('PG1', 'PG2'), people):
-            write_video(video_dir / f'F_{name}_Subject_{subject}_L.avi', p.images, 'MJPG', fps=30)
-        truth[subject] = people
-    return dict(cams=cams, people=truth)
-
-
 @pytest.fixture(scope='module')
 def bmlmovi(tmp_path_factory):
     root = tmp_path_factory.mktemp('bmlmovi')
-    truth = write_bmlmovi(root)
+    truth = bmlmovi_writer.write(root)
     return root, truth, list(get_converter('bmlmovi').convert(root))
 
 

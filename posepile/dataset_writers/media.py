@@ -1,4 +1,4 @@
-"""Writers of image/video files for dataset-format fixtures (the tests of posepile/datasets)."""
+"""Image, video and C3D files for the dataset-format writers (posepile/dataset_writers/)."""
 from __future__ import annotations
 
 import pathlib
@@ -20,13 +20,13 @@ def write_video(path, frames: np.ndarray, fourcc: str = 'mp4v', fps: float = 25.
     writer.release()
 
 
-def write_jpeg(path, image: np.ndarray) -> None:
+def write_jpeg(path, image: np.ndarray, quality: int = 95) -> None:
     """Writes one RGB uint8 image [H, W, 3] as JPEG."""
     import cv2
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(path), np.ascontiguousarray(image[..., ::-1]),
-                       [cv2.IMWRITE_JPEG_QUALITY, 95]):
+                       [cv2.IMWRITE_JPEG_QUALITY, quality]):
         raise RuntimeError(f'cannot write {path}')
 
 

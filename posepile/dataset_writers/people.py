@@ -1,4 +1,4 @@
-"""Rendered moving people for dataset-format fixtures: real images whose 3D joints are known.
+"""Rendered moving people for dataset-format writers: real images whose 3D joints are known.
 
 Converter tests write a tiny dataset in its authors' real format; the images in it come from here,
 so a projection check through the parsed camera lands on an actual rendered body.
@@ -39,6 +39,17 @@ def default_camera(imshape=(240, 320), distance_mm=4500.0, height_mm=1000.0,
     cam.R = np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]]) @ _rot_z(-yaw)
     cam.turn_towards(target_world_point=np.array([0.0, 0.0, 900.0]))
     return cam
+
+
+def studio_cameras(n, distortion=None, imshape=(120, 160)) -> list[Camera]:
+    """`n` cameras on a widening arc around the origin (yaw -20, 15, 50, ... deg, 4 m + 0.3 m per
+    camera), all with the OpenCV `distortion` coefficients if given: a multi-camera studio."""
+    cams = [default_camera(imshape, yaw_deg=35.0 * i - 20, distance_mm=4000.0 + 300 * i)
+            for i in range(n)]
+    if distortion is not None:
+        for cam in cams:
+            cam.distortion_coeffs = np.asarray(distortion, np.float64)
+    return cams
 
 
 def _rot_z(angle):
