@@ -27,9 +27,9 @@ from collections.abc import Callable, Sequence
 import keras
 import tensorflow as tf
 
-from metrabs.model.backbone_names import (  # noqa: F401 - re-exported for callers
-    BACKBONE_NAMES, CPU_BACKBONES, IMAGENET_BACKBONES, IMAGENET_PREPROCESSING, PADDINGS,
-    check_name, check_weights_source)
+from metrabs.model.backbone_names import (
+    CPU_BACKBONES, IMAGENET_BACKBONES, IMAGENET_PREPROCESSING, PADDINGS, check_name,
+    check_weights_source)
 from metrabs.model.ghost_batchnorm import GhostBatchNormalization
 
 _IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
@@ -65,7 +65,7 @@ def preprocess_images(images: tf.Tensor, backbone: str) -> tf.Tensor:
 
     Args:
         images: [N, H, W, 3] RGB, uint8 in [0, 255] or float in [0, 1].
-        backbone: a name from BACKBONE_NAMES.
+        backbone: a name from backbone_names.BACKBONE_NAMES.
     Returns:
         [N, H, W, 3] float32: ImageNet mean/std normalised RGB (EfficientNetV2-B*), x*255/128 - 1
         (EfficientNetV2-S/M/L), x*255/127.5 - 1 (MobileNetV3, tiny), or BGR minus the Caffe
@@ -272,7 +272,7 @@ def build_backbone(name: str, input_side: int = 256, ghost_bn_group_size: int = 
     randomly initialised (see `load_initial_weights`).
 
     Args:
-        name: one of BACKBONE_NAMES.
+        name: one of backbone_names.BACKBONE_NAMES.
         input_side: side of the square input, pixels (a multiple of 32).
         ghost_bn_group_size: examples per ghost BN group in training (0: plain BN).
         dtype_policy: Keras dtype policy of every layer ('float32', 'mixed_float16', ...).

@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import dataclasses
 
+from metrabs.model.backbone_names import BACKBONE_NAMES, PADDINGS, check_weights_source
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """Architecture and geometry of the MeTRAbs model.
 
     Attributes:
-        backbone: a name from `metrabs.model.backbones.BACKBONE_NAMES`, e.g. 'efficientnetv2-s'.
+        backbone: a name from `metrabs.model.backbone_names.BACKBONE_NAMES`, e.g. 'efficientnetv2-s'.
         backbone_weights: how training initialises the backbone when it starts fresh (neither
             resumed nor --init-from): 'imagenet' (Keras' own ImageNet weights of the
             keras.applications backbones, which Keras downloads into ~/.keras/models on first
@@ -53,7 +55,6 @@ class ModelConfig:
     dtype_policy: str = 'float32'
 
     def __post_init__(self):
-        from metrabs.model.backbone_names import BACKBONE_NAMES, PADDINGS, check_weights_source
         if self.backbone not in BACKBONE_NAMES:
             raise ValueError(f'ModelConfig: backbone {self.backbone!r} is unknown; known: '
                              f'{", ".join(BACKBONE_NAMES)}')
