@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the pipeline's stages. With no arguments: set up (if needed) and run every stage on the
 # built-in synthetic multi-skeleton world, so each stage can be seen working on a laptop CPU.
-#   ./run.sh                 setup + all stages (52 min measured on 2 loaded CPU cores; QUICK=1: minutes)
+#   ./run.sh                 setup + all stages (~25 min on 2 idle CPU cores, 52 on loaded ones; QUICK=1: minutes)
 #   ./run.sh setup           create .venv and install the pinned packages (what CI runs)
 #   ./run.sh STAGE [STAGE…]  run the named stages, in the given order (see STAGES below)
 #   ./run.sh rehearsal       the paper's 28-dataset pipeline end to end on synthetic people
@@ -9,7 +9,8 @@
 #                            20 min on 2 CPU cores; REHEARSAL_SIZE=ci: the CI test's, a few min)
 # Environment: OUT (default ./out), SYNTH_NUM (frames of the synthetic world's 3D datasets),
 # SYNTH_NUM_2D (frames of its 2D-only dataset synwild), CROP_SIZE and BOX_SCALE (stored crops:
-# side px, margin in box sides), PROC_SIDE (the model's input side px), BASE_LR (overrides the
+# side px, margin in box sides), PROC_SIDE (the model's input side px), BACKBONE (overrides the
+# CPU config's 'small', e.g. small-deep: README, "Levers measured"), BASE_LR (overrides the
 # CPU config's base learning rate of the base training), TRAIN_STEPS, FINETUNE_STEPS,
 # ACAE_LATENTS, ACAE_CENTRE_LATENTS, ACAE_STEPS, NUM_AUG (test-time augmentations in
 # evaluation), TRAIN_EVAL_BATCHES (training batches evaluated at each validation, for the
@@ -31,6 +32,7 @@ SYNTH_NUM_2D=${SYNTH_NUM_2D:-3000}
 CROP_SIZE=${CROP_SIZE:-384}
 PROC_SIDE=${PROC_SIDE:-192}
 BASE_LR=${BASE_LR:-}
+BACKBONE=${BACKBONE:-}
 BOX_SCALE=${BOX_SCALE:-2.0}
 TRAIN_STEPS=${TRAIN_STEPS:-2000}
 TRAIN_EVAL_BATCHES=${TRAIN_EVAL_BATCHES:-4}
@@ -77,13 +79,15 @@ stage_mix() {
 
 # A copy of configs/train_synthetic_cpu.json with the step count (and extra fields) replaced.
 write_train_config() {  # OUT_FILE STEPS [KEY=JSON_VALUE ...]
-  "$PY" - "$1" "$2" "$PROC_SIDE" "$BASE_LR" "${@:3}" <<'EOF'
+  "$PY" - "$1" "$2" "$PROC_SIDE" "$BASE_LR" "$BACKBONE" "${@:3}" <<'EOF'
 import json, sys
 from posepile.atomic_io import write_json_atomic
-out, steps, proc_side, base_lr, *extra = sys.argv[1:]
+out, steps, proc_side, base_lr, backbone, *extra = sys.argv[1:]
 config = json.load(open('configs/train_synthetic_cpu.json'))
 config['training_steps'] = int(steps)
 config['model']['proc_side'] = int(proc_side)
+if backbone:
+    config['model']['backbone'] = backbone
 if base_lr:
     config['base_learning_rate'] = float(base_lr)
 config['bn_inference_steps'] = min(config['bn_inference_steps'], int(steps) // 10)
@@ -185,18 +189,33 @@ stage_rehearsal() {
   "$PY" -m rehearsal --out="$OUT/rehearsal" --size="${REHEARSAL_SIZE:-default}" --fresh
 }
 
+STAGE_TIMES=()
 run_stage() {
-  local fn="stage_$1"
+  local fn="stage_$1" start=$SECONDS
   if ! declare -F "$fn" >/dev/null; then
     echo "unknown stage '$1'; stages: setup ${STAGES[*]} rehearsal" >&2
     exit 2
   fi
   "$fn"
+  STAGE_TIMES+=("$1 $((SECONDS - start))")
+}
+
+# Wall time per stage, so a slow machine shows where the time goes (README, "Measured").
+print_stage_times() {
+  (( ${#STAGE_TIMES[@]} > 1 )) || return 0
+  local total=0 line
+  echo "== wall time per stage (s)"
+  for line in "${STAGE_TIMES[@]}"; do
+    echo "  $line"
+    total=$((total + ${line##* }))
+  done
+  echo "  total $total ($((total / 60)) min $((total % 60)) s)"
 }
 
 if [[ $# -eq 0 ]]; then
-  [[ -x "$PY" ]] || stage_setup
+  [[ -x "$PY" ]] || run_stage setup
   for s in "${STAGES[@]}"; do run_stage "$s"; done
 else
   for s in "$@"; do run_stage "$s"; done
 fi
+print_stage_times

@@ -1,7 +1,7 @@
 """Ghost batch norm vs numpy, backbones, the full MetrabsModel, mixed precision, a tiny training run.
 
-Backbones built and run here (64x64 input): tiny, small, efficientnetv2-b0/b1/b2/b3/s, resnet50,
-mobilenetv3-small/large. Not built here to keep the suite fast: efficientnetv2-m/l and
+Backbones built and run here (64x64 input): tiny, small, small-deep, efficientnetv2-b0/b1/b2/b3/s,
+resnet50, mobilenetv3-small/large. Not built here to keep the suite fast: efficientnetv2-m/l and
 resnet101/152 (same code path; they build in 2-8 s each).
 """
 import dataclasses
@@ -84,7 +84,7 @@ def test_ghost_bn_bfloat16_computes_in_float32():
     np.testing.assert_allclose(tf.cast(out, tf.float32).numpy(), expected, atol=0.03)
 
 
-@pytest.mark.parametrize('name', ['tiny', 'small', 'efficientnetv2-b0', 'efficientnetv2-b1',
+@pytest.mark.parametrize('name', ['tiny', 'small', 'small-deep', 'efficientnetv2-b0', 'efficientnetv2-b1',
                                   'efficientnetv2-b2', 'efficientnetv2-b3', 'efficientnetv2-s',
                                   'resnet50', 'mobilenetv3-small', 'mobilenetv3-large'])
 def test_backbone_builds_with_stride_32_and_only_ghost_bn(name):
@@ -98,6 +98,16 @@ def test_backbone_builds_with_stride_32_and_only_ghost_bn(name):
     features = model(x, training=True)
     assert features.shape[:3] == (2, SIDE // 32, SIDE // 32)
     assert np.all(np.isfinite(features.numpy()))
+    if name == 'small-deep':
+        # Five stride-2 convs, symmetric except the last stage's (bottom-right); one residual
+        # block at strides 4 and 8, two at 16 and 32 (two 3x3 convs each).
+        pads = {layer.name: layer.explicit_padding for layer in model.layers
+                if isinstance(layer, backbones.AlignedConv2D)}
+        assert pads == {f'small_deep_stem{i}_conv': ((1, 1), (1, 1)) for i in range(4)} | {
+            'small_deep_stem4_conv': ((0, 2), (0, 2))}
+        convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+        assert len(convs) == 5 + 2 * (1 + 1 + 2 + 2)
+        assert features.shape[3] == 160
     if name == 'efficientnetv2-b0':
         # Every stride-2 layer is padded explicitly, the last stage's to the bottom-right.
         pads = {layer.name: layer.explicit_padding for layer in model.layers

@@ -25,7 +25,7 @@ IMAGENET_PREPROCESSING: dict[str, str] = {
 }
 IMAGENET_BACKBONES: tuple[str, ...] = tuple(IMAGENET_PREPROCESSING)
 """Backbones with ImageNet weights from keras.applications (not the CPU ones)."""
-CPU_BACKBONES: tuple[str, ...] = ('small', 'tiny')
+CPU_BACKBONES: tuple[str, ...] = ('small', 'small-deep', 'tiny')
 """This project's small backbones for CPU runs and tests (no pretrained weights)."""
 BACKBONE_NAMES: tuple[str, ...] = (*IMAGENET_BACKBONES, *CPU_BACKBONES)
 PADDINGS = ('aligned', 'same')

@@ -117,7 +117,7 @@ class TrainConfig:
             when model.backbone_weights is None, i.e. from a random backbone (the released code
             always starts from ImageNet). True by default so that every real-data config
             inherits it; set False to train from random weights on purpose (the CPU configs,
-            whose 'small'/'tiny' backbones have no ImageNet weights).
+            whose 'small'/'small-deep'/'tiny' backbones have no ImageNet weights).
         finetune_mode: ACAE consistency fine-tuning (metrabs.training.consistency): 'none'
             (pretraining), 'control' (the fine-tuning without any ACAE: the separate-head model
             trained on with the fine-tuning's optimizer, for comparison), 'output_reg' (a: extra
