@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the pipeline's stages. With no arguments: set up (if needed) and run every stage on the
 # built-in synthetic multi-skeleton world, so each stage can be seen working on a laptop CPU.
-#   ./run.sh                 setup + all stages (~25 min on 2 idle CPU cores, 52 on loaded ones; QUICK=1: minutes)
+#   ./run.sh                 setup + all stages (~25 min on 2 idle CPU cores, 52 on loaded
+#                            ones; QUICK=1: minutes)
 #   ./run.sh setup           create .venv and install the pinned packages (what CI runs)
 #   ./run.sh STAGE [STAGE…]  run the named stages, in the given order (see STAGES below)
 #   ./run.sh rehearsal       the paper's 28-dataset pipeline end to end on synthetic people
@@ -10,7 +11,7 @@
 # Environment: OUT (default ./out), SYNTH_NUM (frames of the synthetic world's 3D datasets),
 # SYNTH_NUM_2D (frames of its 2D-only dataset synwild), CROP_SIZE and BOX_SCALE (stored crops:
 # side px, margin in box sides), PROC_SIDE (the model's input side px), BACKBONE (overrides the
-# CPU config's 'small', e.g. small-deep: README, "Levers measured"), BASE_LR (overrides the
+# CPU config's 'small', e.g. small-deep: README, "Backbone and resolution probes"), BASE_LR (overrides the
 # CPU config's base learning rate of the base training), TRAIN_STEPS, FINETUNE_STEPS,
 # ACAE_LATENTS, ACAE_CENTRE_LATENTS, ACAE_STEPS, NUM_AUG (test-time augmentations in
 # evaluation), TRAIN_EVAL_BATCHES (training batches evaluated at each validation, for the

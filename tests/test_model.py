@@ -84,9 +84,10 @@ def test_ghost_bn_bfloat16_computes_in_float32():
     np.testing.assert_allclose(tf.cast(out, tf.float32).numpy(), expected, atol=0.03)
 
 
-@pytest.mark.parametrize('name', ['tiny', 'small', 'small-deep', 'efficientnetv2-b0', 'efficientnetv2-b1',
-                                  'efficientnetv2-b2', 'efficientnetv2-b3', 'efficientnetv2-s',
-                                  'resnet50', 'mobilenetv3-small', 'mobilenetv3-large'])
+@pytest.mark.parametrize('name', ['tiny', 'small', 'small-deep', 'efficientnetv2-b0',
+                                  'efficientnetv2-b1', 'efficientnetv2-b2', 'efficientnetv2-b3',
+                                  'efficientnetv2-s', 'resnet50', 'mobilenetv3-small',
+                                  'mobilenetv3-large'])
 def test_backbone_builds_with_stride_32_and_only_ghost_bn(name):
     model = backbones.build_backbone(name, input_side=SIDE, ghost_bn_group_size=2)
     kinds = {type(layer) for layer in model.layers}

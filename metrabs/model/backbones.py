@@ -179,7 +179,7 @@ _RESIDUAL_STAGES: dict[str, tuple[tuple[int, int], ...]] = {
     'small': ((16, 0), (32, 0), (48, 0), (96, 2), (128, 2)),
     # One more block at strides 4 and 8 and wider late stages (2x small's FLOPs): on the
     # synthetic world 15 mm lower validation MPJPE than 'small' after the same 2000 steps
-    # (README, "Levers measured for the budget").
+    # (README, "Backbone and resolution probes").
     'small-deep': ((16, 0), (32, 1), (64, 1), (96, 2), (160, 2)),
 }
 

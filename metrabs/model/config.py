@@ -11,7 +11,8 @@ class ModelConfig:
     """Architecture and geometry of the MeTRAbs model.
 
     Attributes:
-        backbone: a name from `metrabs.model.backbone_names.BACKBONE_NAMES`, e.g. 'efficientnetv2-s'.
+        backbone: a name from `metrabs.model.backbone_names.BACKBONE_NAMES`, e.g.
+            'efficientnetv2-s'.
         backbone_weights: how training initialises the backbone when it starts fresh (neither
             resumed nor --init-from): 'imagenet' (Keras' own ImageNet weights of the
             keras.applications backbones, which Keras downloads into ~/.keras/models on first
